@@ -1,0 +1,85 @@
+//! The control server (actix-web): the original Vaurien's routes (`vaurien`) and Toxiproxy's
+//! (`toxiproxy`), over one shared [`Server`]. It runs without signal handling of its own and
+//! stops when the server shuts down.
+
+pub mod error;
+pub mod toxiproxy;
+pub mod vaurien;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::server::Server;
+
+/// A bound, not yet serving, control server.
+pub struct Bound {
+    listener: std::net::TcpListener,
+}
+
+/// A serving control server.
+pub struct ApiHandle {
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the control API's address (so that a port in use is reported at start).
+pub fn bind(addr: &str) -> std::io::Result<(Bound, SocketAddr)> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("invalid address '{addr}': {e}")))?
+        .collect();
+    for a in addrs {
+        match std::net::TcpListener::bind(a) {
+            Ok(l) => {
+                let local = l.local_addr()?;
+                return Ok((Bound { listener: l }, local));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
+}
+
+impl Bound {
+    /// Starts serving on the current tokio runtime.
+    pub fn start(self, server: Arc<Server>) -> ApiHandle {
+        let data = web::Data::from(server);
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(1 << 20)
+                        .content_type_required(false),
+                )
+                .app_data(web::PayloadConfig::default().limit(1 << 20))
+                .configure(vaurien::routes)
+                .configure(toxiproxy::routes)
+                .default_service(web::to(toxiproxy::not_found))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(self.listener)
+        .expect("a bound std listener is accepted")
+        .run();
+        let handle = http.handle();
+        let task = tokio::spawn(async move {
+            if let Err(e) = http.await {
+                tracing::error!(error = %e, "control API stopped");
+            }
+        });
+        ApiHandle { handle, task }
+    }
+}
+
+impl ApiHandle {
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}

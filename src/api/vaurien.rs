@@ -1,0 +1,122 @@
+//! The original Vaurien's control routes: `/behavior`, `/behaviors`, `/backend`.
+
+use actix_web::{web, HttpResponse};
+use futures::StreamExt;
+use serde_json::{json, Map, Value};
+
+use super::error::vaurien_error;
+use crate::behavior::{registry, MixError};
+use crate::proxy::{Proxy, ProxyError};
+use crate::server::Server;
+
+/// Most bytes a request body may have.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/behavior", web::get().to(get_behavior))
+        .route("/behavior", web::put().to(put_behavior))
+        .route("/behaviors", web::get().to(list_behaviors))
+        .route("/backend", web::get().to(get_backend))
+        .route("/backend", web::put().to(put_backend));
+}
+
+/// Reads a body of at most `MAX_BODY` bytes.
+pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, String> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| format!("cannot read the body: {e}"))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("the body is larger than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The body as a JSON object, or the original's error.
+async fn json_object(payload: web::Payload) -> Result<Map<String, Value>, HttpResponse> {
+    let body = read_body(payload)
+        .await
+        .map_err(|e| vaurien_error("", &e))?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(vaurien_error("", "the value is not a valid json object")),
+    }
+}
+
+fn main_proxy(server: &Server) -> Result<std::sync::Arc<Proxy>, HttpResponse> {
+    server.main_proxy().ok_or_else(|| {
+        vaurien_error(
+            "",
+            "no proxy was started with --proxy; use the Toxiproxy routes (/proxies)",
+        )
+    })
+}
+
+async fn get_behavior(server: web::Data<Server>) -> HttpResponse {
+    match main_proxy(&server) {
+        Ok(p) => HttpResponse::Ok().json(json!({"behavior": p.shared.behavior()})),
+        Err(e) => e,
+    }
+}
+
+async fn put_behavior(server: web::Data<Server>, payload: web::Payload) -> HttpResponse {
+    let proxy = match main_proxy(&server) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut obj = match json_object(payload).await {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let name = match obj.remove("name") {
+        Some(Value::String(s)) => s,
+        Some(_) => return vaurien_error("name", "the \"name\" key must be a string"),
+        None => return vaurien_error("", "the value should contain a \"name\" key"),
+    };
+    match proxy.shared.set_behavior(&name, Some(&obj)) {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),
+        Err(ProxyError::Mix(MixError::Unknown { name, .. })) => {
+            vaurien_error("name", &format!("the '{name}' behavior does not exist"))
+        }
+        Err(ProxyError::Behavior(crate::behavior::BehaviorError::Unknown { name, .. })) => {
+            vaurien_error("name", &format!("the '{name}' behavior does not exist"))
+        }
+        Err(ProxyError::Behavior(crate::behavior::BehaviorError::BadOption {
+            behavior,
+            message,
+        })) => vaurien_error(&behavior, &message),
+        Err(e) => vaurien_error("name", &e.to_string()),
+    }
+}
+
+async fn list_behaviors() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"behaviors": registry().names()}))
+}
+
+async fn get_backend(server: web::Data<Server>) -> HttpResponse {
+    match main_proxy(&server) {
+        Ok(p) => HttpResponse::Ok().json(json!({"backend": p.shared.backend()})),
+        Err(e) => e,
+    }
+}
+
+async fn put_backend(server: web::Data<Server>, payload: web::Payload) -> HttpResponse {
+    let proxy = match main_proxy(&server) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let obj = match json_object(payload).await {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let backend = match obj.get("backend") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return vaurien_error("backend", "the \"backend\" key must be a string"),
+        None => return vaurien_error("", "the value should contain a \"backend\" key"),
+    };
+    match proxy.shared.set_backend(&backend) {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),
+        Err(e) => vaurien_error("backend", &e.to_string()),
+    }
+}

@@ -1,0 +1,53 @@
+//! `delay`: sleeps before the exchange, or after it when `before` is false.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{sleep_secs, Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Origin};
+
+pub struct Delay {
+    sleep: f64,
+    before: bool,
+}
+
+#[async_trait]
+impl Behavior for Delay {
+    async fn on_before_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        if self.before {
+            sleep_secs(self.sleep).await;
+        }
+        Ok(Flow::Continue)
+    }
+    async fn on_after_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        if !self.before {
+            sleep_secs(self.sleep).await;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+pub(super) fn kind() -> Kind {
+    Kind::new(
+        "delay",
+        "adds a delay before or after each exchange",
+        Origin::Vaurien,
+        vec![
+            OptionSpec::float("sleep", 1.0, "delay in seconds"),
+            OptionSpec::bool("before", true, "delay before the exchange (else after)"),
+        ],
+        |o| {
+            let sleep = o.float("sleep");
+            if sleep < 0.0 {
+                return Err(BehaviorError::BadOption {
+                    behavior: "delay".into(),
+                    message: format!("sleep must be 0 or more, not {sleep}"),
+                });
+            }
+            Ok(Arc::new(Delay {
+                sleep,
+                before: o.bool("before"),
+            }))
+        },
+    )
+}

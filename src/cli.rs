@@ -1,0 +1,417 @@
+//! The `vaurien` command: the original's flags (clap), one `--behavior-NAME-OPTION` and
+//! `--protocol-NAME-OPTION` flag per option of every registered behavior and protocol
+//! (generated from the registries, so a new behavior gets its flags for free), the ini file,
+//! logging, signals and the exit status.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+
+use crate::behavior::{self, OptionKind, OptionSpec};
+use crate::config::{self, ConfigError, Given, Resolved};
+use crate::protocol;
+use crate::server::Server;
+
+/// The flags that exist whatever is registered. All optional: "given" and "default" differ.
+#[derive(Args, Debug, Default)]
+pub struct Flags {
+    /// Where the proxy listens [default: localhost:8000]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy: Option<String>,
+    /// Where it forwards [default: localhost:80]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub backend: Option<String>,
+    /// One of the registered protocols [default: tcp]
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<String>,
+    /// Comma list of PERCENT:NAME; the rest goes to dummy [default: 100:dummy]
+    #[arg(long, value_name = "SPEC")]
+    pub behavior: Option<String>,
+    /// An ini file; explicit flags win over it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Start the HTTP control API (vaurien's and Toxiproxy's routes)
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub http: bool,
+    /// Where the control API listens [default: localhost]
+    #[arg(long, value_name = "HOST")]
+    pub http_host: Option<String>,
+    /// Port of the control API [default: 8080]
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Socket timeout, in seconds [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Keep the client connection open between exchanges
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub stay_connected: bool,
+    /// Most idle backend connections kept for reuse [default: 100]
+    #[arg(long, value_name = "N")]
+    pub pool_max_size: Option<usize>,
+    /// Seconds a pooled backend connection stays usable [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub pool_timeout: Option<f64>,
+    /// Accepted for compatibility: backend sockets are always asynchronous here
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub sync: bool,
+    /// Listen backlog [default: 8192]
+    #[arg(long, value_name = "N")]
+    pub backlog: Option<u32>,
+    /// Read size, in bytes [default: 8192]
+    #[arg(long, value_name = "BYTES")]
+    pub bufsize: Option<usize>,
+    /// critical, error, warning, info or debug (any case) [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// '-' for stderr, else a file path [default: -]
+    #[arg(long, value_name = "FILE")]
+    pub log_output: Option<String>,
+    /// Seed of every random choice: the same seed gives the same sequence
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Append every fault applied to this file, one JSON object a line
+    #[arg(long, value_name = "FILE")]
+    pub events_file: Option<String>,
+    /// Send statsd counters
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub statsd: bool,
+    /// statsd host [default: 127.0.0.1]
+    #[arg(long, value_name = "HOST")]
+    pub statsd_host: Option<String>,
+    /// statsd port [default: 8125]
+    #[arg(long, value_name = "PORT")]
+    pub statsd_port: Option<u16>,
+    /// Prefix of the statsd counters [default: vaurien]
+    #[arg(long, value_name = "PREFIX")]
+    pub statsd_prefix: Option<String>,
+    /// statsd sample rate [default: 1.0]
+    #[arg(long, value_name = "RATE")]
+    pub statsd_sample_rate: Option<f64>,
+}
+
+/// Loads `callable = module.Class` plugins named in an ini file (set by the Python module;
+/// without it such a file is refused with a clear message).
+pub type PluginLoader = fn(kind: &str, name: &str, callable: &str) -> Result<(), String>;
+
+static PLUGIN_LOADER: OnceLock<PluginLoader> = OnceLock::new();
+
+/// Installs the plugin loader (the Python module does, once).
+pub fn set_plugin_loader(f: PluginLoader) {
+    let _ = PLUGIN_LOADER.set(f);
+}
+
+/// One generated option flag: which registry entry and option it sets.
+struct OptionFlag {
+    id: String,
+    kind: &'static str,
+    owner: String,
+    option: String,
+}
+
+fn option_arg(prefix: &str, owner: &str, spec: &OptionSpec, flags: &mut Vec<OptionFlag>, kind: &'static str) -> Arg {
+    let long = spec.flag(&format!("{prefix}-{}", owner.replace('_', "-")));
+    let id = long.clone();
+    flags.push(OptionFlag {
+        id: id.clone(),
+        kind,
+        owner: owner.to_string(),
+        option: spec.name.clone(),
+    });
+    let help = format!(
+        "{} ({}, default: {})",
+        spec.help,
+        spec.kind.as_str(),
+        spec.default
+    );
+    let arg = Arg::new(id).long(long).help(help).help_heading(if kind == "behavior" {
+        "Behavior options"
+    } else {
+        "Protocol options"
+    });
+    if spec.kind == OptionKind::Bool {
+        // A bare switch sets true; `--flag false` is also accepted.
+        arg.num_args(0..=1)
+            .default_missing_value("true")
+            .value_name("BOOL")
+    } else {
+        arg.value_name(spec.kind.as_str().to_uppercase())
+    }
+}
+
+/// The whole command, with the generated flags of everything registered now.
+fn command() -> (Command, Vec<OptionFlag>) {
+    let mut cmd = Flags::augment_args(
+        Command::new("vaurien")
+            .version(crate::VERSION)
+            .about("A chaos TCP proxy: forwards traffic and, on demand, misbehaves.")
+            .after_help(
+                "Explicit flags win over the --config file, which wins over the defaults.\n\
+                 Behaviors: see GET /behaviors or the README; each option has a flag below.",
+            ),
+    );
+    let mut flags = Vec::new();
+    for k in behavior::registry().kinds() {
+        for spec in &k.options {
+            cmd = cmd.arg(option_arg("behavior", &k.name, spec, &mut flags, "behavior"));
+        }
+    }
+    for k in protocol::registry().kinds() {
+        for spec in &k.options {
+            cmd = cmd.arg(option_arg("protocol", &k.name, spec, &mut flags, "protocol"));
+        }
+    }
+    (cmd, flags)
+}
+
+/// The `--help` text (the README's CLI reference is checked against it).
+pub fn help() -> String {
+    command().0.term_width(100).render_long_help().to_string()
+}
+
+/// Why the command stopped before serving.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Finds `--config FILE` before the full parse (its plugins may add flags).
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = s.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// Loads the ini file's plugins, then parses the command line against every registered flag.
+/// `Ok(None)` means help or version was printed.
+pub fn parse<I, T>(args: I) -> Result<Resolved, ParseOutcome>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let file = match config_path(&args) {
+        Some(p) => {
+            let g = config::read_ini(&p).map_err(|e| ParseOutcome::Error(e.to_string()))?;
+            load_plugins(&g).map_err(|e| ParseOutcome::Error(e.to_string()))?;
+            g
+        }
+        None => Given::default(),
+    };
+    let (cmd, option_flags) = command();
+    let m = cmd.try_get_matches_from(&args).map_err(ParseOutcome::Clap)?;
+    let flags = given_from_matches(&m, &option_flags).map_err(ParseOutcome::Error)?;
+    config::resolve(&flags, &file).map_err(|e| ParseOutcome::Error(e.to_string()))
+}
+
+/// What stops a parse.
+#[derive(Debug)]
+pub enum ParseOutcome {
+    /// clap's own (help, version, or a usage error).
+    Clap(clap::Error),
+    /// One line for stderr.
+    Error(String),
+}
+
+fn load_plugins(g: &Given) -> Result<(), CliError> {
+    let all = g
+        .behavior_callables
+        .iter()
+        .map(|(n, c)| ("behavior", n, c))
+        .chain(g.protocol_callables.iter().map(|(n, c)| ("protocol", n, c)));
+    for (kind, name, callable) in all {
+        match PLUGIN_LOADER.get() {
+            Some(load) => load(kind, name, callable).map_err(CliError::Other)?,
+            None => {
+                return Err(CliError::Other(format!(
+                    "[{kind}:{name}] callable = {callable}: Python plugins need the Python package \
+                     (pip install vaurien, then run its `vaurien` command)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Given, String> {
+    let f = Flags::from_arg_matches(m).map_err(|e| e.to_string())?;
+    let mut behavior_options: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut protocol_options: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for of in option_flags {
+        if let Some(v) = m.get_one::<String>(&of.id) {
+            let target = if of.kind == "behavior" {
+                &mut behavior_options
+            } else {
+                &mut protocol_options
+            };
+            target
+                .entry(of.owner.clone())
+                .or_default()
+                .insert(of.option.clone(), v.clone());
+        }
+    }
+    Ok(Given {
+        proxy: f.proxy,
+        backend: f.backend,
+        protocol: f.protocol,
+        behavior: f.behavior,
+        http: f.http.then_some(true),
+        http_host: f.http_host,
+        http_port: f.http_port,
+        timeout: f.timeout,
+        stay_connected: f.stay_connected.then_some(true),
+        pool_max_size: f.pool_max_size,
+        pool_timeout: f.pool_timeout,
+        sync: f.sync.then_some(true),
+        backlog: f.backlog,
+        bufsize: f.bufsize,
+        log_level: f.log_level,
+        log_output: f.log_output,
+        seed: f.seed,
+        events_file: f.events_file,
+        statsd: f.statsd.then_some(true),
+        statsd_host: f.statsd_host,
+        statsd_port: f.statsd_port,
+        statsd_prefix: f.statsd_prefix,
+        statsd_sample_rate: f.statsd_sample_rate,
+        behavior_options,
+        protocol_options,
+        behavior_callables: BTreeMap::new(),
+        protocol_callables: BTreeMap::new(),
+    })
+}
+
+/// Sets up `tracing` for the CLI: level from `--log-level`, output to stderr or a file.
+pub fn init_logging(level: &str, output: &str) -> Result<(), String> {
+    let directive = config::parse_log_level(level).map_err(|e| e.to_string())?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAURIEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vaurien={directive},actix_server=warn,{directive}")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let r = if output == "-" {
+        builder.with_writer(std::io::stderr).try_init()
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(output)
+            .map_err(|e| format!("--log-output {output}: {e}"))?;
+        builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init()
+    };
+    // Already initialised (in-process under Python or tests): keep the existing subscriber.
+    let _ = r;
+    Ok(())
+}
+
+/// Runs the command; returns the exit status. Bad input: one line on stderr and status 2.
+pub fn main<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let resolved = match parse(args) {
+        Ok(r) => r,
+        Err(ParseOutcome::Clap(e)) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+        Err(ParseOutcome::Error(msg)) => {
+            eprintln!("vaurien: error: {msg}");
+            return 2;
+        }
+    };
+    if let Err(msg) = init_logging(&resolved.log_level, &resolved.log_output) {
+        eprintln!("vaurien: error: {msg}");
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vaurien")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vaurien: error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(resolved))
+}
+
+/// Serves until SIGINT or SIGTERM, then shuts down in order.
+pub async fn run(resolved: Resolved) -> i32 {
+    if let Some(p) = &resolved.server.proxy {
+        if p.settings.sync {
+            tracing::info!(
+                "--sync: backend sockets are asynchronous in this engine; the flag only \
+                 keeps old command lines working"
+            );
+        }
+    }
+    let server = match Server::start(resolved.server.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vaurien: error: {e}");
+            return 2;
+        }
+    };
+    if let Some(st) = &resolved.statsd {
+        crate::metrics::statsd::spawn(server.clone(), st.clone());
+    }
+    if let Some(p) = server.main_proxy() {
+        tracing::info!(
+            proxy = %p.local_addr().await.map(|a| a.to_string()).unwrap_or_default(),
+            backend = %p.shared.backend(),
+            protocol = p.shared.protocol.name(),
+            behavior = %p.shared.behavior(),
+            "vaurien is running"
+        );
+    }
+    if let Some(a) = server.api_addr() {
+        tracing::info!(addr = %a, "control API listening");
+    }
+    wait_for_signal().await;
+    tracing::info!("stopping: no new connections; exchanges in flight may finish");
+    server.shutdown().await;
+    0
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(vaurien::cli::main(std::env::args_os()));
+}

@@ -1,0 +1,223 @@
+//! Counters and the fault event log.
+//!
+//! Counters are plain atomics updated by the data path (no lock). Events (one per fault
+//! applied) go to a bounded in-memory ring that `GET /events` reads, and optionally to a
+//! JSON-lines file.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::behavior::Direction;
+
+/// Per-proxy counters.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub connections_total: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub exchanges_total: AtomicU64,
+    /// Bytes received from the client and sent upstream.
+    pub bytes_upstream: AtomicU64,
+    /// Bytes received from the backend and sent downstream.
+    pub bytes_downstream: AtomicU64,
+    /// Faults applied, by behavior or toxic type.
+    pub faults: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    pub fn add_bytes(&self, dir: Direction, n: usize) {
+        let c = match dir {
+            Direction::Upstream => &self.bytes_upstream,
+            Direction::Downstream => &self.bytes_downstream,
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn fault(&self, kind: &str) {
+        *self
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind.to_string())
+            .or_default() += 1;
+    }
+    pub fn faults(&self) -> BTreeMap<String, u64> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One fault applied to one connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub proxy: String,
+    pub connection: u64,
+    pub direction: Option<Direction>,
+    /// The behavior or toxic name.
+    pub fault: String,
+    /// Its type (the behavior name for a vaurien behavior).
+    pub kind: String,
+    pub parameters: serde_json::Value,
+}
+
+/// The most recent events, plus an optional JSON-lines file.
+pub struct EventLog {
+    ring: Mutex<VecDeque<Event>>,
+    capacity: usize,
+    file: Mutex<Option<std::fs::File>>,
+    seq: AtomicU64,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog::new(10_000)
+    }
+}
+
+impl EventLog {
+    pub fn new(capacity: usize) -> Self {
+        EventLog {
+            ring: Mutex::new(VecDeque::new()),
+            capacity,
+            file: Mutex::new(None),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// Also appends every event to this file, one JSON object a line.
+    pub fn set_file(&self, path: &str) -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        Ok(())
+    }
+
+    pub fn record(
+        &self,
+        proxy: &str,
+        connection: u64,
+        direction: Option<Direction>,
+        fault: &str,
+        kind: &str,
+        parameters: serde_json::Value,
+    ) {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let ev = Event {
+            time,
+            proxy: proxy.to_string(),
+            connection,
+            direction,
+            fault: fault.to_string(),
+            kind: kind.to_string(),
+            parameters,
+        };
+        self.seq.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            if let Ok(line) = serde_json::to_string(&ev) {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.len() >= self.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(ev);
+    }
+
+    /// The recorded events, oldest first, optionally for one proxy.
+    pub fn events(&self, proxy: Option<&str>) -> Vec<Event> {
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| proxy.is_none_or(|p| e.proxy == p))
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many events were ever recorded.
+    pub fn count(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+}
+
+/// statsd output, as the original had it (`statsd` settings): every second, the counters that
+/// moved are sent as statsd counters `<prefix>.<proxy>.<counter>:<delta>|c`.
+pub mod statsd {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::config::Statsd;
+    use crate::server::Server;
+
+    /// Starts the sender on the current runtime; it stops with the process.
+    pub fn spawn(server: Arc<Server>, cfg: Statsd) {
+        tokio::spawn(async move {
+            let sock = match tokio::net::UdpSocket::bind(if cfg.host.contains(':') {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            })
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "statsd disabled: cannot open a UDP socket");
+                    return;
+                }
+            };
+            let target = format!("{}:{}", cfg.host, cfg.port);
+            let mut last: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let mut lines = Vec::new();
+                for p in server.all_proxies() {
+                    let m = &p.shared.metrics;
+                    let name = &p.shared.name;
+                    let mut counters = vec![
+                        ("start".to_string(), m.connections_total.load(Ordering::Relaxed)),
+                        ("exchanges".to_string(), m.exchanges_total.load(Ordering::Relaxed)),
+                        ("to_backend".to_string(), m.bytes_upstream.load(Ordering::Relaxed)),
+                        ("to_client".to_string(), m.bytes_downstream.load(Ordering::Relaxed)),
+                    ];
+                    let ended = m.connections_total.load(Ordering::Relaxed)
+                        - m.connections_active.load(Ordering::Relaxed);
+                    counters.push(("end".to_string(), ended));
+                    for (k, v) in m.faults() {
+                        counters.push((format!("faults.{k}"), v));
+                    }
+                    for (k, v) in counters {
+                        let key = format!("{}.{}.{}", cfg.prefix, name, k);
+                        let prev = last.insert(key.clone(), v).unwrap_or(0);
+                        if v > prev {
+                            if cfg.sample_rate < 1.0 {
+                                lines.push(format!("{key}:{}|c|@{}", v - prev, cfg.sample_rate));
+                            } else {
+                                lines.push(format!("{key}:{}|c", v - prev));
+                            }
+                        }
+                    }
+                }
+                if !lines.is_empty() {
+                    let _ = sock.send_to(lines.join("\n").as_bytes(), &target).await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,130 @@
+//! `tcp`: reads what one side sent and forwards it. Without `keep_alive` (the original's
+//! default) only the first read of the client is forwarded, then the backend's answer is
+//! relayed until the backend closes or `--timeout` expires, and the connection closes. With
+//! `keep_alive` and `--stay-connected`, each chunk in either direction is one exchange.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{after, before, between, Mode, Protocol, ProtocolError, ProtocolKind};
+use crate::behavior::{Behavior, Options};
+use crate::proxy::session::Session;
+
+pub struct Tcp {
+    options: Options,
+    keep_alive: bool,
+    buffer: usize,
+}
+
+pub(crate) fn kind() -> ProtocolKind {
+    ProtocolKind::new(
+        "tcp",
+        "raw TCP: each read is forwarded as it comes",
+        vec![],
+        |o| Ok(Arc::new(Tcp::new(o.clone())) as Arc<dyn Protocol>),
+    )
+}
+
+impl Tcp {
+    pub fn new(options: Options) -> Self {
+        let keep_alive = options.bool("keep_alive");
+        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
+        Tcp {
+            options,
+            keep_alive,
+            buffer,
+        }
+    }
+}
+
+#[async_trait]
+impl Protocol for Tcp {
+    fn name(&self) -> &str {
+        "tcp"
+    }
+
+    fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn mode(&self, stay_connected: bool) -> Mode {
+        if self.keep_alive && stay_connected {
+            Mode::Streaming
+        } else {
+            Mode::Exchanges { stay: stay_connected }
+        }
+    }
+
+    async fn handle(
+        &self,
+        s: &mut Session<'_>,
+        to_backend: bool,
+        behavior: &dyn Behavior,
+    ) -> Result<bool, ProtocolError> {
+        if let Some(keep) = before(s, self, to_backend, behavior).await? {
+            return Ok(keep);
+        }
+        let pending_empty = if to_backend {
+            s.client_buf.is_empty()
+        } else {
+            s.backend_buf.is_empty()
+        };
+        if pending_empty && s.fill(to_backend, self.buffer).await? == 0 {
+            after(s, self, to_backend, behavior).await?;
+            return Ok(false);
+        }
+        let chunk = if to_backend {
+            s.client_buf.split()
+        } else {
+            s.backend_buf.split()
+        };
+        let open = s.forward(to_backend, &chunk).await?;
+        // Give the buffer back so that its allocation is reused for the next read.
+        reclaim(s, to_backend, chunk);
+        if !open {
+            return Ok(false);
+        }
+        if !between(s, self, to_backend, behavior).await? {
+            after(s, self, to_backend, behavior).await?;
+            return Ok(false);
+        }
+        if !self.keep_alive {
+            // Relay the answer until the other side closes or goes quiet for --timeout.
+            loop {
+                match s.fill(!to_backend, self.buffer).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                    Err(e) => return Err(e.into()),
+                }
+                let chunk = if to_backend {
+                    s.backend_buf.split()
+                } else {
+                    s.client_buf.split()
+                };
+                let open = s.forward(!to_backend, &chunk).await?;
+                reclaim(s, !to_backend, chunk);
+                if !open {
+                    break;
+                }
+            }
+            after(s, self, to_backend, behavior).await?;
+            return Ok(false);
+        }
+        after(s, self, to_backend, behavior).await
+    }
+}
+
+/// Puts an emptied chunk back as the buffer of its side, keeping its allocation.
+fn reclaim(s: &mut Session<'_>, from_client: bool, mut chunk: bytes::BytesMut) {
+    chunk.clear();
+    let buf = if from_client {
+        &mut *s.client_buf
+    } else {
+        &mut *s.backend_buf
+    };
+    if buf.is_empty() {
+        buf.unsplit(chunk);
+    }
+}

@@ -1,0 +1,363 @@
+//! One proxied connection: connect to the backend, then run exchanges (or stream both
+//! directions) until either side is done, a behavior closes it, or the proxy stops.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::peer::{Peer, Role};
+use super::pipe::{self, Activity, Outcome};
+use super::session::{Links, Session};
+use super::{Faults, ProxyShared};
+use crate::behavior::{Behavior, BehaviorError, ConnInfo, Direction, Exchange, Flow};
+use crate::protocol::{Mode, ProtocolError};
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Serves one accepted client until the connection ends or `kill` fires.
+pub async fn serve(
+    shared: Arc<ProxyShared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    kill: CancellationToken,
+) {
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let backend_addr = shared.backend();
+    let span = tracing::debug_span!("conn", id, proxy = %shared.name, client = %addr, backend = %backend_addr);
+    shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+    async {
+        tokio::select! {
+            _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
+            _ = run(&shared, id, stream, &backend_addr) => {}
+        }
+    }
+    .instrument(span)
+    .await;
+    shared.metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr: &str) {
+    let client = Peer::new(stream, Role::Client);
+    let reuse = shared.protocol.option("reuse_socket").is_some_and(|v| v.as_bool());
+    let backend = match shared
+        .pool
+        .connect(backend_addr, reuse, shared.settings.timeout)
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            // As the original: the client's connection is dropped, the proxy carries on.
+            tracing::warn!(error = %e, "backend unreachable; closing the client connection");
+            return;
+        }
+    };
+    let conn = ConnInfo {
+        id,
+        proxy: shared.name.clone(),
+        timeout: shared.settings.timeout,
+        bufsize: shared.settings.bufsize,
+    };
+    let mut rng = SmallRng::seed_from_u64(shared.chooser.next_u64());
+    let clean = match shared.protocol.mode(shared.settings.stay_connected) {
+        Mode::Streaming => {
+            streaming(shared, &conn, &client, &backend, &mut rng).await;
+            false
+        }
+        Mode::Exchanges { stay } => {
+            exchanges(shared, &conn, &client, &backend, &mut rng, stay).await
+        }
+    };
+    if clean && reuse && !backend.is_closed() {
+        shared.pool.put(backend_addr, backend);
+    }
+    tracing::debug!("connection closed");
+}
+
+/// The hooks of one exchange: the behavior picked from the mix, then the toxics that carry
+/// exchange hooks (vaurien behaviors added through the Toxiproxy API).
+pub struct Hooks {
+    list: Vec<Arc<dyn Behavior>>,
+}
+
+#[async_trait::async_trait]
+impl Behavior for Hooks {
+    async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        for b in &self.list {
+            let f = b.on_before_handle(cx).await?;
+            if f != Flow::Continue {
+                return Ok(f);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+    async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        for b in &self.list {
+            let f = b.on_between_handle(cx).await?;
+            if f != Flow::Continue {
+                return Ok(f);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+    async fn on_after_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        let mut out = Flow::Continue;
+        for b in &self.list {
+            let f = b.on_after_handle(cx).await?;
+            if f == Flow::Close {
+                out = Flow::Close;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Picks the hooks of one exchange and records the faults applied.
+fn pick(
+    shared: &ProxyShared,
+    faults: &Faults,
+    conn: &ConnInfo,
+    dir: Direction,
+    rng: &mut SmallRng,
+) -> Arc<dyn Behavior> {
+    use rand::Rng;
+    let (name, picked) = match faults.mix.single() {
+        Some(one) => one,
+        None => faults.mix.pick(shared.chooser.roll()),
+    };
+    let picked = picked.clone();
+    if !picked.is_passthrough() {
+        shared.metrics.fault(name);
+        shared
+            .events
+            .record(&shared.name, conn.id, Some(dir), name, name, serde_json::Value::Null);
+    }
+    let mut extra: Vec<Arc<dyn Behavior>> = Vec::new();
+    for t in faults.toxics.iter() {
+        if t.behavior.has_exchange_hooks()
+            && !t.behavior.is_passthrough()
+            && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
+        {
+            shared.metrics.fault(&t.kind);
+            shared.events.record(
+                &shared.name,
+                conn.id,
+                Some(t.stream),
+                &t.name,
+                &t.kind,
+                t.attributes.to_json(),
+            );
+            extra.push(t.behavior.clone());
+        }
+    }
+    if extra.is_empty() {
+        return picked;
+    }
+    let mut list = Vec::with_capacity(extra.len() + 1);
+    list.push(picked);
+    list.extend(extra);
+    Arc::new(Hooks { list })
+}
+
+fn log_end(e: &ProtocolError) {
+    match e {
+        ProtocolError::Io(io) => match io.kind() {
+            std::io::ErrorKind::TimedOut => tracing::debug!("timed out; closing"),
+            _ => tracing::debug!(error = %io, "peer went away"),
+        },
+        ProtocolError::Behavior(BehaviorError::Io(io)) => {
+            tracing::debug!(error = %io, "peer went away during a behavior")
+        }
+        other => tracing::warn!(error = %other, "closing the connection"),
+    }
+}
+
+/// One exchange at a time. Returns true when it ended cleanly between exchanges (the backend
+/// connection may then be reused).
+async fn exchanges(
+    shared: &Arc<ProxyShared>,
+    conn: &ConnInfo,
+    client: &Peer,
+    backend: &Peer,
+    rng: &mut SmallRng,
+    stay: bool,
+) -> bool {
+    let protocol = shared.protocol.clone();
+    let mut client_buf = BytesMut::new();
+    let mut backend_buf = BytesMut::new();
+    let mut links = Links::default();
+    loop {
+        let to_backend = if !client_buf.is_empty() {
+            true
+        } else if !backend_buf.is_empty() {
+            false
+        } else {
+            tokio::select! {
+                biased;
+                r = client.readable() => { if r.is_err() { return false; } true }
+                r = backend.readable() => { if r.is_err() { return false; } false }
+                _ = tokio::time::sleep(conn.timeout) => {
+                    tracing::debug!("idle for --timeout; closing");
+                    return false;
+                }
+            }
+        };
+        let faults = shared.faults.load_full();
+        links.refresh(&faults, rng);
+        let dir = Direction::from_to_backend(to_backend);
+        let hooks = pick(shared, &faults, conn, dir, rng);
+        shared.metrics.exchanges_total.fetch_add(1, Ordering::Relaxed);
+        let mut session = Session {
+            conn,
+            client,
+            backend,
+            client_buf: &mut client_buf,
+            backend_buf: &mut backend_buf,
+            rng,
+            inject: false,
+            links: &mut links,
+            metrics: &shared.metrics,
+        };
+        let keep = match protocol.handle(&mut session, to_backend, hooks.as_ref()).await {
+            Ok(k) => k,
+            Err(e) => {
+                log_end(&e);
+                return false;
+            }
+        };
+        if client.is_closed() || backend.is_closed() {
+            return false;
+        }
+        if !keep || !stay {
+            return keep;
+        }
+    }
+}
+
+/// Both directions at once (tcp with keep_alive and --stay-connected): the zero-copy path while
+/// nothing can touch the bytes, the per-chunk hooks otherwise. Half-close is passed on; the
+/// connection ends when both directions are done or a behavior closes it.
+async fn streaming(
+    shared: &Arc<ProxyShared>,
+    conn: &ConnInfo,
+    client: &Peer,
+    backend: &Peer,
+    rng: &mut SmallRng,
+) {
+    let activity = Activity::default();
+    let idle = activity.idle(conn.timeout);
+    tokio::pin!(idle);
+    let up_seed = rand::RngCore::next_u64(rng);
+    let down_seed = rand::RngCore::next_u64(rng);
+    let both = async {
+        tokio::join!(
+            direction(shared, conn, client, backend, Direction::Upstream, up_seed, &activity),
+            direction(shared, conn, backend, client, Direction::Downstream, down_seed, &activity),
+        )
+    };
+    tokio::select! {
+        _ = both => {}
+        _ = &mut idle => tracing::debug!("idle for --timeout; closing"),
+    }
+}
+
+/// One direction of a streaming connection.
+async fn direction(
+    shared: &Arc<ProxyShared>,
+    conn: &ConnInfo,
+    src: &Peer,
+    dst: &Peer,
+    dir: Direction,
+    seed: u64,
+    activity: &Activity,
+) {
+    let mut changes = shared.changes.subscribe();
+    if shared.faults.load().passthrough {
+        match pipe::forward(
+            src,
+            dst,
+            dir,
+            shared.settings.zero_copy,
+            &mut changes,
+            activity,
+            &shared.metrics,
+        )
+        .await
+        {
+            Outcome::Eof => return,
+            Outcome::Abort => {
+                src.close();
+                dst.close();
+                return;
+            }
+            Outcome::Changed => {}
+        }
+    }
+    // The hooks' path: one exchange per chunk.
+    let to_backend = dir == Direction::Upstream;
+    let (client, backend) = if to_backend { (src, dst) } else { (dst, src) };
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut own = BytesMut::new();
+    let mut other = BytesMut::new();
+    let mut links = Links::default();
+    let protocol = shared.protocol.clone();
+    loop {
+        if own.is_empty() && src.readable().await.is_err() {
+            break;
+        }
+        activity.tick();
+        let faults = shared.faults.load_full();
+        links.refresh(&faults, &mut rng);
+        let hooks = pick(shared, &faults, conn, dir, &mut rng);
+        shared.metrics.exchanges_total.fetch_add(1, Ordering::Relaxed);
+        let (client_buf, backend_buf) = if to_backend {
+            (&mut own, &mut other)
+        } else {
+            (&mut other, &mut own)
+        };
+        let mut session = Session {
+            conn,
+            client,
+            backend,
+            client_buf,
+            backend_buf,
+            rng: &mut rng,
+            inject: false,
+            links: &mut links,
+            metrics: &shared.metrics,
+        };
+        match protocol.handle(&mut session, to_backend, hooks.as_ref()).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                log_end(&e);
+                src.close();
+                dst.close();
+                return;
+            }
+        }
+        break;
+    }
+    if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
+        // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
+        let link = if to_backend {
+            &mut links.up
+        } else {
+            &mut links.down
+        };
+        let _ = link
+            .run(conn, dir, bytes::Bytes::new(), std::time::Instant::now(), true, dst, &mut rng)
+            .await;
+        let _ = dst.shutdown_write();
+    } else {
+        src.close();
+        dst.close();
+    }
+}

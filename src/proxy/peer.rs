@@ -1,0 +1,180 @@
+//! One side of a proxied connection (the client or the backend).
+//!
+//! Every method takes `&self`, so the two directions of a connection can read one socket and
+//! write the other at the same time without a lock: tokio's `TcpStream` allows concurrent
+//! readiness waits and `try_read`/`try_write` through a shared reference.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Which side a peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Backend,
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    /// The socket; dropped with the peer.
+    pub stream: TcpStream,
+    pub role: Role,
+    /// The remote address, for logs.
+    pub addr: Option<SocketAddr>,
+    /// Set once a behavior or the engine closed this side: the connection ends.
+    closed: AtomicBool,
+    /// The read side saw EOF.
+    eof: AtomicBool,
+}
+
+impl Peer {
+    pub fn new(stream: TcpStream, role: Role) -> Self {
+        let addr = stream.peer_addr().ok();
+        let _ = stream.set_nodelay(true);
+        Peer {
+            stream,
+            role,
+            addr,
+            closed: AtomicBool::new(false),
+            eof: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads what is available (at most `max` bytes) into `buf`; 0 means the peer closed.
+    pub async fn read_buf(&self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        if self.is_closed() {
+            return Ok(0);
+        }
+        buf.reserve(max);
+        loop {
+            self.stream.readable().await?;
+            let r = {
+                let mut limited = (&mut *buf).limit(max);
+                self.stream.try_read_buf(&mut limited)
+            };
+            match r {
+                Ok(0) => {
+                    self.eof.store(true, Ordering::Relaxed);
+                    return Ok(0);
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `read_buf` with a time limit; an expired limit is an `io::ErrorKind::TimedOut` error.
+    pub async fn read_buf_timeout(
+        &self,
+        buf: &mut BytesMut,
+        max: usize,
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        match tokio::time::timeout(timeout, self.read_buf(buf, max)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out")),
+        }
+    }
+
+    /// Reads into a slice; 0 means the peer closed.
+    pub async fn read(&self, out: &mut [u8]) -> io::Result<usize> {
+        if self.is_closed() {
+            return Ok(0);
+        }
+        loop {
+            self.stream.readable().await?;
+            match self.stream.try_read(out) {
+                Ok(0) => {
+                    self.eof.store(true, Ordering::Relaxed);
+                    return Ok(0);
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        if self.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection closed by a behavior",
+            ));
+        }
+        while !data.is_empty() {
+            self.stream.writable().await?;
+            match self.stream.try_write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the socket is readable (data or EOF) without reading.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.ready(Interest::READABLE).await.map(|_| ())
+    }
+
+    /// Half-closes: the peer reads EOF, and we can still read what it sends.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Closes both directions; the connection ends.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Closes with a TCP reset (SO_LINGER 0): the peer sees "connection reset".
+    pub fn reset(&self) {
+        let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        self.closed.store(true, Ordering::Relaxed);
+        // The RST goes out when the socket is dropped; reading side is shut now so that
+        // nothing more is read from it.
+        let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Read);
+    }
+
+    pub fn set_linger_zero(&self) {
+        let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn saw_eof(&self) -> bool {
+        self.eof.load(Ordering::Relaxed)
+    }
+
+    /// True when the socket is still usable for a new exchange: not closed, no EOF or error
+    /// pending and no unread data (used before reusing a pooled backend connection).
+    pub fn is_reusable(&self) -> bool {
+        if self.is_closed() || self.saw_eof() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            _ => false,
+        }
+    }
+}
+
+use bytes::BufMut;

@@ -1,0 +1,209 @@
+//! The per-connection context that protocols drive: both peers, their read buffers, and the
+//! toxic chains of both directions.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::Faults;
+use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
+use crate::metrics::Metrics;
+use crate::protocol::Protocol;
+use crate::proxy::peer::Peer;
+
+/// One exchange's view of a connection, handed to a protocol.
+pub struct Session<'a> {
+    pub conn: &'a ConnInfo,
+    pub client: &'a Peer,
+    pub backend: &'a Peer,
+    /// Read from the client, not yet consumed.
+    pub client_buf: &'a mut BytesMut,
+    /// Read from the backend, not yet consumed.
+    pub backend_buf: &'a mut BytesMut,
+    pub rng: &'a mut SmallRng,
+    /// Set by the `error` behavior's `inject`: the answer gets random bytes in its middle.
+    pub inject: bool,
+    /// Toxic chains, one per direction.
+    pub links: &'a mut Links,
+    pub metrics: &'a Metrics,
+}
+
+impl<'a> Session<'a> {
+    /// The hooks' view of the exchange.
+    pub fn exchange<'s>(&'s mut self, protocol: &'s dyn Protocol, to_backend: bool) -> Exchange<'s> {
+        Exchange {
+            protocol,
+            conn: self.conn,
+            to_backend,
+            client: self.client,
+            backend: self.backend,
+            pending: if to_backend {
+                &mut *self.client_buf
+            } else {
+                &mut *self.backend_buf
+            },
+            rng: &mut *self.rng,
+            inject: &mut self.inject,
+        }
+    }
+
+    /// Reads more from the client (`from_client`) or the backend into its buffer, waiting at
+    /// most `--timeout`. Returns 0 at EOF.
+    pub async fn fill(&mut self, from_client: bool, max: usize) -> io::Result<usize> {
+        let (peer, buf) = if from_client {
+            (self.client, &mut *self.client_buf)
+        } else {
+            (self.backend, &mut *self.backend_buf)
+        };
+        peer.read_buf_timeout(buf, max, self.conn.timeout).await
+    }
+
+    /// Forwards `data` to the backend (`to_backend`) or the client, through the toxics of that
+    /// direction. Returns false when a toxic closed the connection.
+    pub async fn forward(&mut self, to_backend: bool, data: &[u8]) -> io::Result<bool> {
+        let (dest, link) = if to_backend {
+            (self.backend, &mut self.links.up)
+        } else {
+            (self.client, &mut self.links.down)
+        };
+        let dir = Direction::from_to_backend(to_backend);
+        self.metrics.add_bytes(dir, data.len());
+        if link.is_empty() {
+            dest.write_all(data).await?;
+            return Ok(true);
+        }
+        let data = if self.inject && !to_backend && !data.is_empty() {
+            self.inject = false;
+            inject_random(data, self.rng)
+        } else {
+            Bytes::copy_from_slice(data)
+        };
+        link.run(self.conn, dir, data, Instant::now(), false, dest, self.rng)
+            .await
+    }
+}
+
+/// `data` with 100 random bytes in its middle (the `error` behavior's `inject`).
+pub fn inject_random(data: &[u8], rng: &mut SmallRng) -> Bytes {
+    let mid = data.len() / 2;
+    let mut out = Vec::with_capacity(data.len() + 100);
+    out.extend_from_slice(&data[..mid]);
+    out.extend((0..100).map(|_| rng.random::<u8>()));
+    out.extend_from_slice(&data[mid..]);
+    out.into()
+}
+
+/// The toxic chains of both directions of one connection.
+#[derive(Default)]
+pub struct Links {
+    pub up: Link,
+    pub down: Link,
+}
+
+impl Links {
+    /// Brings both chains up to date with the proxy's faults (after an API change).
+    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) {
+        self.up.refresh(faults, Direction::Upstream, rng);
+        self.down.refresh(faults, Direction::Downstream, rng);
+    }
+}
+
+/// The toxics of one direction of one connection, with their per-link state.
+#[derive(Default)]
+pub struct Link {
+    generation: Option<u64>,
+    /// `(toxic id, instance)` of the toxics whose toxicity roll passed, in order.
+    active: Vec<(u64, Arc<dyn Behavior>)>,
+    state: LinkState,
+}
+
+impl Link {
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
+    pub fn refresh(&mut self, faults: &Faults, dir: Direction, rng: &mut SmallRng) {
+        if self.generation == Some(faults.generation) {
+            return;
+        }
+        self.generation = Some(faults.generation);
+        let before: Vec<u64> = self.active.iter().map(|(id, _)| *id).collect();
+        self.active.clear();
+        for t in faults.toxics.iter().filter(|t| t.stream == dir) {
+            if !t.behavior.has_chunk_hook() {
+                continue;
+            }
+            // A toxic already rolled in on this link keeps its roll until it changes.
+            let keep = before.contains(&t.id);
+            if keep || t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity {
+                self.active.push((t.id, t.behavior.clone()));
+            }
+        }
+    }
+
+    /// Runs one chunk (or the EOF event) through the chain and writes what comes out.
+    /// Returns false when a toxic closed the connection.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(
+        &mut self,
+        conn: &ConnInfo,
+        direction: Direction,
+        data: Bytes,
+        arrived: Instant,
+        eof: bool,
+        dest: &Peer,
+        rng: &mut SmallRng,
+    ) -> io::Result<bool> {
+        let mut pieces = vec![Piece {
+            pause: std::time::Duration::ZERO,
+            data,
+        }];
+        if eof {
+            pieces.clear();
+        }
+        let mut close = false;
+        let mut reset = false;
+        for (id, toxic) in &self.active {
+            self.state.current = *id;
+            let mut cx = ChunkCx {
+                conn,
+                direction,
+                arrived,
+                pieces: &mut pieces,
+                eof,
+                link: &mut self.state,
+                rng,
+                close: false,
+                reset: false,
+            };
+            if let Err(e) = toxic.on_chunk(&mut cx).await {
+                tracing::warn!(conn = conn.id, error = %e, "toxic failed; closing");
+                cx.close = true;
+            }
+            close |= cx.close;
+            reset |= cx.reset;
+            if close || reset {
+                break;
+            }
+        }
+        for p in pieces {
+            if !p.pause.is_zero() {
+                tokio::time::sleep(p.pause).await;
+            }
+            if !p.data.is_empty() {
+                dest.write_all(&p.data).await?;
+            }
+        }
+        if reset {
+            dest.reset();
+        } else if close {
+            dest.close();
+        }
+        Ok(!(close || reset))
+    }
+}
