@@ -1,0 +1,100 @@
+"""Shared helpers of the Python test-suite: free ports, waiting for a port, running the
+`vaurien` binary. Real sockets only, loopback only."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    """Waits until something accepts on host:port (or raises)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"process exited with {proc.returncode}: {out}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def vaurien_bin() -> str:
+    """The vaurien binary under test: $VAURIEN_BIN, else the cargo build, else PATH."""
+    env = os.environ.get("VAURIEN_BIN")
+    if env:
+        return env
+    for profile in ("debug", "release"):
+        p = ROOT / "target" / profile / "vaurien"
+        if p.exists():
+            return str(p)
+    found = shutil.which("vaurien")
+    if found:
+        return found
+    raise RuntimeError("no vaurien binary: run `cargo build` first or set VAURIEN_BIN")
+
+
+@contextlib.contextmanager
+def run_vaurien(args: Sequence[str], port: int | None = None, http_port: int | None = None) -> Iterator[subprocess.Popen]:
+    """Runs `vaurien ARGS` and waits for its proxy (and control API) ports; stops it after."""
+    proc = subprocess.Popen(
+        [vaurien_bin(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if port is not None:
+            wait_port(port, proc=proc)
+        if http_port is not None:
+            wait_port(http_port, proc=proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+
+def which_or_skip(name: str, *candidates: str) -> str:
+    """The path of a server binary, looking in the usual Debian places too."""
+    import pytest
+
+    for c in (name, *candidates):
+        p = shutil.which(c)
+        if p:
+            return p
+        for d in ("/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"):
+            if os.path.exists(os.path.join(d, c)):
+                return os.path.join(d, c)
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{name} is required in CI but was not found")
+    pytest.skip(f"{name} is not installed")
+    raise AssertionError  # unreachable
+
+
+PYTHON = sys.executable
