@@ -15,7 +15,7 @@ use crate::config::{self, ConfigError, Given, Resolved};
 use crate::protocol;
 use crate::server::Server;
 
-/// The flags that exist whatever is registered. All optional: "given" and "default" differ.
+// The flags that exist whatever is registered. All optional: "given" and "default" differ.
 #[derive(Args, Debug, Default)]
 pub struct Flags {
     /// Where the proxy listens [default: localhost:8000]
@@ -111,7 +111,13 @@ struct OptionFlag {
     option: String,
 }
 
-fn option_arg(prefix: &str, owner: &str, spec: &OptionSpec, flags: &mut Vec<OptionFlag>, kind: &'static str) -> Arg {
+fn option_arg(
+    prefix: &str,
+    owner: &str,
+    spec: &OptionSpec,
+    flags: &mut Vec<OptionFlag>,
+    kind: &'static str,
+) -> Arg {
     let long = spec.flag(&format!("{prefix}-{}", owner.replace('_', "-")));
     let id = long.clone();
     flags.push(OptionFlag {
@@ -126,11 +132,14 @@ fn option_arg(prefix: &str, owner: &str, spec: &OptionSpec, flags: &mut Vec<Opti
         spec.kind.as_str(),
         spec.default
     );
-    let arg = Arg::new(id).long(long).help(help).help_heading(if kind == "behavior" {
-        "Behavior options"
-    } else {
-        "Protocol options"
-    });
+    let arg = Arg::new(id)
+        .long(long)
+        .help(help)
+        .help_heading(if kind == "behavior" {
+            "Behavior options"
+        } else {
+            "Protocol options"
+        });
     if spec.kind == OptionKind::Bool {
         // A bare switch sets true; `--flag false` is also accepted.
         arg.num_args(0..=1)
@@ -155,12 +164,16 @@ fn command() -> (Command, Vec<OptionFlag>) {
     let mut flags = Vec::new();
     for k in behavior::registry().kinds() {
         for spec in &k.options {
-            cmd = cmd.arg(option_arg("behavior", &k.name, spec, &mut flags, "behavior"));
+            cmd = cmd.arg(option_arg(
+                "behavior", &k.name, spec, &mut flags, "behavior",
+            ));
         }
     }
     for k in protocol::registry().kinds() {
         for spec in &k.options {
-            cmd = cmd.arg(option_arg("protocol", &k.name, spec, &mut flags, "protocol"));
+            cmd = cmd.arg(option_arg(
+                "protocol", &k.name, spec, &mut flags, "protocol",
+            ));
         }
     }
     (cmd, flags)
@@ -214,7 +227,9 @@ where
         None => Given::default(),
     };
     let (cmd, option_flags) = command();
-    let m = cmd.try_get_matches_from(&args).map_err(ParseOutcome::Clap)?;
+    let m = cmd
+        .try_get_matches_from(&args)
+        .map_err(ParseOutcome::Clap)?;
     let flags = given_from_matches(&m, &option_flags).map_err(ParseOutcome::Error)?;
     config::resolve(&flags, &file).map_err(|e| ParseOutcome::Error(e.to_string()))
 }
@@ -299,9 +314,14 @@ fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Giv
 /// Sets up `tracing` for the CLI: level from `--log-level`, output to stderr or a file.
 pub fn init_logging(level: &str, output: &str) -> Result<(), String> {
     let directive = config::parse_log_level(level).map_err(|e| e.to_string())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VAURIEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vaurien={directive},actix_server=warn,{directive}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAURIEN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "vaurien={directive},actix_server=warn,{directive}"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let r = if output == "-" {
         builder.with_writer(std::io::stderr).try_init()
     } else {

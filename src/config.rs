@@ -547,7 +547,11 @@ mod tests {
         assert!(e.contains("timeout") && e.contains("not a number"), "{e}");
         let e = read_ini(&d.join("missing.ini")).unwrap_err().to_string();
         assert!(e.starts_with("cannot read config file"), "{e}");
-        let p = write(&d, "env.ini", "[vaurien]\nbackend = ${VAURIEN_SURELY_UNSET_VAR}\n");
+        let p = write(
+            &d,
+            "env.ini",
+            "[vaurien]\nbackend = ${VAURIEN_SURELY_UNSET_VAR}\n",
+        );
         let e = read_ini(&p).unwrap_err().to_string();
         assert!(e.contains("VAURIEN_SURELY_UNSET_VAR"), "{e}");
         let flags = Given {

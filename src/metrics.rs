@@ -45,7 +45,10 @@ impl Metrics {
             .or_default() += 1;
     }
     pub fn faults(&self) -> BTreeMap<String, u64> {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -191,10 +194,22 @@ pub mod statsd {
                     let m = &p.shared.metrics;
                     let name = &p.shared.name;
                     let mut counters = vec![
-                        ("start".to_string(), m.connections_total.load(Ordering::Relaxed)),
-                        ("exchanges".to_string(), m.exchanges_total.load(Ordering::Relaxed)),
-                        ("to_backend".to_string(), m.bytes_upstream.load(Ordering::Relaxed)),
-                        ("to_client".to_string(), m.bytes_downstream.load(Ordering::Relaxed)),
+                        (
+                            "start".to_string(),
+                            m.connections_total.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "exchanges".to_string(),
+                            m.exchanges_total.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "to_backend".to_string(),
+                            m.bytes_upstream.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "to_client".to_string(),
+                            m.bytes_downstream.load(Ordering::Relaxed),
+                        ),
                     ];
                     let ended = m.connections_total.load(Ordering::Relaxed)
                         - m.connections_active.load(Ordering::Relaxed);

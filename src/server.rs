@@ -59,10 +59,12 @@ impl Server {
     pub async fn start(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
         let events = Arc::new(EventLog::default());
         if let Some(path) = &cfg.events_file {
-            events.set_file(path).map_err(|source| ServerError::Events {
-                path: path.clone(),
-                source,
-            })?;
+            events
+                .set_file(path)
+                .map_err(|source| ServerError::Events {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         let mut proxies = BTreeMap::new();
         let mut main = None;

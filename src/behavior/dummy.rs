@@ -16,7 +16,11 @@ impl Behavior for Dummy {
 }
 
 pub(super) fn kind() -> Kind {
-    Kind::new("dummy", "transparent: forwards everything", Origin::Vaurien, vec![], |_| {
-        Ok(Arc::new(Dummy))
-    })
+    Kind::new(
+        "dummy",
+        "transparent: forwards everything",
+        Origin::Vaurien,
+        vec![],
+        |_| Ok(Arc::new(Dummy)),
+    )
 }

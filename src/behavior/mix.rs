@@ -11,7 +11,7 @@ use super::{registry, Behavior, BehaviorError, Options};
 pub enum MixError {
     #[error("You need to use percentage:name")]
     Syntax,
-    #[error("The percentage needs to be an integer between 0 and 100, not {0:?}")]
+    #[error("The percentage needs to be an integer, not {0:?}")]
     Percent(String),
     #[error("{name:?} is an unknown behavior. Pick one of: {known}.")]
     Unknown { name: String, known: String },
@@ -42,7 +42,7 @@ impl MixSpec {
                 _ => return Err(MixError::Syntax),
             };
             let percent: u32 = match percent.parse() {
-                Ok(p) if p <= 100 => p,
+                Ok(p) => p,
                 _ => return Err(MixError::Percent(percent.to_string())),
             };
             if !known.iter().any(|k| k == name) {
@@ -55,7 +55,7 @@ impl MixSpec {
                         .join(", "),
                 });
             }
-            total += percent;
+            total = total.saturating_add(percent);
             if total > 100 {
                 return Err(MixError::Total);
             }
@@ -95,7 +95,8 @@ impl Mix {
         spec: &MixSpec,
         options: impl Fn(&str) -> Options,
     ) -> Result<Self, MixError> {
-        let mut wanted: Vec<(u32, &str)> = spec.parts.iter().map(|(p, n)| (*p, n.as_str())).collect();
+        let mut wanted: Vec<(u32, &str)> =
+            spec.parts.iter().map(|(p, n)| (*p, n.as_str())).collect();
         let rest = 100 - spec.total();
         if rest > 0 {
             wanted.push((rest, "dummy"));
@@ -202,7 +203,10 @@ mod tests {
             Err(MixError::Percent("x".into()))
         );
         let e = MixSpec::parse("10:nope", false).unwrap_err().to_string();
-        assert!(e.starts_with("\"nope\" is an unknown behavior. Pick one of: "), "{e}");
+        assert!(
+            e.starts_with("\"nope\" is an unknown behavior. Pick one of: "),
+            "{e}"
+        );
         assert!(e.contains("\"delay\""), "{e}");
     }
 

@@ -215,10 +215,7 @@ pub struct LinkState {
 impl LinkState {
     /// The state of the running toxic, created with `init` the first time.
     pub fn state<T: Send + 'static>(&mut self, init: impl FnOnce() -> T) -> &mut T {
-        let fresh = !self
-            .slots
-            .get(&self.current)
-            .is_some_and(|s| s.is::<T>());
+        let fresh = !self.slots.get(&self.current).is_some_and(|s| s.is::<T>());
         if fresh {
             self.slots.insert(self.current, Box::new(init()));
         }

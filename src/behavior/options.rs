@@ -206,7 +206,12 @@ impl Options {
         self.0.insert(name.to_string(), value);
     }
     /// Sets an option given as text, checking its name and type against the schema.
-    pub fn set_text(&mut self, schema: &[OptionSpec], name: &str, text: &str) -> Result<(), String> {
+    pub fn set_text(
+        &mut self,
+        schema: &[OptionSpec],
+        name: &str,
+        text: &str,
+    ) -> Result<(), String> {
         let spec = find(schema, name)?;
         let v = spec
             .kind
@@ -242,17 +247,14 @@ impl Options {
 
 fn find<'a>(schema: &'a [OptionSpec], name: &str) -> Result<&'a OptionSpec, String> {
     let wanted = name.replace('-', "_");
-    schema
-        .iter()
-        .find(|s| s.name == wanted)
-        .ok_or_else(|| {
-            let known: Vec<&str> = schema.iter().map(|s| s.name.as_str()).collect();
-            if known.is_empty() {
-                format!("unknown option '{name}' (this one takes no options)")
-            } else {
-                format!("unknown option '{name}' (known: {})", known.join(", "))
-            }
-        })
+    schema.iter().find(|s| s.name == wanted).ok_or_else(|| {
+        let known: Vec<&str> = schema.iter().map(|s| s.name.as_str()).collect();
+        if known.is_empty() {
+            format!("unknown option '{name}' (this one takes no options)")
+        } else {
+            format!("unknown option '{name}' (known: {})", known.join(", "))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -276,10 +278,11 @@ mod tests {
         assert!(OptionKind::Int.parse("1.5").is_err());
         assert_eq!(OptionKind::Float.parse("0.25"), Ok(Value::Float(0.25)));
         assert!(OptionKind::Float.parse("nan").is_err());
-        assert_eq!(OptionKind::Str.parse("\"a b\""), Ok(Value::Str("a b".into())));
-        assert!(OptionKind::Int
-            .from_json(&serde_json::json!(1.5))
-            .is_err());
+        assert_eq!(
+            OptionKind::Str.parse("\"a b\""),
+            Ok(Value::Str("a b".into()))
+        );
+        assert!(OptionKind::Int.from_json(&serde_json::json!(1.5)).is_err());
         assert_eq!(
             OptionKind::Float.from_json(&serde_json::json!(2)),
             Ok(Value::Float(2.0))

@@ -1,7 +1,9 @@
 //! `tcp`: reads what one side sent and forwards it. Without `keep_alive` (the original's
 //! default) only the first read of the client is forwarded, then the backend's answer is
 //! relayed until the backend closes or `--timeout` expires, and the connection closes. With
-//! `keep_alive` and `--stay-connected`, each chunk in either direction is one exchange.
+//! `keep_alive` and `--stay-connected`, each chunk in either direction is one exchange; with
+//! `keep_alive` alone, an exchange is one read of the client and one read of the answer, and
+//! the backend connection may then be reused (`reuse_socket`).
 
 use std::sync::Arc;
 
@@ -52,7 +54,9 @@ impl Protocol for Tcp {
         if self.keep_alive && stay_connected {
             Mode::Streaming
         } else {
-            Mode::Exchanges { stay: stay_connected }
+            Mode::Exchanges {
+                stay: stay_connected,
+            }
         }
     }
 
@@ -111,6 +115,32 @@ impl Protocol for Tcp {
             }
             after(s, self, to_backend, behavior).await?;
             return Ok(false);
+        }
+        if !s.streaming {
+            // keep_alive, one exchange at a time: the answer is one read of the other side,
+            // after which the backend connection may be reused.
+            match s.fill(!to_backend, self.buffer).await {
+                Ok(0) => {
+                    after(s, self, to_backend, behavior).await?;
+                    return Ok(false);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    after(s, self, to_backend, behavior).await?;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let chunk = if to_backend {
+                s.backend_buf.split()
+            } else {
+                s.client_buf.split()
+            };
+            let open = s.forward(!to_backend, &chunk).await?;
+            reclaim(s, !to_backend, chunk);
+            if !open {
+                return Ok(false);
+            }
         }
         after(s, self, to_backend, behavior).await
     }

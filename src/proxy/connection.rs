@@ -31,8 +31,14 @@ pub async fn serve(
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let backend_addr = shared.backend();
     let span = tracing::debug_span!("conn", id, proxy = %shared.name, client = %addr, backend = %backend_addr);
-    shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    shared.metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .connections_total
+        .fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .connections_active
+        .fetch_add(1, Ordering::Relaxed);
     async {
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
@@ -41,12 +47,18 @@ pub async fn serve(
     }
     .instrument(span)
     .await;
-    shared.metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .connections_active
+        .fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr: &str) {
     let client = Peer::new(stream, Role::Client);
-    let reuse = shared.protocol.option("reuse_socket").is_some_and(|v| v.as_bool());
+    let reuse = shared
+        .protocol
+        .option("reuse_socket")
+        .is_some_and(|v| v.as_bool());
     let backend = match shared
         .pool
         .connect(backend_addr, reuse, shared.settings.timeout)
@@ -135,9 +147,14 @@ fn pick(
     let picked = picked.clone();
     if !picked.is_passthrough() {
         shared.metrics.fault(name);
-        shared
-            .events
-            .record(&shared.name, conn.id, Some(dir), name, name, serde_json::Value::Null);
+        shared.events.record(
+            &shared.name,
+            conn.id,
+            Some(dir),
+            name,
+            name,
+            serde_json::Value::Null,
+        );
     }
     let mut extra: Vec<Arc<dyn Behavior>> = Vec::new();
     for t in faults.toxics.iter() {
@@ -213,7 +230,10 @@ async fn exchanges(
         links.refresh(&faults, rng);
         let dir = Direction::from_to_backend(to_backend);
         let hooks = pick(shared, &faults, conn, dir, rng);
-        shared.metrics.exchanges_total.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .exchanges_total
+            .fetch_add(1, Ordering::Relaxed);
         let mut session = Session {
             conn,
             client,
@@ -224,8 +244,12 @@ async fn exchanges(
             inject: false,
             links: &mut links,
             metrics: &shared.metrics,
+            streaming: false,
         };
-        let keep = match protocol.handle(&mut session, to_backend, hooks.as_ref()).await {
+        let keep = match protocol
+            .handle(&mut session, to_backend, hooks.as_ref())
+            .await
+        {
             Ok(k) => k,
             Err(e) => {
                 log_end(&e);
@@ -258,8 +282,24 @@ async fn streaming(
     let down_seed = rand::RngCore::next_u64(rng);
     let both = async {
         tokio::join!(
-            direction(shared, conn, client, backend, Direction::Upstream, up_seed, &activity),
-            direction(shared, conn, backend, client, Direction::Downstream, down_seed, &activity),
+            direction(
+                shared,
+                conn,
+                client,
+                backend,
+                Direction::Upstream,
+                up_seed,
+                &activity
+            ),
+            direction(
+                shared,
+                conn,
+                backend,
+                client,
+                Direction::Downstream,
+                down_seed,
+                &activity
+            ),
         )
     };
     tokio::select! {
@@ -316,7 +356,10 @@ async fn direction(
         let faults = shared.faults.load_full();
         links.refresh(&faults, &mut rng);
         let hooks = pick(shared, &faults, conn, dir, &mut rng);
-        shared.metrics.exchanges_total.fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .exchanges_total
+            .fetch_add(1, Ordering::Relaxed);
         let (client_buf, backend_buf) = if to_backend {
             (&mut own, &mut other)
         } else {
@@ -332,8 +375,12 @@ async fn direction(
             inject: false,
             links: &mut links,
             metrics: &shared.metrics,
+            streaming: true,
         };
-        match protocol.handle(&mut session, to_backend, hooks.as_ref()).await {
+        match protocol
+            .handle(&mut session, to_backend, hooks.as_ref())
+            .await
+        {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
@@ -353,7 +400,15 @@ async fn direction(
             &mut links.down
         };
         let _ = link
-            .run(conn, dir, bytes::Bytes::new(), std::time::Instant::now(), true, dst, &mut rng)
+            .run(
+                conn,
+                dir,
+                bytes::Bytes::new(),
+                std::time::Instant::now(),
+                true,
+                dst,
+                &mut rng,
+            )
             .await;
         let _ = dst.shutdown_write();
     } else {

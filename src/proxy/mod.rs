@@ -28,10 +28,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::behavior::mix::Chooser;
 use crate::behavior::{
     registry, Behavior, BehaviorError, Direction, Mix, MixError, MixSpec, Options,
 };
-use crate::behavior::mix::Chooser;
 use crate::metrics::{EventLog, Metrics};
 use crate::protocol::{self, Protocol, ProtocolError};
 
@@ -311,7 +311,9 @@ impl ProxyShared {
                 per_name.insert(name, merged);
             }
         }
-        let mix = Mix::build(spec_text, &spec, |n| per_name.get(n).cloned().unwrap_or_default())?;
+        let mix = Mix::build(spec_text, &spec, |n| {
+            per_name.get(n).cloned().unwrap_or_default()
+        })?;
         ctl.behavior_options = per_name;
         let mix = Arc::new(mix);
         self.swap_faults(|cur| Faults::new(mix, cur.toxics.clone(), cur.generation + 1));
@@ -420,7 +422,12 @@ impl ProxyShared {
             return Err(ProxyError::ToxicNotFound);
         }
         self.swap_faults(|f| {
-            let toxics = f.toxics.iter().filter(|t| t.name != name).cloned().collect();
+            let toxics = f
+                .toxics
+                .iter()
+                .filter(|t| t.name != name)
+                .cloned()
+                .collect();
             Faults::new(f.mix.clone(), toxics, f.generation + 1)
         });
         Ok(())
@@ -468,7 +475,11 @@ pub fn split_host_port(addr: &str) -> Result<(String, u16), ProxyError> {
 /// Resolves `HOST:PORT`; an empty host means all interfaces.
 pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, ProxyError> {
     let (host, port) = split_host_port(addr)?;
-    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|source| ProxyError::Resolve {
@@ -523,7 +534,10 @@ impl Proxy {
     }
 
     pub fn listen(&self) -> String {
-        self.listen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.listen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_listen(&self, listen: &str) -> Result<(), ProxyError> {

@@ -132,10 +132,9 @@ async fn forward_splice(
         }
         // A pipe is held only while bytes are in flight, so idle connections hold none.
         let pipe = splice::take()?;
-        let n = match src
-            .stream
-            .try_io(Interest::READABLE, || splice::splice(src_fd, pipe.w, splice::CHUNK))
-        {
+        let n = match src.stream.try_io(Interest::READABLE, || {
+            splice::splice(src_fd, pipe.w, splice::CHUNK)
+        }) {
             Ok(0) => {
                 splice::give(pipe);
                 return Ok(Outcome::Eof);

@@ -30,11 +30,17 @@ pub struct Session<'a> {
     /// Toxic chains, one per direction.
     pub links: &'a mut Links,
     pub metrics: &'a Metrics,
+    /// True on the streaming path (each direction runs on its own; one chunk per exchange).
+    pub streaming: bool,
 }
 
 impl<'a> Session<'a> {
     /// The hooks' view of the exchange.
-    pub fn exchange<'s>(&'s mut self, protocol: &'s dyn Protocol, to_backend: bool) -> Exchange<'s> {
+    pub fn exchange<'s>(
+        &'s mut self,
+        protocol: &'s dyn Protocol,
+        to_backend: bool,
+    ) -> Exchange<'s> {
         Exchange {
             protocol,
             conn: self.conn,
@@ -72,16 +78,15 @@ impl<'a> Session<'a> {
         };
         let dir = Direction::from_to_backend(to_backend);
         self.metrics.add_bytes(dir, data.len());
-        if link.is_empty() {
-            dest.write_all(data).await?;
-            return Ok(true);
-        }
-        let data = if self.inject && !to_backend && !data.is_empty() {
+        let injected = (self.inject && !to_backend && !data.is_empty()).then(|| {
             self.inject = false;
             inject_random(data, self.rng)
-        } else {
-            Bytes::copy_from_slice(data)
-        };
+        });
+        if link.is_empty() {
+            dest.write_all(injected.as_deref().unwrap_or(data)).await?;
+            return Ok(true);
+        }
+        let data = injected.unwrap_or_else(|| Bytes::copy_from_slice(data));
         link.run(self.conn, dir, data, Instant::now(), false, dest, self.rng)
             .await
     }

@@ -1,0 +1,315 @@
+//! The engine: byte-exact forwarding, streaming with half-close, the zero-copy and ordinary
+//! paths, the tcp protocol's exchange semantics, backends that are down, the pool, shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_is_byte_exact_both_ways_with_half_close() {
+    within(async {
+        let backend = echo_server().await;
+        for zero_copy in [true, false] {
+            let v = vaurien(backend)
+                .streaming()
+                .zero_copy(zero_copy)
+                .start()
+                .await;
+            let data = payload(8 << 20, 1);
+            let mut s = v.connect().await;
+            // The echo only ends after our half-close reaches it through the proxy, and we
+            // only see EOF after its half-close came back: half-close passes both ways.
+            let got = roundtrip(&mut s, &data).await.unwrap();
+            assert_eq!(got.len(), data.len(), "zero_copy={zero_copy}");
+            assert_eq!(sha256(&got), sha256(&data), "zero_copy={zero_copy}");
+            v.stop().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_and_ordinary_paths_give_identical_bytes() {
+    within(async {
+        let backend = echo_server().await;
+        let data = payload(3 << 20, 7);
+        let mut results = Vec::new();
+        for zero_copy in [true, false] {
+            let v = vaurien(backend)
+                .streaming()
+                .zero_copy(zero_copy)
+                .start()
+                .await;
+            let mut s = v.connect().await;
+            results.push(roundtrip(&mut s, &data).await.unwrap());
+            v.stop().await;
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], data);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_close_keeps_the_other_direction_flowing() {
+    within(async {
+        // The backend reads everything until EOF, then answers with a large body.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = l.local_addr().unwrap();
+        let answer = payload(2 << 20, 3);
+        let a2 = answer.clone();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            s.read_to_end(&mut req).await.unwrap();
+            assert_eq!(req, b"the whole request");
+            s.write_all(&a2).await.unwrap();
+        });
+        let v = vaurien(backend).streaming().start().await;
+        let mut s = v.connect().await;
+        let got = roundtrip(&mut s, b"the whole request").await.unwrap();
+        assert_eq!(sha256(&got), sha256(&answer));
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_at_once_stay_separate() {
+    within(async {
+        let backend = echo_server().await;
+        let v = vaurien(backend).streaming().start().await;
+        let addr = v.addr;
+        let tasks: Vec<_> = (0..64u64)
+            .map(|i| {
+                tokio::spawn(async move {
+                    let data = payload(64 * 1024 + i as usize, i);
+                    let mut s = TcpStream::connect(addr).await.unwrap();
+                    let got = roundtrip(&mut s, &data).await.unwrap();
+                    assert_eq!(got, data, "connection {i}");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_without_keep_alive_forwards_the_first_read_and_relays_until_close() {
+    within(async {
+        // A one-shot backend: answers the first read and closes.
+        let backend = oneshot_server(b"answer".to_vec()).await;
+        let v = vaurien(backend).start().await;
+        let mut s = v.connect().await;
+        s.write_all(b"question").await.unwrap();
+        let (got, _) = read_all(&mut s).await;
+        assert_eq!(got, b"answer");
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_without_keep_alive_closes_after_timeout_when_the_backend_stays() {
+    within(async {
+        let backend = reply_server(|req| [b"re:".as_slice(), req].concat()).await;
+        let v = vaurien(backend).timeout(1.0).start().await;
+        let mut s = v.connect().await;
+        let t = Instant::now();
+        s.write_all(b"ping").await.unwrap();
+        let (got, _) = read_all(&mut s).await;
+        assert_eq!(got, b"re:ping");
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stay_connected_keep_alive_serves_many_exchanges_on_one_connection() {
+    within(async {
+        let backend = reply_server(|req| [b"re:".as_slice(), req].concat()).await;
+        // A behavior that is not dummy, so that the hooks' path (not the zero-copy one) runs.
+        let v = vaurien(backend)
+            .streaming()
+            .behavior("100:delay")
+            .option("delay", "sleep", "0")
+            .start()
+            .await;
+        let mut s = v.connect().await;
+        for i in 0..20 {
+            let msg = format!("msg{i}");
+            s.write_all(msg.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 3 + msg.len()];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, format!("re:{msg}").as_bytes());
+        }
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_is_down_closes_that_client_only() {
+    within(async {
+        let dead = dead_port().await;
+        let v = vaurien(dead).streaming().http().start().await;
+        let mut s = v.connect().await;
+        let (got, _) = read_all(&mut s).await;
+        assert!(got.is_empty());
+        // The proxy still serves: point it at a live backend through the API.
+        let live = echo_server().await;
+        let (st, _) = json(
+            v.api(),
+            "PUT",
+            "/backend",
+            Some(&format!("{{\"backend\": \"{live}\"}}")),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let mut s = v.connect().await;
+        assert_eq!(roundtrip(&mut s, b"alive").await.unwrap(), b"alive");
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_host_names_and_ipv6_work() {
+    within(async {
+        let backend = echo_server().await;
+        let mut b = vaurien(backend).streaming();
+        b.cfg.backend = format!("localhost:{}", backend.port());
+        let v = b.start().await;
+        let mut s = v.connect().await;
+        assert_eq!(roundtrip(&mut s, b"by name").await.unwrap(), b"by name");
+        v.stop().await;
+        // IPv6 listen address (skipped when the machine has no ::1).
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            let mut b = vaurien(backend).streaming();
+            b.cfg.listen = "[::1]:0".into();
+            let v = b.start().await;
+            assert!(v.addr.is_ipv6());
+            let mut s = v.connect().await;
+            assert_eq!(roundtrip(&mut s, b"v6").await.unwrap(), b"v6");
+            v.stop().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_behavior_live_takes_a_streaming_connection_off_the_fast_path() {
+    within(async {
+        let backend = reply_server(|req| req.to_vec()).await;
+        let v = vaurien(backend).streaming().http().start().await;
+        let mut s = v.connect().await;
+        s.write_all(b"one").await.unwrap();
+        let mut buf = [0u8; 3];
+        s.read_exact(&mut buf).await.unwrap();
+        // Now every chunk is delayed by 0.3 s in each direction.
+        let (st, _) = json(
+            v.api(),
+            "PUT",
+            "/behavior",
+            Some(r#"{"name": "delay", "sleep": 0.3}"#),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let t = Instant::now();
+        s.write_all(b"two").await.unwrap();
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"two");
+        assert!(
+            t.elapsed() >= Duration::from_millis(550),
+            "{:?}",
+            t.elapsed()
+        );
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_socket_pools_backend_connections() {
+    within(async {
+        // Count the backend's accepted connections.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = l.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acc = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                acc.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        // keep_alive without --stay-connected: one exchange per client connection, and the
+        // backend connection goes back to the pool for the next client.
+        let v = vaurien(backend)
+            .protocol_option("keep_alive", vaurien::behavior::Value::Bool(true))
+            .protocol_option("reuse_socket", vaurien::behavior::Value::Bool(true))
+            .start()
+            .await;
+        for i in 0..5 {
+            let mut s = v.connect().await;
+            let msg = format!("hello{i}");
+            s.write_all(msg.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; msg.len()];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, msg.as_bytes());
+            let (rest, _) = read_all(&mut s).await;
+            assert!(rest.is_empty());
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_exchanges_in_flight_finish_and_stops_accepting() {
+    within(async {
+        let backend = reply_server(|req| req.to_vec()).await;
+        let v = vaurien(backend)
+            .streaming()
+            .behavior("100:delay")
+            .option("delay", "sleep", "0.5")
+            .start()
+            .await;
+        let addr = v.addr;
+        let mut s = v.connect().await;
+        s.write_all(b"in flight").await.unwrap();
+        let server = v.server.clone();
+        let stopping = tokio::spawn(async move { server.shutdown().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // No new connections are accepted while stopping.
+        assert!(TcpStream::connect(addr).await.is_err());
+        // The exchange in flight still completes (0.5 s delay each way, 3 s grace).
+        let mut buf = [0u8; 9];
+        let r = s.read_exact(&mut buf).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(&buf, b"in flight");
+        stopping.await.unwrap();
+    })
+    .await
+}
