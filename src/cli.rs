@@ -155,10 +155,11 @@ fn command() -> (Command, Vec<OptionFlag>) {
     let mut cmd = Flags::augment_args(
         Command::new("vaurien")
             .version(crate::VERSION)
+            .term_width(100)
             .about("A chaos TCP proxy: forwards traffic and, on demand, misbehaves.")
             .after_help(
                 "Explicit flags win over the --config file, which wins over the defaults.\n\
-                 Behaviors: see GET /behaviors or the README; each option has a flag below.",
+                 Each option of each registered behavior and protocol has its flag above.",
             ),
     );
     let mut flags = Vec::new();
@@ -181,7 +182,7 @@ fn command() -> (Command, Vec<OptionFlag>) {
 
 /// The `--help` text (the README's CLI reference is checked against it).
 pub fn help() -> String {
-    command().0.term_width(100).render_long_help().to_string()
+    command().0.render_help().to_string()
 }
 
 /// Why the command stopped before serving.

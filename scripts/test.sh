@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: installs the real servers and Python packages the
+# tests use, then runs the cargo tests (without and with the python feature), installs the
+# Python package and runs pytest. Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  log "Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    redis-server redis-tools memcached mariadb-server mariadb-client nginx \
+    nodejs npm ca-certificates >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+log "Python packages"
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  "maturin>=1.7,<2" pytest pytest-timeout redis pymemcache PyMySQL aiosmtpd toxiproxy-python
+
+log "cargo fmt / clippy"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+if grep -q '^python = ' Cargo.toml; then
+  cargo clippy --all-targets --features python -- -D warnings
+fi
+
+log "cargo test"
+cargo test
+if [ -d src/python ]; then
+  log "cargo test --features python"
+  cargo test --features python --lib
+fi
+
+if [ -d python/vaurien ]; then
+  log "pip install . (the extension module and the vaurien command)"
+  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps .
+fi
+
+log "pytest"
+cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
+"$PY" -m pytest tests_py

@@ -1,0 +1,262 @@
+//! The `vaurien` command as users meet it: flags, errors (one line, exit status 2), the ini
+//! file and its precedence, signals, and the README's CLI reference kept in step with --help.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn vaurien() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vaurien"))
+}
+
+/// Runs to completion (with a time limit) and returns (status, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let mut child = vaurien()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            let mut err = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (status.code().unwrap_or(-1), out, err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vaurien {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("vaurien exited with {st}: {err}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[String]) -> Killed {
+    Killed(
+        vaurien()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn one_error_line(args: &[&str], expected: &str) {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert!(out.is_empty(), "{args:?}: stdout {out:?}");
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(lines[0].starts_with("vaurien: error: "), "{args:?}: {err}");
+    assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_status_2() {
+    one_error_line(&["--behavior", "delay"], "You need to use percentage:name");
+    one_error_line(&["--behavior", "60:delay,50:error"], "The behavior total needs to be 100 or less");
+    one_error_line(&["--behavior", "10:nope"], "\"nope\" is an unknown behavior. Pick one of: ");
+    one_error_line(&["--behavior", "x:delay"], "The percentage needs to be an integer");
+    one_error_line(&["--protocol", "gopher"], "unknown protocol 'gopher'");
+    one_error_line(&["--proxy", "nocolon"], "invalid address 'nocolon'");
+    one_error_line(&["--backend", "host:99999"], "invalid address 'host:99999'");
+    one_error_line(&["--config", "/nonexistent/vaurien.ini"], "cannot read config file");
+    one_error_line(&["--behavior-delay-sleep", "soon", "--behavior", "10:delay"], "not a number");
+    one_error_line(&["--log-level", "chatty"], "--log-level");
+    one_error_line(&["--timeout=-3"], "--timeout must be a positive number");
+    one_error_line(&["--timeout", "0"], "--timeout must be a positive number");
+}
+
+#[test]
+fn clap_usage_errors_exit_2_without_a_backtrace() {
+    let (code, _, err) = run(&["--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (code, _, err) = run(&["--timeout", "abc"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("abc"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_an_error_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, _, err) = run(&["--proxy", &format!("127.0.0.1:{port}"), "--backend", "127.0.0.1:1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("vaurien: error: cannot listen on"), "{err}");
+    let p = free_port();
+    let (code, _, err) = run(&[
+        "--proxy",
+        &format!("127.0.0.1:{p}"),
+        "--backend",
+        "127.0.0.1:1",
+        "--http",
+        "--http-host",
+        "127.0.0.1",
+        "--http-port",
+        &port.to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot start the control API"), "{err}");
+}
+
+#[test]
+fn version_and_generated_flags_in_help() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--behavior-delay-sleep <FLOAT>",
+        "--behavior-error-warmup <INT>",
+        "--behavior-transient-agitate <INT>",
+        "--protocol-tcp-keep-alive",
+        "--protocol-tcp-reuse-socket",
+        "--protocol-tcp-buffer <INT>",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from --help");
+    }
+    assert!(out.contains("(float, default: 1)"), "types and defaults are shown");
+}
+
+#[test]
+fn the_readme_cli_reference_matches_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- cli-help-start -->")
+        .expect("README has a CLI reference");
+    let end = readme.find("<!-- cli-help-end -->").unwrap();
+    let block = &readme[start..end];
+    let block = block
+        .split_once("```text\n")
+        .map(|(_, b)| b)
+        .and_then(|b| b.rsplit_once("```").map(|(b, _)| b))
+        .expect("a ```text block");
+    let help = vaurien::cli::help();
+    assert_eq!(
+        block.trim_end(),
+        help.trim_end(),
+        "README's CLI reference is out of date: paste `vaurien --help` (100 columns) into it"
+    );
+}
+
+#[test]
+fn the_ini_file_applies_and_flags_win_over_it() {
+    within_blocking(|| {
+        let dir = std::env::temp_dir().join(format!("vaurien-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let proxy = free_port();
+        let api = free_port();
+        let ini = dir.join("v.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[vaurien]\nproxy = 127.0.0.1:{proxy}\nbackend = file.example:1\nbehavior = 20:delay\nhttp = true\nhttp_host = 127.0.0.1\nhttp_port = {api}\n\n[behavior:delay]\nsleep = 2\n"
+            ),
+        )
+        .unwrap();
+        let mut child = spawn(&[
+            "--config".into(),
+            ini.display().to_string(),
+            "--backend".into(),
+            "127.0.0.1:9".into(),
+        ]);
+        wait_port(api, &mut child.0);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let a: std::net::SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
+            // The flag won over the file...
+            assert_eq!(json(a, "GET", "/backend", None).await.1["backend"], "127.0.0.1:9");
+            // ...the file won over the defaults.
+            assert_eq!(json(a, "GET", "/behavior", None).await.1["behavior"], "20:delay");
+        });
+        assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_ok());
+    })
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_status_0() {
+    within_blocking(|| {
+        let port = free_port();
+        let mut child = spawn(&[
+            "--proxy".into(),
+            format!("127.0.0.1:{port}"),
+            "--backend".into(),
+            "127.0.0.1:9".into(),
+        ]);
+        wait_port(port, &mut child.0);
+        // SAFETY-free: kill(1) from the shell, no libc call needed.
+        let st = Command::new("kill")
+            .args(["-TERM", &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.0.try_wait().unwrap() {
+                assert_eq!(st.code(), Some(0));
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+/// Runs a blocking test body on a thread with the common time limit.
+fn within_blocking(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("test body panicked"),
+        Err(e) => panic!("test took longer than its limit: {e}"),
+    }
+}
