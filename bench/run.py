@@ -98,7 +98,10 @@ class StallError(BenchError):
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError):
+        pass  # the reader went away: keep going, and clean up at the end
 
 
 # --------------------------------------------------------------------------

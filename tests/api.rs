@@ -20,22 +20,57 @@ async fn behavior_routes() {
         let v = started().await;
         let a = v.api();
         // The mix given at start, as given.
-        assert_eq!(json(a, "GET", "/behavior", None).await, (200, json!({"behavior": "20:delay"})));
         assert_eq!(
-            json(a, "PUT", "/behavior", Some(r#"{"name": "delay", "sleep": 2}"#)).await,
+            json(a, "GET", "/behavior", None).await,
+            (200, json!({"behavior": "20:delay"}))
+        );
+        assert_eq!(
+            json(
+                a,
+                "PUT",
+                "/behavior",
+                Some(r#"{"name": "delay", "sleep": 2}"#)
+            )
+            .await,
             (200, json!({"status": "ok"}))
         );
-        assert_eq!(json(a, "GET", "/behavior", None).await, (200, json!({"behavior": "delay"})));
+        assert_eq!(
+            json(a, "GET", "/behavior", None).await,
+            (200, json!({"behavior": "delay"}))
+        );
         // A mix is accepted as a name, so that with_behavior can restore what was active.
         assert_eq!(
-            json(a, "PUT", "/behavior", Some(r#"{"name": "50:delay,10:error"}"#)).await.0,
+            json(
+                a,
+                "PUT",
+                "/behavior",
+                Some(r#"{"name": "50:delay,10:error"}"#)
+            )
+            .await
+            .0,
             200
         );
-        assert_eq!(json(a, "GET", "/behavior", None).await.1["behavior"], "50:delay,10:error");
+        assert_eq!(
+            json(a, "GET", "/behavior", None).await.1["behavior"],
+            "50:delay,10:error"
+        );
         let (st, body) = json(a, "GET", "/behaviors", None).await;
         assert_eq!(st, 200);
-        let names: Vec<&str> = body["behaviors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        for b in ["abort", "blackout", "delay", "dummy", "error", "hang", "transient"] {
+        let names: Vec<&str> = body["behaviors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for b in [
+            "abort",
+            "blackout",
+            "delay",
+            "dummy",
+            "error",
+            "hang",
+            "transient",
+        ] {
             assert!(names.contains(&b), "{b} missing from {names:?}");
         }
         let mut sorted = names.clone();
@@ -52,12 +87,27 @@ async fn behavior_errors() {
         let v = started().await;
         let a = v.api();
         let cases: &[(&str, serde_json::Value)] = &[
-            (r#"{"name": "nope"}"#, error_body("name", "the 'nope' behavior does not exist")),
-            ("not json", error_body("", "the value is not a valid json object")),
-            ("[1, 2]", error_body("", "the value is not a valid json object")),
+            (
+                r#"{"name": "nope"}"#,
+                error_body("name", "the 'nope' behavior does not exist"),
+            ),
+            (
+                "not json",
+                error_body("", "the value is not a valid json object"),
+            ),
+            (
+                "[1, 2]",
+                error_body("", "the value is not a valid json object"),
+            ),
             ("", error_body("", "the value is not a valid json object")),
-            (r#"{"sleep": 1}"#, error_body("", "the value should contain a \"name\" key")),
-            (r#"{"name": 3}"#, error_body("name", "the \"name\" key must be a string")),
+            (
+                r#"{"sleep": 1}"#,
+                error_body("", "the value should contain a \"name\" key"),
+            ),
+            (
+                r#"{"name": 3}"#,
+                error_body("name", "the \"name\" key must be a string"),
+            ),
         ];
         for (body, expected) in cases {
             let (st, got) = json(a, "PUT", "/behavior", Some(body)).await;
@@ -65,16 +115,55 @@ async fn behavior_errors() {
             assert_eq!(&got, expected, "{body}");
         }
         // Bad options: the option's problem is described, nothing changes.
-        let (st, got) = json(a, "PUT", "/behavior", Some(r#"{"name": "delay", "sleep": "soon"}"#)).await;
+        let (st, got) = json(
+            a,
+            "PUT",
+            "/behavior",
+            Some(r#"{"name": "delay", "sleep": "soon"}"#),
+        )
+        .await;
         assert_eq!(st, 400);
-        assert!(got["errors"][0]["description"].as_str().unwrap().contains("not a number"), "{got}");
-        let (st, got) = json(a, "PUT", "/behavior", Some(r#"{"name": "delay", "slep": 1}"#)).await;
+        assert!(
+            got["errors"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("not a number"),
+            "{got}"
+        );
+        let (st, got) = json(
+            a,
+            "PUT",
+            "/behavior",
+            Some(r#"{"name": "delay", "slep": 1}"#),
+        )
+        .await;
         assert_eq!(st, 400);
-        assert!(got["errors"][0]["description"].as_str().unwrap().contains("unknown option 'slep'"), "{got}");
-        let (st, got) = json(a, "PUT", "/behavior", Some(r#"{"name": "60:delay,60:error"}"#)).await;
+        assert!(
+            got["errors"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("unknown option 'slep'"),
+            "{got}"
+        );
+        let (st, got) = json(
+            a,
+            "PUT",
+            "/behavior",
+            Some(r#"{"name": "60:delay,60:error"}"#),
+        )
+        .await;
         assert_eq!(st, 400);
-        assert!(got["errors"][0]["description"].as_str().unwrap().contains("100 or less"), "{got}");
-        assert_eq!(json(a, "GET", "/behavior", None).await.1["behavior"], "20:delay");
+        assert!(
+            got["errors"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("100 or less"),
+            "{got}"
+        );
+        assert_eq!(
+            json(a, "GET", "/behavior", None).await.1["behavior"],
+            "20:delay"
+        );
         // A body over 1 MiB: a 4xx with the same shape, never a 500.
         let big = format!(r#"{{"name": "delay", "x": "{}"}}"#, "a".repeat(1 << 20));
         let (st, _, body) = http(a, "PUT", "/behavior", Some(big.as_bytes())).await;
@@ -96,10 +185,19 @@ async fn backend_routes() {
         assert!(body["backend"].as_str().unwrap().starts_with("127.0.0.1:"));
         let other = echo_server().await;
         assert_eq!(
-            json(a, "PUT", "/backend", Some(&format!(r#"{{"backend": "{other}"}}"#))).await,
+            json(
+                a,
+                "PUT",
+                "/backend",
+                Some(&format!(r#"{{"backend": "{other}"}}"#))
+            )
+            .await,
             (200, json!({"status": "ok"}))
         );
-        assert_eq!(json(a, "GET", "/backend", None).await.1["backend"], other.to_string());
+        assert_eq!(
+            json(a, "GET", "/backend", None).await.1["backend"],
+            other.to_string()
+        );
         let mut s = v.connect().await;
         assert_eq!(roundtrip(&mut s, b"x").await.unwrap(), b"x");
         // Errors: invalid JSON is a 400 (the original answered 500), and so is a bad address.

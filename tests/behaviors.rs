@@ -69,7 +69,10 @@ async fn delay_sleeps_before_or_after() {
                 .await;
             let (got, _, took) = ask(&v).await;
             assert_eq!(got, ANSWER);
-            assert!(took >= Duration::from_millis(500), "before={before}: {took:?}");
+            assert!(
+                took >= Duration::from_millis(500),
+                "before={before}: {took:?}"
+            );
             v.stop().await;
         }
     })
@@ -125,7 +128,11 @@ async fn error_inject_puts_100_random_bytes_in_the_middle_of_the_answer() {
 async fn hang_never_answers_and_closes_after_timeout() {
     within(async {
         let (backend, requests) = counting_backend().await;
-        let v = vaurien(backend).behavior("100:hang").timeout(1.0).start().await;
+        let v = vaurien(backend)
+            .behavior("100:hang")
+            .timeout(1.0)
+            .start()
+            .await;
         let (got, _, took) = ask(&v).await;
         assert!(got.is_empty());
         assert!(took >= Duration::from_millis(900), "{took:?}");
@@ -191,7 +198,11 @@ async fn transient_fails_the_first_agitate_exchanges_then_recovers() {
 /// The outcomes of `n` sequential requests through a `50:error` mix with a seed.
 async fn seeded_outcomes(seed: u64, n: usize) -> Vec<bool> {
     let backend = oneshot_server(ANSWER.to_vec()).await;
-    let v = vaurien(backend).behavior("50:error").seed(seed).start().await;
+    let v = vaurien(backend)
+        .behavior("50:error")
+        .seed(seed)
+        .start()
+        .await;
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(ask(&v).await.0 == ANSWER);
@@ -231,7 +242,13 @@ async fn options_set_through_the_api_apply_to_new_exchanges() {
         let (_, _, took) = ask(&v).await;
         assert!(took >= Duration::from_millis(400), "{took:?}");
         // Back to the mix given at start, as `with_behavior` does.
-        let (st, _) = json(v.api(), "PUT", "/behavior", Some(r#"{"name": "100:dummy"}"#)).await;
+        let (st, _) = json(
+            v.api(),
+            "PUT",
+            "/behavior",
+            Some(r#"{"name": "100:dummy"}"#),
+        )
+        .await;
         assert_eq!(st, 200);
         assert_eq!(
             json(v.api(), "GET", "/behavior", None).await.1["behavior"],

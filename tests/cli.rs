@@ -27,8 +27,18 @@ fn run(args: &[&str]) -> (i32, String, String) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
             let mut err = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (status.code().unwrap_or(-1), out, err);
         }
         if Instant::now() > deadline {
@@ -52,7 +62,12 @@ fn wait_port(port: u16, child: &mut Child) {
     while Instant::now() < deadline {
         if let Some(st) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("vaurien exited with {st}: {err}");
         }
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -90,21 +105,39 @@ fn one_error_line(args: &[&str], expected: &str) {
     let lines: Vec<&str> = err.trim_end().lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: {err}");
     assert!(lines[0].starts_with("vaurien: error: "), "{args:?}: {err}");
-    assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err:?}");
+    assert!(
+        err.contains(expected),
+        "{args:?}: expected {expected:?} in {err:?}"
+    );
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"));
 }
 
 #[test]
 fn bad_input_gives_one_clear_line_and_status_2() {
     one_error_line(&["--behavior", "delay"], "You need to use percentage:name");
-    one_error_line(&["--behavior", "60:delay,50:error"], "The behavior total needs to be 100 or less");
-    one_error_line(&["--behavior", "10:nope"], "\"nope\" is an unknown behavior. Pick one of: ");
-    one_error_line(&["--behavior", "x:delay"], "The percentage needs to be an integer");
+    one_error_line(
+        &["--behavior", "60:delay,50:error"],
+        "The behavior total needs to be 100 or less",
+    );
+    one_error_line(
+        &["--behavior", "10:nope"],
+        "\"nope\" is an unknown behavior. Pick one of: ",
+    );
+    one_error_line(
+        &["--behavior", "x:delay"],
+        "The percentage needs to be an integer",
+    );
     one_error_line(&["--protocol", "gopher"], "unknown protocol 'gopher'");
     one_error_line(&["--proxy", "nocolon"], "invalid address 'nocolon'");
     one_error_line(&["--backend", "host:99999"], "invalid address 'host:99999'");
-    one_error_line(&["--config", "/nonexistent/vaurien.ini"], "cannot read config file");
-    one_error_line(&["--behavior-delay-sleep", "soon", "--behavior", "10:delay"], "not a number");
+    one_error_line(
+        &["--config", "/nonexistent/vaurien.ini"],
+        "cannot read config file",
+    );
+    one_error_line(
+        &["--behavior-delay-sleep", "soon", "--behavior", "10:delay"],
+        "not a number",
+    );
     one_error_line(&["--log-level", "chatty"], "--log-level");
     one_error_line(&["--timeout=-3"], "--timeout must be a positive number");
     one_error_line(&["--timeout", "0"], "--timeout must be a positive number");
@@ -124,7 +157,12 @@ fn clap_usage_errors_exit_2_without_a_backtrace() {
 fn a_port_in_use_is_an_error_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let (code, _, err) = run(&["--proxy", &format!("127.0.0.1:{port}"), "--backend", "127.0.0.1:1"]);
+    let (code, _, err) = run(&[
+        "--proxy",
+        &format!("127.0.0.1:{port}"),
+        "--backend",
+        "127.0.0.1:1",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.starts_with("vaurien: error: cannot listen on"), "{err}");
     let p = free_port();
@@ -160,12 +198,16 @@ fn version_and_generated_flags_in_help() {
     ] {
         assert!(out.contains(flag), "{flag} missing from --help");
     }
-    assert!(out.contains("(float, default: 1)"), "types and defaults are shown");
+    assert!(
+        out.contains("(float, default: 1)"),
+        "types and defaults are shown"
+    );
 }
 
 #[test]
 fn the_readme_cli_reference_matches_help() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
         .find("<!-- cli-help-start -->")
         .expect("README has a CLI reference");
@@ -210,9 +252,15 @@ fn the_ini_file_applies_and_flags_win_over_it() {
         rt.block_on(async {
             let a: std::net::SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
             // The flag won over the file...
-            assert_eq!(json(a, "GET", "/backend", None).await.1["backend"], "127.0.0.1:9");
+            assert_eq!(
+                json(a, "GET", "/backend", None).await.1["backend"],
+                "127.0.0.1:9"
+            );
             // ...the file won over the defaults.
-            assert_eq!(json(a, "GET", "/behavior", None).await.1["behavior"], "20:delay");
+            assert_eq!(
+                json(a, "GET", "/behavior", None).await.1["behavior"],
+                "20:delay"
+            );
         });
         assert!(std::net::TcpStream::connect(("127.0.0.1", proxy)).is_ok());
     })

@@ -151,7 +151,7 @@ impl Vaurien {
             .cfg
             .behavior_options
             .entry(behavior.to_string())
-            .or_insert_with(Options::default);
+            .or_default();
         e.set_text(&kind.options, name, value).unwrap();
         self
     }
