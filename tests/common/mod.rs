@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use vaurien::behavior::Options;
 use vaurien::proxy::{ProxyConfig, Settings};
 use vaurien::server::{Server, ServerConfig};
 
