@@ -308,3 +308,42 @@ fn within_blocking(f: impl FnOnce() + Send + 'static) {
         Err(e) => panic!("test took longer than its limit: {e}"),
     }
 }
+
+#[test]
+fn log_output_and_level_go_where_asked() {
+    within_blocking(|| {
+        let dir = std::env::temp_dir().join(format!("vaurien-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("vaurien.log");
+        let _ = std::fs::remove_file(&log);
+        let port = free_port();
+        let mut child = spawn(&[
+            "--proxy".into(),
+            format!("127.0.0.1:{port}"),
+            "--backend".into(),
+            "127.0.0.1:9".into(),
+            "--log-level".into(),
+            "DEBUG".into(),
+            "--log-output".into(),
+            log.display().to_string(),
+            "--sync".into(),
+        ]);
+        wait_port(port, &mut child.0);
+        // A client whose backend is down: logged, and the proxy keeps running.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 16];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("backend unreachable") {
+                assert!(text.contains("vaurien is running"), "{text}");
+                assert!(text.contains("--sync"), "the log says what --sync means: {text}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "log file: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(child.0.try_wait().unwrap().is_none(), "still running");
+    })
+}
