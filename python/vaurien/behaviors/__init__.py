@@ -1,0 +1,128 @@
+"""The behavior registry. ``Behavior.register(cls)`` makes a Python class usable by name
+everywhere a built-in is: ``--behavior`` mixes, ``--behavior-NAME-OPTION`` flags, ini
+``[behavior:NAME]`` sections, ``PUT /behavior`` and ``GET /behaviors``.
+
+The built-in behaviors run in the engine; ``get_behaviors()`` lists them too (as stand-in
+classes that describe their options)."""
+from __future__ import annotations
+
+from abc import ABCMeta
+from typing import Any, Dict, List, Optional, Tuple
+
+from vaurien import _vaurien
+from vaurien.behaviors.dummy import Dummy
+
+__all__ = ["Behavior", "Dummy", "get_behaviors", "get_behavior"]
+
+HOOKS = ("on_before_handle", "on_between_handle", "on_after_handle")
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def _schema(owner: str, options: Dict[str, Any]) -> List[Tuple[str, str, Any, str]]:
+    """``{name: (description, type, default)}`` → the engine's option schema."""
+    out = []
+    for name, spec in (options or {}).items():
+        try:
+            description, type_, default = spec[0], spec[1], spec[2]
+        except (TypeError, IndexError):
+            raise ValueError(f"{owner}: option {name!r} must be (description, type, default)") from None
+        kind = _TYPES.get(type_)
+        if kind is None:
+            raise ValueError(f"{owner}: option {name!r} has type {type_!r}; use int, float, bool or str")
+        out.append((name, kind, default, str(description)))
+    return out
+
+
+def _has_hook(klass: type, hook: str) -> bool:
+    """A hook counts when the class has it and it is not Dummy's (which only returns True)."""
+    method = getattr(klass, hook, None)
+    return callable(method) and method is not getattr(Dummy, hook, None)
+
+
+class Behavior(metaclass=ABCMeta):
+    """Registry of behaviors (any class with a ``name``, ``options`` and some of the hooks)."""
+
+    _classes: Dict[str, type] = {}
+    _cache: Dict[str, Any] = {}
+
+    @classmethod
+    def register(cls, subclass: type, name: Optional[str] = None) -> type:  # type: ignore[override]
+        """Registers ``subclass`` (usable as a class decorator); replaces a behavior of the
+        same name."""
+        name = name or getattr(subclass, "name", None) or subclass.__name__.lower()
+        ABCMeta.register(cls, subclass)
+        doc = (subclass.__doc__ or "").strip().splitlines()
+        _vaurien.register_behavior(
+            name,
+            doc[0] if doc else "Python behavior %s" % subclass.__qualname__,
+            _schema(name, getattr(subclass, "options", {})),
+            subclass,
+            tuple(_has_hook(subclass, h) for h in HOOKS),
+        )
+        cls._classes[name] = subclass
+        cls._cache.pop(name, None)
+        return subclass
+
+    @classmethod
+    def _classes_by_name(cls) -> Dict[str, type]:
+        out: Dict[str, type] = {}
+        for name, _help, origin, options in _vaurien.behavior_kinds():
+            if origin == "toxic":
+                continue
+            if name in cls._classes:
+                out[name] = cls._classes[name]
+            elif name == "dummy":
+                out[name] = Dummy
+            else:
+                out[name] = _builtin(name, _help, options)
+        return out
+
+    @classmethod
+    def _get_instance(cls, klass: type, name: str) -> Any:
+        if name not in cls._cache or type(cls._cache[name]) is not klass:
+            cls._cache[name] = klass()
+        return cls._cache[name]
+
+    @classmethod
+    def get_behaviors(cls) -> Dict[str, Any]:
+        """``{name: instance}`` of every behavior (built-ins and registered ones)."""
+        return {name: cls._get_instance(k, name) for name, k in cls._classes_by_name().items()}
+
+    @classmethod
+    def get_behavior(cls, name: str) -> Any:
+        """The instance of behavior ``name``; ``KeyError`` when there is none."""
+        classes = cls._classes_by_name()
+        if name not in classes:
+            raise KeyError(name)
+        return cls._get_instance(classes[name], name)
+
+
+_BUILTINS: Dict[str, type] = {}
+_PYTYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _builtin(name: str, help: str, options: List[Tuple[str, str, Any, str]]) -> type:
+    """A stand-in class describing a built-in behavior (which runs in the engine)."""
+    if name not in _BUILTINS:
+        _BUILTINS[name] = type(
+            name.capitalize(),
+            (Dummy,),
+            {
+                "__doc__": help,
+                "__module__": __name__,
+                "name": name,
+                "builtin": True,
+                "options": {o: (h, _PYTYPES[k], d) for o, k, d, h in options},
+            },
+        )
+    return _BUILTINS[name]
+
+
+def get_behaviors() -> Dict[str, Any]:
+    """``{name: instance}`` of every behavior."""
+    return Behavior.get_behaviors()
+
+
+def get_behavior(name: str) -> Any:
+    """The instance of behavior ``name``; ``KeyError`` when there is none."""
+    return Behavior.get_behavior(name)

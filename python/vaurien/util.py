@@ -1,0 +1,247 @@
+"""Helpers: start and stop proxies in this process (``start_proxy``/``stop_proxy``, the
+:class:`Proxy` context manager), ``get_data`` for behaviors, ``import_string``."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from vaurien import _vaurien
+
+__all__ = ["Proxy", "start_proxy", "stop_proxy", "get_data", "import_string", "parse_address", "chunked"]
+
+_FILE_HANDLERS: Dict[str, logging.Handler] = {}
+
+
+def _log_to(output: str) -> None:
+    """``log_output``: ``-`` leaves the engine's logs to the application's logging setup (the
+    ``vaurien`` logger); a path adds a file handler for them."""
+    if output in ("-", "", None) or output in _FILE_HANDLERS:
+        return
+    handler = logging.FileHandler(output)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(message)s"))
+    logging.getLogger("vaurien").addHandler(handler)
+    _FILE_HANDLERS[output] = handler
+
+
+def start_proxy(
+    proxy_host: str = "localhost",
+    proxy_port: int = 8000,
+    backend_host: str = "localhost",
+    backend_port: int = 8888,
+    protocol: str = "tcp",
+    http: bool = True,
+    warmup: float = 2,
+    http_host: str = "localhost",
+    http_port: int = 8080,
+    options: Optional[Sequence[str]] = None,
+    log_level: str = "info",
+    log_output: str = "-",
+) -> int:
+    """Starts a proxy in this process and returns its id (for :func:`stop_proxy`).
+
+    Returns as soon as the proxy (and the control API when ``http`` is true) accept
+    connections; ``warmup`` is the longest wait. ``options`` are extra command-line flags
+    (``['--behavior', '50:delay', '--behavior-delay-sleep', '1']``), parsed by the CLI's own
+    parser. Raises ``ValueError`` with the engine's message when the proxy cannot start (port
+    in use, bad option, ...)."""
+    args = [
+        "--proxy", "%s:%d" % (proxy_host, int(proxy_port)),
+        "--backend", "%s:%d" % (backend_host, int(backend_port)),
+        "--protocol", protocol,
+        "--log-level", log_level,
+        "--log-output", log_output,
+    ]
+    if http:
+        args += ["--http", "--http-host", http_host, "--http-port", str(int(http_port))]
+    if options is not None:
+        args += [str(o) for o in options]
+    pid = _vaurien.start(args, float(warmup))
+    _log_to(log_output)
+    return pid
+
+
+def stop_proxy(pid: int) -> None:
+    """Stops the proxy ``pid``; its ports are free when this returns.
+    ``ValueError('Not found')`` for an unknown id."""
+    _vaurien.stop(int(pid))
+
+
+def _address(value: Union[str, Tuple[str, int]]) -> str:
+    if isinstance(value, tuple):
+        host, port = value
+        return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    return value
+
+
+def _split(address: str) -> Tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+class Proxy:
+    """A proxy in this process, for new code::
+
+        with Proxy(backend="127.0.0.1:6379", protocol="redis") as p:
+            redis.Redis(p.host, p.port).ping()
+            with p.behavior("delay", sleep=0.5):
+                ...
+
+    Listens on a free port by default (``p.host``, ``p.port``, ``p.address``); with ``http``
+    (default) the control API listens on a free port too and ``p.client`` drives it."""
+
+    def __init__(
+        self,
+        backend: Union[str, Tuple[str, int]],
+        proxy: Union[str, Tuple[str, int]] = "127.0.0.1:0",
+        protocol: str = "tcp",
+        behavior: Optional[str] = None,
+        http: bool = True,
+        http_address: Union[str, Tuple[str, int]] = "127.0.0.1:0",
+        options: Sequence[str] = (),
+        warmup: float = 5,
+        log_level: str = "info",
+    ) -> None:
+        self.backend = _address(backend)
+        self.listen = _address(proxy)
+        self.protocol = protocol
+        self.initial_behavior = behavior
+        self.http = http
+        self.http_address = _address(http_address)
+        self.options = list(options)
+        self.warmup = warmup
+        self.log_level = log_level
+        self.id: Optional[int] = None
+        self.host = ""
+        self.port = 0
+        self.http_host: Optional[str] = None
+        self.http_port: Optional[int] = None
+
+    def start(self) -> "Proxy":
+        """Starts it; returns once it accepts connections."""
+        if self.id is not None:
+            return self
+        args = ["--proxy", self.listen, "--backend", self.backend, "--protocol", self.protocol, "--log-level", self.log_level]
+        if self.initial_behavior:
+            args += ["--behavior", self.initial_behavior]
+        if self.http:
+            host, port = _split(self.http_address)
+            args += ["--http", "--http-host", host, "--http-port", str(port)]
+        args += self.options
+        self.id = _vaurien.start(args, float(self.warmup))
+        proxy, api = _vaurien.addresses(self.id)
+        if proxy:
+            self.host, self.port = _split(proxy)
+        if api:
+            self.http_host, self.http_port = _split(api)
+        return self
+
+    def stop(self) -> None:
+        """Stops it (idempotent); its ports are free when this returns."""
+        if self.id is not None:
+            pid, self.id = self.id, None
+            with contextlib.suppress(ValueError):
+                _vaurien.stop(pid)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` where clients connect."""
+        return "%s:%d" % (self.host, self.port)
+
+    @property
+    def client(self) -> "Any":
+        """A :class:`vaurien.Client` for the control API (``http=True``)."""
+        from vaurien.client import Client
+
+        if self.http_port is None:
+            raise ValueError("this proxy was started without its control API (http=False)")
+        return Client(self.http_host or "127.0.0.1", self.http_port)
+
+    def set_behavior(self, name: str, **options: Any) -> None:
+        """Sets the behavior (a name or a mix) directly, without the HTTP API."""
+        if self.id is None:
+            raise ValueError("the proxy is not running")
+        _vaurien.set_behavior(self.id, name, options)
+
+    def get_behavior(self) -> str:
+        """The active behavior (a name or a mix)."""
+        if self.id is None:
+            raise ValueError("the proxy is not running")
+        return _vaurien.get_behavior(self.id)
+
+    @contextlib.contextmanager
+    def behavior(self, name: str, **options: Any) -> Iterator["Proxy"]:
+        """Sets ``name`` with ``options`` for the block, then restores the previous behavior
+        (also when the block raises)."""
+        previous = self.get_behavior()
+        self.set_behavior(name, **options)
+        try:
+            yield self
+        finally:
+            if self.id is not None:
+                self.set_behavior(previous)
+
+    def __enter__(self) -> "Proxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running on %s" % self.address if self.id is not None else "stopped"
+        return "<vaurien.Proxy %s -> %s, %s>" % (self.protocol, self.backend, state)
+
+
+def get_data(sock: Any, buffer: int = 1024) -> bytes:
+    """Reads at most ``buffer`` bytes from ``sock``; ``b''`` when it is closed or fails."""
+    try:
+        return sock.recv(buffer)
+    except OSError:
+        return b""
+
+
+def import_string(import_name: str) -> Any:
+    """Imports ``pkg.mod.Name`` or ``pkg.mod:Name``."""
+    import importlib
+
+    if ":" in import_name:
+        module, obj = import_name.split(":", 1)
+    elif "." in import_name:
+        module, obj = import_name.rsplit(".", 1)
+    else:
+        return importlib.import_module(import_name)
+    try:
+        return getattr(importlib.import_module(module), obj)
+    except AttributeError:
+        return importlib.import_module(module + "." + obj)
+
+
+def parse_address(address: str) -> Tuple[str, int]:
+    """``host:port`` → ``(host, port)``; exits with a message when malformed (as the original)."""
+    try:
+        return _split(address)
+    except ValueError:
+        sys.exit("Expected HOST:PORT: %r" % address)
+
+
+def chunked(total: int, chunk: int) -> Iterator[int]:
+    """Sizes of the chunks of ``total`` bytes read ``chunk`` at a time."""
+    while total > 0:
+        yield min(total, chunk)
+        total -= chunk
+
+
+def _load_plugin(kind: str, name: str, callable: str) -> None:
+    """Called by the engine for ``callable = ...`` in ``[behavior:NAME]`` / ``[protocol:NAME]``."""
+    klass = import_string(callable)
+    if kind == "behavior":
+        from vaurien.behaviors import Behavior
+
+        Behavior.register(klass, name=name)
+    else:
+        from vaurien.protocols import Protocol
+
+        Protocol.register(klass, name=name)
+
+

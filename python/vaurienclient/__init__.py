@@ -1,0 +1,73 @@
+"""``vaurienclient``: the client of vaurien's control API, and the ``vaurienctl`` command.
+
+Kept as its own package so that ``from vaurienclient import Client`` works unchanged."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Dict, List, Optional
+from urllib.parse import urlparse
+
+from vaurien.client import Client, HTTPError
+
+__all__ = ["Client", "HTTPError", "main"]
+
+
+def _options(extra: List[str]) -> Dict[str, str]:
+    """``--sleep 2 --before=false`` → ``{"sleep": "2", "before": "false"}`` (the server types
+    the values from the behavior's schema)."""
+    out: Dict[str, str] = {}
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--"):
+            raise SystemExit(f"vaurienctl: unexpected argument {arg!r}")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            i += 1
+            value = extra[i]
+        else:
+            value = "true"
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Command-line tool to change the behavior that's being used by vaurien."""
+    parser = argparse.ArgumentParser(
+        prog="vaurienctl",
+        description="Change the vaurien behavior",
+        epilog="set-behavior takes the behavior's options as --NAME VALUE, e.g. "
+        "`vaurienctl set-behavior delay --sleep 2`",
+    )
+    parser.add_argument("action", help="The action you want to do.", choices=["list-behaviors", "set-behavior", "get-behavior"])
+    parser.add_argument("behavior", nargs="?", help="The vaurien behavior to set for the next calls")
+    parser.add_argument("--host", dest="host", default="http://localhost:8080", help="The host to use. Provide the scheme.")
+    ns, extra = parser.parse_known_args(args)
+    parts = urlparse(ns.host if "://" in ns.host else "http://" + ns.host)
+    client = Client(parts.hostname or "localhost", parts.port or 8080, parts.scheme or "http")
+    try:
+        if ns.action == "list-behaviors":
+            print(", ".join(client.list_behaviors()))
+        elif ns.action == "set-behavior":
+            if not ns.behavior:
+                parser.error("set-behavior needs a behavior name")
+            try:
+                client.set_behavior(ns.behavior, **_options(extra))
+                print('Behavior changed to "%s"' % ns.behavior)
+            except ValueError as e:
+                print("The request failed (%s). Please use one of %s" % (e, ", ".join(client.list_behaviors())))
+                return 1
+        elif ns.action == "get-behavior":
+            print(client.get_behavior())
+    except OSError as e:
+        print(f"vaurienctl: cannot reach {client.root_url}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

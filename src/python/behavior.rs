@@ -1,0 +1,385 @@
+//! Python behavior classes as engine behaviors.
+//!
+//! `Behavior.register(cls)` (Python) calls [`register_behavior`]: the class's `options` dict
+//! becomes the kind's option schema, so a Python behavior gets `--behavior-NAME-OPTION` flags,
+//! ini sections, `PUT /behavior` and `GET /behaviors` like a built-in. Each built behavior
+//! (one per configuration, shared by every connection of the proxy, as in the original) makes
+//! its Python instance on first use, on a Python thread: `cls()` then `update_settings(options)`.
+//!
+//! A hook call: the connection's task submits the call to the [`pool`], then serves the socket
+//! requests of the hook (see [`socket`]) until the hook's result arrives on a oneshot. Hooks the
+//! class lacks are not called at all (they count as returning True).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pyo3::prelude::*;
+use tokio::sync::oneshot;
+
+use super::socket::{self, BetweenHook, PeerInfo, ProtocolView, Request, Side, Socket};
+use super::{errors, pool};
+use crate::behavior::{
+    self, Behavior, BehaviorError, Exchange, Flow, Kind, OptionKind, OptionSpec, Options, Origin,
+    Value,
+};
+
+/// A class registered from Python (behavior or protocol).
+pub struct Plugin {
+    pub name: String,
+    pub class: Py<PyAny>,
+    /// Which of `on_before_handle`, `on_between_handle`, `on_after_handle` the class has.
+    pub hooks: [bool; 3],
+}
+
+/// One configured instance of a plugin: its options and, once made, its Python object.
+pub struct Instance {
+    pub plugin: Arc<Plugin>,
+    pub options: Options,
+    object: OnceLock<Py<PyAny>>,
+}
+
+impl Instance {
+    pub fn new(plugin: Arc<Plugin>, options: Options) -> Self {
+        Instance {
+            plugin,
+            options,
+            object: OnceLock::new(),
+        }
+    }
+
+    /// The Python object, made on first use: `cls()`, then `update_settings(options)` (or a
+    /// `settings` attribute for a plain class). Two threads may race to make it: one wins, the
+    /// other's object is dropped; no lock is held while Python runs.
+    pub fn object<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(o) = self.object.get() {
+            return Ok(o.bind(py).clone());
+        }
+        let obj = self.plugin.class.bind(py).call0()?;
+        let settings = socket::options_to_dict(py, &self.options)?;
+        if obj.hasattr("update_settings")? {
+            obj.call_method1("update_settings", (settings,))?;
+        } else if !obj.hasattr("settings")? {
+            let _ = obj.setattr("settings", settings);
+        }
+        let _ = self.object.set(obj.unbind());
+        Ok(self.object.get().expect("set above").bind(py).clone())
+    }
+}
+
+/// The three hooks.
+#[derive(Clone, Copy, Debug)]
+pub enum Hook {
+    Before = 0,
+    Between = 1,
+    After = 2,
+}
+
+impl Hook {
+    pub fn method(self) -> &'static str {
+        match self {
+            Hook::Before => "on_before_handle",
+            Hook::Between => "on_between_handle",
+            Hook::After => "on_after_handle",
+        }
+    }
+}
+
+/// What a Python call tells the engine.
+pub struct Outcome {
+    /// The call's truth value.
+    pub keep: bool,
+    /// `_closed` was set (or `close()` called) on the source / dest socket.
+    pub close_source: bool,
+    pub close_dest: bool,
+}
+
+/// Everything a Python thread needs for one call; no borrowed engine state.
+pub struct Call {
+    pub instance: Arc<Instance>,
+    pub protocol: ProtocolView,
+    pub to_backend: bool,
+    pub source: PeerInfo,
+    pub dest: PeerInfo,
+    pub timeout: Duration,
+    pub conduit: socket::Conduit,
+}
+
+impl Call {
+    /// Runs `method(protocol, source, dest, to_backend)` on the instance, or for a protocol
+    /// (`between` given) `_handle(source, dest, to_backend, on_between_handle)`. Runs on a pool
+    /// thread; takes the GIL for the Python part only.
+    pub fn run(self, method: &'static str, protocol_call: bool) -> Result<Outcome, BehaviorError> {
+        if pool::finalizing() {
+            return Err(BehaviorError::Other(
+                "the Python interpreter is shutting down".into(),
+            ));
+        }
+        Python::attach(|py| {
+            let r = (|| -> PyResult<Outcome> {
+                let obj = self.instance.object(py)?;
+                let source = Bound::new(
+                    py,
+                    Socket::new(
+                        self.conduit.clone(),
+                        Side::Source,
+                        self.source.clone(),
+                        self.timeout,
+                    ),
+                )?;
+                let dest = Bound::new(
+                    py,
+                    Socket::new(
+                        self.conduit.clone(),
+                        Side::Dest,
+                        self.dest.clone(),
+                        self.timeout,
+                    ),
+                )?;
+                let ret = if protocol_call {
+                    let between = Bound::new(py, BetweenHook::new(self.conduit.clone()))?;
+                    obj.call_method1(method, (&source, &dest, self.to_backend, between))?
+                } else {
+                    let proto = Bound::new(py, self.protocol)?;
+                    obj.call_method1(method, (proto, &source, &dest, self.to_backend))?
+                };
+                let keep = ret.is_truthy()?;
+                let close_source = source.borrow().closed;
+                let close_dest = dest.borrow().closed;
+                Ok(Outcome {
+                    keep,
+                    close_source,
+                    close_dest,
+                })
+            })();
+            r.map_err(|e| errors::hook_failed(py, &self.instance.plugin.name, method, e))
+        })
+    }
+}
+
+/// Submits a call to the pool; the result comes back on the returned oneshot.
+pub fn submit(
+    call: Call,
+    method: &'static str,
+    protocol_call: bool,
+) -> oneshot::Receiver<Result<Outcome, BehaviorError>> {
+    let (tx, rx) = oneshot::channel();
+    pool::submit(move || {
+        let _ = tx.send(call.run(method, protocol_call));
+    });
+    rx
+}
+
+/// A Python behavior, as the engine sees it.
+pub struct PyBehavior {
+    instance: Arc<Instance>,
+}
+
+impl PyBehavior {
+    async fn call(&self, hook: Hook, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        if !self.instance.plugin.hooks[hook as usize] {
+            return Ok(Flow::Continue);
+        }
+        let (conduit, mut requests) = socket::channel();
+        let call = Call {
+            instance: self.instance.clone(),
+            protocol: ProtocolView::new(cx.protocol.name(), cx.protocol.options()),
+            to_backend: cx.to_backend,
+            source: PeerInfo::of(cx.source()),
+            dest: PeerInfo::of(cx.dest()),
+            timeout: cx.conn.timeout,
+            conduit,
+        };
+        let mut done = submit(call, hook.method(), false);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut done => break r.unwrap_or_else(|_| {
+                    Err(BehaviorError::Other("the Python call was dropped".into()))
+                })?,
+                Some(req) = requests.recv() => serve(req, cx).await,
+            }
+        };
+        if outcome.close_source {
+            cx.source().close();
+        }
+        if outcome.close_dest {
+            cx.dest().close();
+        }
+        let closed = outcome.close_source || outcome.close_dest;
+        Ok(Flow::from_bool(outcome.keep && !closed))
+    }
+}
+
+/// Performs one socket request of a behavior hook on the exchange's real peers.
+async fn serve(req: Request, cx: &mut Exchange<'_>) {
+    let peer = |side: Side| {
+        if side == Side::Source {
+            cx.source()
+        } else {
+            cx.dest()
+        }
+    };
+    match req {
+        Request::Recv {
+            side,
+            max,
+            timeout,
+            reply,
+        } => {
+            let r = if side == Side::Source {
+                socket::recv_from(cx.source(), cx.pending, max, timeout).await
+            } else {
+                socket::recv_from(cx.dest(), &mut BytesMut::new(), max, timeout).await
+            };
+            let _ = reply.send(r);
+        }
+        Request::Send { side, data, reply } => {
+            let _ = reply.send(peer(side).write_all(&data).await);
+        }
+        Request::Close { side, reply } => {
+            peer(side).close();
+            let _ = reply.send(());
+        }
+        Request::Shutdown { side, how, reply } => {
+            let _ = reply.send(socket::shutdown(peer(side), how));
+        }
+        Request::Between { reply } => {
+            let _ = reply.send(Err("on_between_handle is only given to protocols".into()));
+        }
+    }
+}
+
+#[async_trait]
+impl Behavior for PyBehavior {
+    async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        self.call(Hook::Before, cx).await
+    }
+    async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        self.call(Hook::Between, cx).await
+    }
+    async fn on_after_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        self.call(Hook::After, cx).await
+    }
+    fn has_exchange_hooks(&self) -> bool {
+        self.instance.plugin.hooks.iter().any(|h| *h)
+    }
+}
+
+/// One option of a Python `options` dict, already split by the Python side into
+/// `(name, type name, default, description)`.
+pub type PyOptionSpec<'py> = (String, String, Bound<'py, PyAny>, String);
+
+/// The option schema of a Python class.
+pub fn schema(owner: &str, specs: Vec<PyOptionSpec<'_>>) -> PyResult<Vec<OptionSpec>> {
+    specs
+        .into_iter()
+        .map(|(name, kind, default, help)| {
+            let kind = match kind.as_str() {
+                "bool" => OptionKind::Bool,
+                "int" => OptionKind::Int,
+                "float" => OptionKind::Float,
+                "str" => OptionKind::Str,
+                other => {
+                    return Err(errors::value_error(format!(
+                        "{owner}: option '{name}' has type {other}; use int, float, bool or str"
+                    )))
+                }
+            };
+            let default = if default.is_none() {
+                match kind {
+                    OptionKind::Bool => Value::Bool(false),
+                    OptionKind::Int => Value::Int(0),
+                    OptionKind::Float => Value::Float(0.0),
+                    OptionKind::Str => Value::Str(String::new()),
+                }
+            } else if let Ok(s) = default.extract::<String>() {
+                kind.parse(&s)
+                    .map_err(|e| errors::value_error(format!("{owner}: option '{name}': {e}")))?
+            } else {
+                match kind {
+                    OptionKind::Bool => Value::Bool(default.is_truthy()?),
+                    OptionKind::Int => Value::Int(default.extract()?),
+                    OptionKind::Float => Value::Float(default.extract()?),
+                    OptionKind::Str => Value::Str(default.str()?.to_string()),
+                }
+            };
+            Ok(OptionSpec::new(&name, kind, default, &help))
+        })
+        .collect()
+}
+
+/// Registers (or replaces) a Python behavior class under `name`.
+#[pyfunction]
+#[pyo3(signature = (name, help, options, cls, hooks))]
+pub fn register_behavior(
+    name: String,
+    help: String,
+    options: Vec<PyOptionSpec<'_>>,
+    cls: Py<PyAny>,
+    hooks: (bool, bool, bool),
+) -> PyResult<()> {
+    if name.is_empty() || name.contains([',', ':', ' ']) {
+        return Err(errors::value_error(format!(
+            "a behavior name must be a non-empty word, not {name:?}"
+        )));
+    }
+    let specs = schema(&name, options)?;
+    let plugin = Arc::new(Plugin {
+        name: name.clone(),
+        class: cls,
+        hooks: [hooks.0, hooks.1, hooks.2],
+    });
+    behavior::registry().register(Kind::new(&name, &help, Origin::Plugin, specs, move |o| {
+        Ok(Arc::new(PyBehavior {
+            instance: Arc::new(Instance::new(plugin.clone(), o.clone())),
+        }) as Arc<dyn Behavior>)
+    }));
+    Ok(())
+}
+
+/// A kind as Python sees it: `(name, help, origin, [(option, type, default, help)])`.
+pub type KindInfo<'py> = (
+    String,
+    String,
+    String,
+    Vec<(String, String, Bound<'py, PyAny>, String)>,
+);
+
+pub fn kind_info<'py>(
+    py: Python<'py>,
+    name: &str,
+    help: &str,
+    origin: &str,
+    options: &[OptionSpec],
+) -> PyResult<KindInfo<'py>> {
+    let opts = options
+        .iter()
+        .map(|s| {
+            Ok((
+                s.name.clone(),
+                s.kind.as_str().to_string(),
+                socket::value_to_py(py, &s.default)?,
+                s.help.clone(),
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((name.to_string(), help.to_string(), origin.to_string(), opts))
+}
+
+/// Every registered behavior (built-ins, Toxiproxy toxics, Python plugins).
+#[pyfunction]
+pub fn behavior_kinds(py: Python<'_>) -> PyResult<Vec<KindInfo<'_>>> {
+    behavior::registry()
+        .kinds()
+        .iter()
+        .map(|k| {
+            let origin = match k.origin {
+                Origin::Vaurien => "vaurien",
+                Origin::Toxic => "toxic",
+                Origin::Plugin => "plugin",
+            };
+            kind_info(py, &k.name, &k.help, origin, &k.options)
+        })
+        .collect()
+}

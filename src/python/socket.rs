@@ -1,0 +1,394 @@
+//! The socket-like objects handed to Python hooks (`source`, `dest`), the `protocol` view and
+//! the `on_between_handle` callable of Python protocols.
+//!
+//! A Python hook never touches a real socket. Each method sends a [`Request`] over a bounded
+//! channel to the connection's task, which performs it on the real [`Peer`] (a `recv` on the
+//! source first drains the bytes the engine already read) and answers on a oneshot; the Python
+//! thread waits with the GIL released. When the hook returns, the task stops listening and the
+//! objects become unusable (`OSError(EBADF)`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use pyo3::IntoPyObjectExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::errors;
+use crate::behavior::{Options, Value};
+use crate::proxy::peer::Peer;
+
+/// Which of the hook's two sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Dest,
+}
+
+/// What a Python thread asks the connection's task to do.
+pub enum Request {
+    Recv {
+        side: Side,
+        max: usize,
+        /// `None`: wait forever (blocking socket); zero: do not wait (non-blocking).
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<io::Result<Vec<u8>>>,
+    },
+    Send {
+        side: Side,
+        data: Vec<u8>,
+        reply: oneshot::Sender<io::Result<()>>,
+    },
+    Close {
+        side: Side,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        side: Side,
+        how: i32,
+        reply: oneshot::Sender<io::Result<()>>,
+    },
+    /// A Python protocol calls the behavior's `on_between_handle`.
+    Between {
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+}
+
+/// The Python end of a hook's channel.
+pub type Conduit = mpsc::Sender<Request>;
+
+/// A new channel for one hook call: the Python end and the task's end.
+pub fn channel() -> (Conduit, mpsc::Receiver<Request>) {
+    // One request in flight at a time per hook: Python waits for each answer.
+    mpsc::channel(1)
+}
+
+/// Sends a request and waits for its answer with the GIL released.
+fn roundtrip<T: Send + 'static>(
+    py: Python<'_>,
+    conduit: &Conduit,
+    make: impl FnOnce(oneshot::Sender<T>) -> Request + Send,
+) -> PyResult<T> {
+    let conduit = conduit.clone();
+    py.detach(move || {
+        let (tx, rx) = oneshot::channel();
+        conduit.blocking_send(make(tx)).ok()?;
+        rx.blocking_recv().ok()
+    })
+    .ok_or_else(errors::socket_gone)
+}
+
+/// What a socket knows about its real peer (for `fileno`, `getpeername`).
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    pub fd: i64,
+    pub addr: Option<SocketAddr>,
+    pub role: &'static str,
+}
+
+impl PeerInfo {
+    pub fn of(peer: &Peer) -> Self {
+        #[cfg(unix)]
+        let fd = {
+            use std::os::fd::AsRawFd;
+            peer.stream.as_raw_fd() as i64
+        };
+        #[cfg(not(unix))]
+        let fd = -1;
+        PeerInfo {
+            fd,
+            addr: peer.addr,
+            role: match peer.role {
+                crate::proxy::peer::Role::Client => "client",
+                crate::proxy::peer::Role::Backend => "backend",
+            },
+        }
+    }
+}
+
+/// A socket as a hook sees it: `recv`, `send`, `sendall`, `close`, `shutdown`, `settimeout`,
+/// `gettimeout`, `setblocking`, `fileno`, and a settable `_closed` (true after the hook: that
+/// side is closed and the connection ends).
+#[pyclass(module = "vaurien._vaurien", name = "Socket")]
+pub struct Socket {
+    conduit: Conduit,
+    side: Side,
+    info: PeerInfo,
+    /// Seconds; `None` blocks forever, 0 is non-blocking.
+    timeout: Option<f64>,
+    /// Set by the hook (or by `close()`): the engine closes this side when the hook returns.
+    #[pyo3(get, set, name = "_closed")]
+    pub closed: bool,
+}
+
+impl Socket {
+    pub fn new(conduit: Conduit, side: Side, info: PeerInfo, timeout: Duration) -> Self {
+        Socket {
+            conduit,
+            side,
+            info,
+            timeout: Some(timeout.as_secs_f64()),
+            closed: false,
+        }
+    }
+}
+
+fn duration(timeout: Option<f64>) -> Option<Duration> {
+    timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)))
+}
+
+#[pymethods]
+impl Socket {
+    /// Reads at most `bufsize` bytes; `b""` when the peer has closed. Raises `socket.timeout`
+    /// after the socket's timeout (the proxy's `--timeout` unless `settimeout` changed it).
+    #[pyo3(signature = (bufsize, flags = 0))]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        bufsize: isize,
+        flags: i32,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let _ = flags;
+        if bufsize < 0 {
+            return Err(PyValueError::new_err("negative buffersize in recv"));
+        }
+        let (side, timeout) = (self.side, duration(self.timeout));
+        let r = roundtrip(py, &self.conduit, move |reply| Request::Recv {
+            side,
+            max: bufsize as usize,
+            timeout,
+            reply,
+        })?;
+        match r {
+            Ok(data) => Ok(PyBytes::new(py, &data)),
+            Err(e) => Err(errors::io_error(py, e)),
+        }
+    }
+
+    /// Writes all of `data`; returns its length (a hook's `send` never writes part of it).
+    #[pyo3(signature = (data, flags = 0))]
+    fn send(&self, py: Python<'_>, data: Vec<u8>, flags: i32) -> PyResult<usize> {
+        let _ = flags;
+        let n = data.len();
+        self.sendall(py, data, 0)?;
+        Ok(n)
+    }
+
+    /// Writes all of `data`.
+    #[pyo3(signature = (data, flags = 0))]
+    fn sendall(&self, py: Python<'_>, data: Vec<u8>, flags: i32) -> PyResult<()> {
+        let _ = flags;
+        let side = self.side;
+        roundtrip(py, &self.conduit, move |reply| Request::Send {
+            side,
+            data,
+            reply,
+        })?
+        .map_err(|e| errors::io_error(py, e))
+    }
+
+    /// Closes this side; the connection ends.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.closed = true;
+        let side = self.side;
+        // Closing an already gone connection is not an error, as with a real socket.
+        let _ = roundtrip(py, &self.conduit, move |reply| Request::Close {
+            side,
+            reply,
+        });
+        Ok(())
+    }
+
+    /// `socket.SHUT_RD`, `SHUT_WR` or `SHUT_RDWR` (which closes the connection).
+    fn shutdown(&self, py: Python<'_>, how: i32) -> PyResult<()> {
+        let side = self.side;
+        roundtrip(py, &self.conduit, move |reply| Request::Shutdown {
+            side,
+            how,
+            reply,
+        })?
+        .map_err(|e| errors::io_error(py, e))
+    }
+
+    #[pyo3(signature = (value))]
+    fn settimeout(&mut self, value: Option<f64>) -> PyResult<()> {
+        if value.is_some_and(|v| v < 0.0 || v.is_nan()) {
+            return Err(PyValueError::new_err("Timeout value out of range"));
+        }
+        self.timeout = value;
+        Ok(())
+    }
+
+    fn gettimeout(&self) -> Option<f64> {
+        self.timeout
+    }
+
+    fn setblocking(&mut self, flag: bool) {
+        self.timeout = if flag { None } else { Some(0.0) };
+    }
+
+    fn getblocking(&self) -> bool {
+        self.timeout != Some(0.0)
+    }
+
+    /// The real socket's descriptor (for logs and identity; do not read or write it).
+    fn fileno(&self) -> i64 {
+        self.info.fd
+    }
+
+    fn getpeername(&self) -> PyResult<(String, u16)> {
+        self.info
+            .addr
+            .map(|a| (a.ip().to_string(), a.port()))
+            .ok_or_else(|| errors::io_error_plain(io::ErrorKind::NotConnected))
+    }
+
+    /// `"client"` or `"backend"`.
+    #[getter]
+    fn role(&self) -> &'static str {
+        self.info.role
+    }
+
+    fn __repr__(&self) -> String {
+        let addr = self.info.addr.map(|a| a.to_string()).unwrap_or_default();
+        format!(
+            "<vaurien socket {} {addr} fd={}>",
+            self.info.role, self.info.fd
+        )
+    }
+}
+
+/// The `protocol` argument of a hook: `name`, `option(name)`, `settings`.
+#[pyclass(module = "vaurien._vaurien", name = "ProtocolView", frozen)]
+pub struct ProtocolView {
+    #[pyo3(get)]
+    name: String,
+    options: Options,
+}
+
+impl ProtocolView {
+    pub fn new(name: &str, options: &Options) -> Self {
+        ProtocolView {
+            name: name.to_string(),
+            options: options.clone(),
+        }
+    }
+}
+
+/// An option value as a Python object.
+pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Value::Bool(b) => b.into_bound_py_any(py),
+        Value::Int(i) => i.into_bound_py_any(py),
+        Value::Float(f) => f.into_bound_py_any(py),
+        Value::Str(s) => s.into_bound_py_any(py),
+    }
+}
+
+/// Option values as a dict.
+pub fn options_to_dict<'py>(py: Python<'py>, o: &Options) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in &o.0 {
+        d.set_item(k, value_to_py(py, v)?)?;
+    }
+    Ok(d)
+}
+
+#[pymethods]
+impl ProtocolView {
+    /// The value of one option of the protocol (`KeyError` for an unknown name).
+    fn option<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        match self.options.get(name) {
+            Some(v) => value_to_py(py, v),
+            None => Err(PyKeyError::new_err(name.to_string())),
+        }
+    }
+
+    #[getter]
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        options_to_dict(py, &self.options)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<vaurien protocol {}>", self.name)
+    }
+}
+
+/// The `on_between_handle` callable given to a Python protocol's `_handle`: runs the behavior's
+/// between hook (on the connection's task) and returns whether the exchange goes on.
+#[pyclass(module = "vaurien._vaurien", name = "BetweenHook", frozen)]
+pub struct BetweenHook {
+    conduit: Conduit,
+}
+
+impl BetweenHook {
+    pub fn new(conduit: Conduit) -> Self {
+        BetweenHook { conduit }
+    }
+}
+
+#[pymethods]
+impl BetweenHook {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, pyo3::types::PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        let _ = (args, kwargs);
+        roundtrip(py, &self.conduit, |reply| Request::Between { reply })?
+            .map_err(errors::value_error)
+    }
+}
+
+/// Reads for a hook: first what the engine already read (`buf`), else from the peer.
+pub async fn recv_from(
+    peer: &Peer,
+    buf: &mut BytesMut,
+    max: usize,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<u8>> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    if !buf.is_empty() {
+        let n = max.min(buf.len());
+        return Ok(buf.split_to(n).to_vec());
+    }
+    let mut tmp = BytesMut::with_capacity(max.min(1 << 20));
+    let r = match timeout {
+        Some(t) => peer.read_buf_timeout(&mut tmp, max, t).await,
+        None => peer.read_buf(&mut tmp, max).await,
+    };
+    match r {
+        Ok(_) => Ok(tmp.to_vec()),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut && timeout.is_some_and(|t| t.is_zero()) => {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `shutdown(how)` on a peer.
+pub fn shutdown(peer: &Peer, how: i32) -> io::Result<()> {
+    match how {
+        0 => {
+            let _ = socket2::SockRef::from(&peer.stream).shutdown(std::net::Shutdown::Read);
+            Ok(())
+        }
+        1 => peer.shutdown_write(),
+        2 => {
+            peer.close();
+            Ok(())
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid shutdown mode",
+        )),
+    }
+}

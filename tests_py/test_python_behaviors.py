@@ -1,0 +1,369 @@
+"""Behaviors and protocols written in Python, running inside the engine."""
+from __future__ import annotations
+
+import logging
+import socket
+import textwrap
+import threading
+import time
+
+import pytest
+
+from helpers import free_port
+from pyhelpers import Backend, echo_lines, echo_once, exchange, wait_until
+
+import vaurien
+from vaurien import _vaurien
+from vaurien.behaviors import Behavior, get_behavior, get_behaviors
+from vaurien.behaviors.dummy import Dummy
+from vaurien.protocols import Protocol
+from vaurien.protocols.base import BaseProtocol
+from vaurien.util import get_data, start_proxy, stop_proxy
+
+
+class Sleepy(Dummy):
+    """Sleeps before each exchange."""
+
+    name = "py_sleepy"
+    options = {"sleep": ("seconds to sleep", float, 0.5)}
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        time.sleep(self.option("sleep"))
+        return True
+
+
+class Refuse(Dummy):
+    """Reads the request, answers an error itself and closes: the backend sees nothing."""
+
+    name = "py_refuse"
+    options = {"message": ("the answer", str, "ERROR")}
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        get_data(source)
+        source.sendall(self.option("message").encode() + b"\r\n")
+        source.close()
+        return False
+
+
+class Prefix(Dummy):
+    """Sends a prefix to the client before each exchange."""
+
+    name = "py_prefix"
+    options = {
+        "text": ("the prefix", str, "default"),
+        "twice": ("send it twice", bool, False),
+        "count": ("how many bytes of it", int, 100),
+    }
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        text = self.option("text").encode()[: self.option("count")]
+        source.sendall(text * (2 if self.option("twice") else 1) + b"|")
+        return True
+
+
+class Boom(Dummy):
+    name = "py_boom"
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        raise RuntimeError("boom in a hook")
+
+
+class Plain:
+    """A plain class (no Dummy), with only on_after_handle, as the original docs show."""
+
+    name = "py_plain"
+    options = {}
+    calls = []
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        Plain.calls.append((protocol.name, protocol.option("keep_alive"), to_backend, source.gettimeout()))
+        return True
+
+
+for cls in (Sleepy, Refuse, Prefix, Boom, Plain):
+    Behavior.register(cls)
+
+
+@pytest.fixture
+def echo_backend():
+    b = Backend(echo_once)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def start(echo_backend):
+    """start(behavior, *flags) → (port, client); everything stopped at the end."""
+    pids = []
+
+    def run(behavior="100:dummy", *flags, backend=None, protocol="tcp"):
+        port, http_port = free_port(), free_port()
+        pids.append(start_proxy(proxy_host="127.0.0.1", proxy_port=port, backend_host="127.0.0.1",
+                                backend_port=(backend or echo_backend).port, protocol=protocol,
+                                http_host="127.0.0.1", http_port=http_port,
+                                options=["--behavior", behavior, *flags]))
+        return port, vaurien.Client("127.0.0.1", http_port)
+
+    yield run
+    for pid in pids:
+        stop_proxy(pid)
+
+
+def test_registered_behaviors_are_listed_everywhere(start):
+    names = get_behaviors()
+    assert {"py_sleepy", "py_refuse", "dummy", "delay"} <= set(names)
+    assert isinstance(get_behavior("py_sleepy"), Sleepy)
+    assert get_behavior("delay").options["sleep"][1] is float
+    with pytest.raises(KeyError):
+        get_behavior("nosuch")
+    port, client = start()
+    assert "py_sleepy" in client.list_behaviors()
+
+
+def test_a_behavior_that_sleeps(start):
+    port, client = start("100:py_sleepy", "--behavior-py-sleepy-sleep", "0.4")
+    t0 = time.monotonic()
+    assert exchange(port, b"z") == b"echo:z"
+    assert time.monotonic() - t0 >= 0.4
+
+
+def test_a_behavior_that_answers_an_error_and_closes(start, echo_backend):
+    port, client = start("100:py_refuse", "--behavior-py-refuse-message", "NOPE")
+    assert exchange(port, b"GET x\r\n") == b"NOPE\r\n"
+    time.sleep(0.1)
+    assert [d for d in echo_backend.received if d] == [], "the request never reached the backend"
+
+
+def test_options_from_flags_api_and_mixes(start):
+    port, client = start("100:py_prefix", "--behavior-py-prefix-text", "flag", "--behavior-py-prefix-twice")
+    assert exchange(port, b"a") == b"flagflag|echo:a"
+    client.set_behavior("py_prefix", text="api", count=2)
+    # Options given through the API apply on top of the configured ones (twice stays on).
+    assert exchange(port, b"b") == b"apap|echo:b"
+    with client.with_behavior("py_prefix", text="yes", twice="no"):
+        assert exchange(port, b"c") == b"ye|echo:c"  # count=2 stays too
+    with pytest.raises(ValueError, match="count"):
+        client.set_behavior("py_prefix", count="many")
+
+
+def test_options_from_an_ini_file_and_a_callable(tmp_path, monkeypatch, echo_backend):
+    (tmp_path / "myplugins.py").write_text(textwrap.dedent('''
+        class Tagger(object):
+            """Tags each answer (a plain class, loaded from the ini file)."""
+            name = "tagger"
+            options = {"tag": ("the tag", str, "none")}
+
+            def update_settings(self, settings):
+                self.settings = settings
+
+            def on_before_handle(self, protocol, source, dest, to_backend):
+                source.sendall(self.settings["tag"].encode() + b"|")
+                return True
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    port = free_port()
+    ini = tmp_path / "v.ini"
+    ini.write_text(
+        "[vaurien]\nproxy = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\nbehavior = 100:tagger\n\n"
+        "[behavior:tagger]\ncallable = myplugins:Tagger\ntag = from-ini\n\n"
+        "[behavior:py_prefix]\ntext = ini-prefix\n" % (port, echo_backend.port)
+    )
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=port, backend_host="127.0.0.1",
+                      backend_port=echo_backend.port, http=False, options=["--config", str(ini)])
+    try:
+        assert exchange(port, b"q") == b"from-ini|echo:q"
+    finally:
+        stop_proxy(pid)
+    # Flags win over the file.
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=port, backend_host="127.0.0.1",
+                      backend_port=echo_backend.port, http=False,
+                      options=["--config", str(ini), "--behavior-tagger-tag", "from-flag"])
+    try:
+        assert exchange(port, b"q") == b"from-flag|echo:q"
+    finally:
+        stop_proxy(pid)
+
+
+def test_a_plain_class_with_one_hook_and_the_protocol_view(start):
+    Plain.calls.clear()
+    port, client = start("100:py_plain", "--timeout", "7")
+    assert exchange(port, b"p") == b"echo:p"
+    assert wait_until(lambda: Plain.calls)
+    assert Plain.calls[0] == ("tcp", False, True, 7.0)
+
+
+def test_a_hook_that_raises_closes_only_that_connection(start, caplog):
+    port, client = start()
+    with caplog.at_level(logging.ERROR, logger="vaurien.python"):
+        with client.with_behavior("py_boom"):
+            assert exchange(port, b"x") == b""
+        assert exchange(port, b"y") == b"echo:y"
+    assert wait_until(lambda: any("boom in a hook" in (r.exc_text or "") or r.exc_info for r in caplog.records))
+    rec = [r for r in caplog.records if r.name == "vaurien.python"][0]
+    assert "py_boom" in rec.getMessage() and "on_before_handle" in rec.getMessage()
+
+
+def test_fifty_connections_in_python_hooks_at_once(start):
+    port, client = start("100:py_sleepy", "--behavior-py-sleepy-sleep", "0.5")
+    results = [None] * 50
+    barrier = threading.Barrier(50)
+
+    def one(i):
+        barrier.wait()
+        results[i] = exchange(port, b"c%d" % i, timeout=30)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    took = time.monotonic() - t0
+    assert results == [b"echo:c%d" % i for i in range(50)]
+    assert took < 5.0, "hooks must run concurrently (50 x 0.5 s took %.1fs)" % took
+
+
+class SocketProbe(Dummy):
+    """Exercises the socket objects."""
+
+    name = "py_probe"
+    seen = {}
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        s = SocketProbe.seen
+        s["fileno"] = source.fileno() > 0 and dest.fileno() > 0
+        s["timeout"] = source.gettimeout()
+        source.settimeout(0.2)
+        s["peek"] = source.recv(3)
+        s["rest"] = source.recv(100)
+        assert dest.send(s["peek"] + s["rest"]) == 6
+        try:
+            source.recv(10)
+        except socket.timeout:
+            s["timed_out"] = True
+        source.setblocking(False)
+        try:
+            source.recv(10)
+        except BlockingIOError:
+            s["would_block"] = True
+        s["answer"] = get_data(dest, 100)
+        source.sendall(b"[" + s["answer"] + b"]")
+        dest._closed = True
+        return True
+
+
+Behavior.register(SocketProbe)
+
+
+def test_socket_objects(start):
+    port, client = start("100:py_probe")
+    assert exchange(port, b"abcdef") == b"[echo:abcdef]"
+    seen = SocketProbe.seen
+    assert seen["fileno"] and seen["timeout"] == 30.0
+    assert seen["peek"] == b"abc" and seen["rest"] == b"def"
+    assert seen.get("timed_out") and seen.get("would_block")
+
+
+def test_dummy_option_conversions():
+    class Opt(Dummy):
+        options = {"flag": ("", bool, False), "n": ("", int, 1), "x": ("", float, 0.5)}
+
+    o = Opt()
+    assert o.option("flag") is False and o.option("n") == 1
+    for text in ("y", "yes", "1", "on", "Yes"):
+        o.update_settings({"flag": text})
+        assert o.option("flag") is True
+    o.update_settings({"flag": "off", "n": "7", "x": "2.5"})
+    assert o.option("flag") is False and o.option("n") == 7 and o.option("x") == 2.5
+
+
+def test_bad_registrations():
+    class BadType(Dummy):
+        name = "py_badtype"
+        options = {"x": ("", list, [])}
+
+    with pytest.raises(ValueError, match="type"):
+        Behavior.register(BadType)
+
+    class BadName(Dummy):
+        name = "bad name"
+
+    with pytest.raises(ValueError, match="name"):
+        Behavior.register(BadName)
+
+
+# -- a protocol written in Python ----------------------------------------------------------
+
+class Lines(BaseProtocol):
+    """One line is one exchange."""
+
+    name = "py_lines"
+    options = dict(BaseProtocol.options, upper=("upper-case the answers", bool, False))
+
+    def _read_line(self, sock):
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = sock.recv(1)
+            if not chunk:
+                return line
+            line += chunk
+        return line
+
+    def _handle(self, source, dest, to_backend, on_between_handle):
+        line = self._read_line(source)
+        if not line:
+            return False
+        dest.sendall(line)
+        if not on_between_handle():
+            return False
+        answer = self._read_line(dest)
+        source.sendall(answer.upper() if self.option("upper") else answer)
+        return True
+
+
+Protocol.register(Lines)
+
+
+class Between(Dummy):
+    name = "py_between"
+    calls = []
+
+    def on_between_handle(self, protocol, source, dest, to_backend):
+        Between.calls.append(protocol.name)
+        return True
+
+
+Behavior.register(Between)
+
+
+@pytest.fixture
+def line_backend():
+    b = Backend(echo_lines)
+    yield b
+    b.close()
+
+
+def test_a_python_protocol(start, line_backend):
+    Between.calls.clear()
+    port, client = start("100:py_between", "--stay-connected", "--protocol-py-lines-upper",
+                         backend=line_backend, protocol="py_lines")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        s.sendall(b"one\n")
+        assert f.readline() == b"ECHO:ONE\n"
+        s.sendall(b"two\nthree\n")
+        assert f.readline() == b"ECHO:TWO\n"
+        assert f.readline() == b"ECHO:THREE\n"
+        f.close()
+    assert line_backend.received == [b"one", b"two", b"three"]
+    assert Between.calls == ["py_lines"] * 3
+    assert "py_lines" in dict((k[0], k) for k in _vaurien.protocol_kinds())
+    # A built-in behavior around a Python protocol.
+    with client.with_behavior("delay", sleep=0.3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            f = s.makefile("rb")
+            t0 = time.monotonic()
+            s.sendall(b"four\n")
+            assert f.readline() == b"ECHO:FOUR\n"
+            assert time.monotonic() - t0 >= 0.3
+            f.close()
