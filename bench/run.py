@@ -344,6 +344,24 @@ def rss_kib(root: int) -> int:
     return total
 
 
+def cpu_busy(seconds: float = 0.5) -> float:
+    """Fraction of the machine's CPU time spent busy over `seconds` (0..1)."""
+    def snap():
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        return vals[3] + (vals[4] if len(vals) > 4 else 0), sum(vals)  # idle+iowait, total
+    try:
+        i0, t0 = snap()
+        time.sleep(seconds)
+        i1, t1 = snap()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+BUSY_WARN = 0.25  # other processes using more than this share of the CPU: noisy ratios
+
+
 def fd_count(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -618,7 +636,7 @@ def make_row(c: Collector, metric: str, label: str, subject: str, unit: str,
     if row.value is not None and row.direct:
         row.ratio = row.value / row.direct
     if subject in c.errors and row.value is None:
-        row.note = f"error: {c.errors[subject]}"
+        row.note = "error, see below"
     if target is not None:
         row.target = target
         if target.basis == "direct":
@@ -647,6 +665,7 @@ class Bench:
         self.extra: dict = {}
         self.proxy: ProxyKind | None = None
         self.peers: list[ProxyKind] = []
+        self.busy: dict[str, float] = {}   # CPU busy fraction before each workload
 
     # -- generic measurement loop --------------------------------------------
 
@@ -719,13 +738,20 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     pass
             self.procs.stop(p)
-        out = RESULTS_DIR / f"perf-{c.workload}-{label.replace(' ', '-')}.txt"
+        outdir = Path(self.args.output)
+        outdir.mkdir(parents=True, exist_ok=True)
+        out = outdir / f"perf-{c.workload}-{label.replace(' ', '-')}.txt"
         try:
-            text = self.procs.run([perf, "report", "--stdio", "--no-children", "-i", str(data),
-                                   "--percent-limit", "1", "--sort", "dso,symbol"],
-                                  timeout=120, name="perf report")
-            out.write_text(text)
-            log(f"    profile: {out.relative_to(REPO)}")
+            flat = self.procs.run([perf, "report", "--stdio", "--no-children", "-i", str(data),
+                                   "-g", "none", "--percent-limit", "0.5",
+                                   "--sort", "dso,symbol"], timeout=120, name="perf report")
+            graph = self.procs.run([perf, "report", "--stdio", "--no-children", "-i", str(data),
+                                    "-g", "caller,2", "--percent-limit", "3",
+                                    "--sort", "symbol"], timeout=120, name="perf report")
+            out.write_text(f"# perf profile of {label} during the {c.workload} workload\n"
+                           f"# (perf record -F 999 -g -p PID; one extra, unmeasured run)\n\n"
+                           + flat + "\n\n# call graphs (callers, >= 3%)\n\n" + graph)
+            log(f"    profile: {out}")
         except BenchError as e:
             log(f"    (perf report failed: {e})")
 
@@ -740,7 +766,9 @@ class Bench:
         return subs
 
     def proxied_labels(self, c: Collector) -> list[str]:
-        return [s for s in c.samples if s != "direct"]
+        """Subjects other than direct, with samples or with an error (shown as such)."""
+        labels = [s for s in c.samples if s != "direct"]
+        return labels + [s for s in c.errors if s != "direct" and s not in labels]
 
     # -- bulk throughput + CPU per GB ---------------------------------------
 
@@ -752,7 +780,6 @@ class Bench:
             wait_listening(port, server, "iperf3 server")
             t = self.s["iperf_seconds"]
             variants = [("up1", []), ("down1", ["-R"]), ("up4", ["-P", "4"])]
-            cpu_acc: dict[str, list[float]] = {}
 
             def once(c, label, p, run):
                 for name, extra in variants:
@@ -764,18 +791,18 @@ class Bench:
                     gbit = s["bits_per_second"] / 1e9
                     c.add(label, name, gbit)
                     if run:
-                        acc = cpu_acc.setdefault(label, [0.0, 0.0])
-                        acc[0] += cpu1 - cpu0
-                        acc[1] += s["bytes"] / 1e9
+                        c.add(label, "cpu_s", cpu1 - cpu0)
+                        c.add(label, "gb", s["bytes"] / 1e9)
                         c.add(label, f"cpu_{name}", (cpu1 - cpu0) / (s["bytes"] / 1e9))
                     log(f"    {label:<16} {name:<6} {gbit:8.2f} Gbit/s"
                         + (f"   proxy cpu {cpu1 - cpu0:.2f}s for {s['bytes'] / 1e9:.1f} GB"
                            if run else ""))
 
             self.measure(c, port, self.subjects(["tcp"]), once)
-            for label, (cpu, gb) in cpu_acc.items():
+            for label in list(c.samples):
+                gb = sum(c.get(label, "gb"))
                 if gb > 0:
-                    c.add(label, "cpu_per_gb_total", cpu / gb)
+                    c.add(label, "cpu_per_gb_total", sum(c.get(label, "cpu_s")) / gb)
         finally:
             self.procs.stop(server)
         labels = {"up1": "bulk, 1 connection, client→server",
@@ -1115,15 +1142,17 @@ while True:
             r = make_row(c, "kib_per_conn_connected",
                          "RSS per idle connection, just connected", subj, "KiB",
                          direct_subject=None)
-            r.note = f"N = {n:.0f}" + (f"; {c.extra.get(subj + ' lazy')}"
-                                       if c.extra.get(subj + " lazy") else "")
+            if n:
+                r.note = f"N = {n:.0f}" + (f"; {c.extra.get(subj + ' lazy')}"
+                                           if c.extra.get(subj + " lazy") else "")
             self.rows.append(r)
             r = make_row(c, "kib_per_conn", "RSS per idle connection, after one exchange",
                          subj, "KiB", Target("<=", 4, "value", "≤ 4 KiB") if ours else None,
                          direct_subject=None)
-            r.note = f"N = {n:.0f} idle connections"
-            if n and n < 0.9 * n_target:
-                r.note += f" (of {n_target} wanted)"
+            if n:
+                r.note = f"N = {n:.0f} idle connections"
+                if n < 0.9 * n_target:
+                    r.note += f" (of {n_target} wanted)"
             self.rows.append(r)
         self.finish(c)
 
@@ -1333,6 +1362,12 @@ def markdown(meta: dict, rows: list[Row], status: dict) -> str:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "—"
         lines.append(f"| {r.metric}{note} | {r.subject} | {fmt(r.direct, r.unit)} | "
                      f"{fmt(r.value, r.unit)} | {r.unit} | {ratio} | {target} | {result} |")
+    busy = {k: v for k, v in meta.get("cpu_busy_before_workload", {}).items() if v > BUSY_WARN}
+    if busy:
+        lines.append("")
+        lines.append("- **Warning**: the machine was busy with other work before "
+                     + ", ".join(f"`{k}` ({v:.0%} CPU)" for k, v in busy.items())
+                     + ": those ratios are noisy; run again on an idle machine.")
     skipped = {k: v for k, v in status.items() if v != "ok"}
     if skipped:
         lines.append("")
@@ -1444,7 +1479,9 @@ def main(argv=None) -> int:
             except BenchError as e:
                 log(f"error: {e}")
                 return 2
-        proxy_desc = f"`{version or 'vaurien'}` ({os.path.relpath(proxy.path, REPO)})" + \
+        shown = (os.path.relpath(proxy.path, REPO) if proxy.path.startswith(str(REPO) + os.sep)
+                 else proxy.path)
+        proxy_desc = f"`{version or 'vaurien'}` ({shown})" + \
             (f" with {' '.join(args.vaurien_arg)}" if args.vaurien_arg else "") + \
             ", tcp with keep-alive + stay-connected, behavior `100:dummy`"
     if not runnable:
@@ -1477,10 +1514,16 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt
 
     old_term = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops the run even where SIGINT was inherited as ignored
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupted = False
     try:
         for w in runnable:
-            log(f"== {w}")
+            busy = cpu_busy()
+            bench.busy[w] = round(busy, 3)
+            log(f"== {w}" + (f"   (warning: the machine is {busy:.0%} busy before it starts: "
+                             "other processes compete for the CPU, ratios are noisy)"
+                             if busy > BUSY_WARN else ""))
             t0 = time.monotonic()
             try:
                 getattr(bench, w)()
@@ -1494,6 +1537,7 @@ def main(argv=None) -> int:
     finally:
         procs.stop_all()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if not interrupted:
             shutil.rmtree(tmp, ignore_errors=True)
     if interrupted:
@@ -1511,6 +1555,7 @@ def main(argv=None) -> int:
                    path=getattr(proxy, "path", None), template=args.proxy_cmd),
         settings=settings,
         tools=tool_versions(),
+        cpu_busy_before_workload=bench.busy,
         duration_s=round(time.monotonic() - started, 1),
     )
     doc = dict(meta, workloads=status,

@@ -252,7 +252,7 @@ async fn options_set_through_the_api_apply_to_new_exchanges() {
         assert_eq!(st, 200);
         assert_eq!(
             json(v.api(), "GET", "/behavior", None).await.1["behavior"],
-            "100:dummy"
+            "dummy"
         );
         let (got, _, _) = ask(&v).await;
         assert_eq!(got, ANSWER);

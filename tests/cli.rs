@@ -338,7 +338,10 @@ fn log_output_and_level_go_where_asked() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("backend unreachable") {
                 assert!(text.contains("vaurien is running"), "{text}");
-                assert!(text.contains("--sync"), "the log says what --sync means: {text}");
+                assert!(
+                    text.contains("--sync"),
+                    "the log says what --sync means: {text}"
+                );
                 break;
             }
             assert!(Instant::now() < deadline, "log file: {text}");

@@ -121,8 +121,13 @@ impl Mix {
             entries.push((bound, name.to_string(), instance));
         }
         let passthrough = entries.iter().all(|(_, _, b)| b.is_passthrough());
+        // The default mix reads as the original answered it: "dummy".
+        let spec = match spec_text.trim() {
+            "100:dummy" => "dummy".to_string(),
+            other => other.to_string(),
+        };
         Ok(Mix {
-            spec: spec_text.trim().to_string(),
+            spec,
             entries,
             passthrough,
         })
