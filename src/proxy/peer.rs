@@ -138,7 +138,10 @@ impl Peer {
 
     /// Closes both directions; the connection ends.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        // Once closed (or reset: no FIN must precede its RST), closing again does nothing.
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
     }
 

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::Faults;
+use super::{Faults, Toxic};
 use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
@@ -82,7 +82,8 @@ impl<'a> Session<'a> {
         } else {
             Bytes::copy_from_slice(data)
         };
-        link.run(self.conn, dir, data, Instant::now(), false, dest, self.rng)
+        let src = if to_backend { self.client } else { self.backend };
+        link.run(self.conn, dir, data, Instant::now(), false, dest, src, self.rng)
             .await
     }
 }
@@ -105,10 +106,12 @@ pub struct Links {
 }
 
 impl Links {
-    /// Brings both chains up to date with the proxy's faults (after an API change).
-    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) {
-        self.up.refresh(faults, Direction::Upstream, rng);
-        self.down.refresh(faults, Direction::Downstream, rng);
+    /// Brings both chains up to date with the proxy's faults (after an API change). Returns
+    /// the toxics that started to apply (for the event log).
+    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
+        let mut started = self.up.refresh(faults, Direction::Upstream, rng);
+        started.extend(self.down.refresh(faults, Direction::Downstream, rng));
+        started
     }
 }
 
@@ -118,18 +121,21 @@ pub struct Link {
     generation: Option<u64>,
     /// `(toxic id, instance)` of the toxics whose toxicity roll passed, in order.
     active: Vec<(u64, Arc<dyn Behavior>)>,
+    /// A toxic picked from the `--behavior` mix for the current exchange only (after `active`).
+    pub extra: Option<(u64, Arc<dyn Behavior>)>,
     state: LinkState,
 }
 
 impl Link {
     pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
+        self.active.is_empty() && self.extra.is_none()
     }
 
     /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
-    pub fn refresh(&mut self, faults: &Faults, dir: Direction, rng: &mut SmallRng) {
+    pub fn refresh(&mut self, faults: &Faults, dir: Direction, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
+        let mut started = Vec::new();
         if self.generation == Some(faults.generation) {
-            return;
+            return started;
         }
         self.generation = Some(faults.generation);
         let before: Vec<u64> = self.active.iter().map(|(id, _)| *id).collect();
@@ -142,12 +148,17 @@ impl Link {
             let keep = before.contains(&t.id);
             if keep || t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity {
                 self.active.push((t.id, t.behavior.clone()));
+                if !keep {
+                    started.push(t.clone());
+                }
             }
         }
+        started
     }
 
-    /// Runs one chunk (or the EOF event) through the chain and writes what comes out.
-    /// Returns false when a toxic closed the connection.
+    /// Runs one chunk (or the EOF event) through the chain and writes what comes out to `dest`
+    /// (`src` is the side it came from: a reset resets both). Returns false when a toxic closed
+    /// the connection.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &mut self,
@@ -157,6 +168,7 @@ impl Link {
         arrived: Instant,
         eof: bool,
         dest: &Peer,
+        src: &Peer,
         rng: &mut SmallRng,
     ) -> io::Result<bool> {
         let mut pieces = vec![Piece {
@@ -168,12 +180,13 @@ impl Link {
         }
         let mut close = false;
         let mut reset = false;
-        for (id, toxic) in &self.active {
+        let mut arrived_at = arrived;
+        for (id, toxic) in self.active.iter().chain(self.extra.iter()) {
             self.state.current = *id;
             let mut cx = ChunkCx {
                 conn,
                 direction,
-                arrived,
+                arrived: arrived_at,
                 pieces: &mut pieces,
                 eof,
                 link: &mut self.state,
@@ -187,6 +200,7 @@ impl Link {
             }
             close |= cx.close;
             reset |= cx.reset;
+            arrived_at = cx.arrived;
             if close || reset {
                 break;
             }
@@ -200,7 +214,9 @@ impl Link {
             }
         }
         if reset {
+            // Toxiproxy sets SO_LINGER 0 on both sockets: both sides see a reset.
             dest.reset();
+            src.reset();
         } else if close {
             dest.close();
         }
