@@ -74,6 +74,7 @@ impl<'a> Session<'a> {
         self.metrics.add_bytes(dir, data.len());
         if link.is_empty() {
             dest.write_all(data).await?;
+            self.metrics.add_sent(dir, data.len());
             return Ok(true);
         }
         let data = if self.inject && !to_backend && !data.is_empty() {
@@ -83,8 +84,12 @@ impl<'a> Session<'a> {
             Bytes::copy_from_slice(data)
         };
         let src = if to_backend { self.client } else { self.backend };
-        link.run(self.conn, dir, data, Instant::now(), false, dest, src, self.rng)
-            .await
+        let before = link.written;
+        let r = link
+            .run(self.conn, dir, data, Instant::now(), false, dest, src, self.rng)
+            .await;
+        self.metrics.add_sent(dir, (link.written - before) as usize);
+        r
     }
 }
 
@@ -124,6 +129,8 @@ pub struct Link {
     /// A toxic picked from the `--behavior` mix for the current exchange only (after `active`).
     pub extra: Option<(u64, Arc<dyn Behavior>)>,
     state: LinkState,
+    /// Bytes written by `run` so far (the sent-bytes metric).
+    pub written: u64,
 }
 
 impl Link {
@@ -211,6 +218,7 @@ impl Link {
             }
             if !p.data.is_empty() {
                 dest.write_all(&p.data).await?;
+                self.written += p.data.len() as u64;
             }
         }
         if reset {
