@@ -192,12 +192,22 @@ impl Server {
         }
         let mut failed = None;
         if spec.enabled {
-            let pp = p.clone();
-            if let Err(e) = self.on_runtime(async move { pp.enable().await }).await {
+            if let Err(e) = self.enable(&p).await {
                 failed = Some(e);
             }
         }
         Ok((p, failed))
+    }
+
+    /// Starts a proxy on the proxies' runtime. As Toxiproxy, an ephemeral port is kept once
+    /// bound: disabling and enabling again listens on the same address.
+    async fn enable(&self, p: &Arc<Proxy>) -> Result<(), ProxyError> {
+        let pp = p.clone();
+        let addr = self.on_runtime(async move { pp.enable().await }).await?;
+        if crate::proxy::split_host_port(&p.listen()).is_ok_and(|(_, port)| port == 0) {
+            p.set_listen(&addr.to_string())?;
+        }
+        Ok(())
     }
 
     fn insert(&self, p: Arc<Proxy>) {
@@ -267,8 +277,7 @@ impl Server {
             self.on_runtime(async move { pp.disable().await }).await;
         }
         if enabled {
-            let pp = p.clone();
-            self.on_runtime(async move { pp.enable().await }).await?;
+            self.enable(&p).await?;
         }
         Ok(p)
     }
@@ -324,8 +333,7 @@ impl Server {
     pub async fn reset(&self) -> Result<(), ProxyError> {
         let _g = self.collection.lock().await;
         for p in self.all_proxies() {
-            let pp = p.clone();
-            self.on_runtime(async move { pp.enable().await }).await?;
+            self.enable(&p).await?;
             p.shared.clear_toxics();
         }
         Ok(())
