@@ -56,7 +56,10 @@ impl Metrics {
             .or_default() += 1;
     }
     pub fn faults(&self) -> BTreeMap<String, u64> {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -175,9 +178,18 @@ pub async fn prometheus(server: &crate::server::Server) -> String {
             Some(a) => a.to_string(),
             None => p.listen(),
         };
-        rows.push((p.shared.name.clone(), listener, p.shared.backend(), p.clone()));
+        rows.push((
+            p.shared.name.clone(),
+            listener,
+            p.shared.backend(),
+            p.clone(),
+        ));
     }
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
     let mut out = String::new();
     for (metric, help, sent) in [
         (
@@ -235,10 +247,18 @@ pub async fn prometheus(server: &crate::server::Server) -> String {
         let _ = writeln!(out, "# HELP {metric} {help}");
         let _ = writeln!(out, "# TYPE {metric} {kind}");
         for (name, _, _, p) in &rows {
-            let _ = writeln!(out, "{metric}{{proxy=\"{}\"}} {}", esc(name), pick(&p.shared.metrics));
+            let _ = writeln!(
+                out,
+                "{metric}{{proxy=\"{}\"}} {}",
+                esc(name),
+                pick(&p.shared.metrics)
+            );
         }
     }
-    let _ = writeln!(out, "# HELP vaurien_faults_total Faults applied, by behavior or toxic type");
+    let _ = writeln!(
+        out,
+        "# HELP vaurien_faults_total Faults applied, by behavior or toxic type"
+    );
     let _ = writeln!(out, "# TYPE vaurien_faults_total counter");
     for (name, _, _, p) in &rows {
         for (kind, n) in p.shared.metrics.faults() {
@@ -290,10 +310,22 @@ pub mod statsd {
                     let m = &p.shared.metrics;
                     let name = &p.shared.name;
                     let mut counters = vec![
-                        ("start".to_string(), m.connections_total.load(Ordering::Relaxed)),
-                        ("exchanges".to_string(), m.exchanges_total.load(Ordering::Relaxed)),
-                        ("to_backend".to_string(), m.bytes_upstream.load(Ordering::Relaxed)),
-                        ("to_client".to_string(), m.bytes_downstream.load(Ordering::Relaxed)),
+                        (
+                            "start".to_string(),
+                            m.connections_total.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "exchanges".to_string(),
+                            m.exchanges_total.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "to_backend".to_string(),
+                            m.bytes_upstream.load(Ordering::Relaxed),
+                        ),
+                        (
+                            "to_client".to_string(),
+                            m.bytes_downstream.load(Ordering::Relaxed),
+                        ),
                     ];
                     let ended = m.connections_total.load(Ordering::Relaxed)
                         - m.connections_active.load(Ordering::Relaxed);

@@ -65,10 +65,12 @@ impl Server {
     pub async fn start(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
         let events = Arc::new(EventLog::default());
         if let Some(path) = &cfg.events_file {
-            events.set_file(path).map_err(|source| ServerError::Events {
-                path: path.clone(),
-                source,
-            })?;
+            events
+                .set_file(path)
+                .map_err(|source| ServerError::Events {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         let mut proxies = BTreeMap::new();
         let mut main = None;
@@ -184,11 +186,19 @@ impl Server {
 
     /// Builds a proxy with its toxics and starts it if `enabled`: no connection is accepted
     /// before every toxic is in place. On a bind error the proxy is returned disabled.
-    async fn build(&self, spec: &ProxySpec) -> Result<(Arc<Proxy>, Option<ProxyError>), ProxyError> {
+    async fn build(
+        &self,
+        spec: &ProxySpec,
+    ) -> Result<(Arc<Proxy>, Option<ProxyError>), ProxyError> {
         let p = Proxy::new(&self.toxiproxy_config(spec), self.events.clone())?;
         for t in &spec.toxics {
-            p.shared
-                .add_toxic(&t.name, &t.kind, &t.stream, t.toxicity, t.attributes.clone())?;
+            p.shared.add_toxic(
+                &t.name,
+                &t.kind,
+                &t.stream,
+                t.toxicity,
+                t.attributes.clone(),
+            )?;
         }
         let mut failed = None;
         if spec.enabled {

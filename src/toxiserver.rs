@@ -106,7 +106,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
 }
 
 fn log_filter() -> String {
-    let level = std::env::var("LOG_LEVEL").unwrap_or_default().to_ascii_lowercase();
+    let level = std::env::var("LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let d = match level.as_str() {
         "trace" => "trace",
         "debug" => "debug",
@@ -213,7 +215,11 @@ pub async fn populate_file(server: &Server, path: &str) -> Result<(), String> {
     };
     match server.populate(&specs).await {
         Ok(done) => {
-            tracing::info!(config = path, proxies = done.len(), "populated proxies from the config file");
+            tracing::info!(
+                config = path,
+                proxies = done.len(),
+                "populated proxies from the config file"
+            );
             Ok(())
         }
         Err((e, _)) => Err(format!("-config {path}: {e}")),
@@ -230,13 +236,25 @@ mod tests {
 
     #[test]
     fn go_flag_spellings() {
-        let o = p(&["-host", "0.0.0.0", "--port=9000", "-seed", "42", "-proxy-metrics"]).unwrap();
+        let o = p(&[
+            "-host",
+            "0.0.0.0",
+            "--port=9000",
+            "-seed",
+            "42",
+            "-proxy-metrics",
+        ])
+        .unwrap();
         assert_eq!(o.host, "0.0.0.0");
         assert_eq!(o.port, 9000);
         assert_eq!(o.seed, Some(42));
         assert_eq!(p(&[]).unwrap(), Opts::default());
-        assert!(p(&["-nope"]).unwrap_err().contains("flag provided but not defined: -nope"));
-        assert!(p(&["-port"]).unwrap_err().contains("flag needs an argument"));
+        assert!(p(&["-nope"])
+            .unwrap_err()
+            .contains("flag provided but not defined: -nope"));
+        assert!(p(&["-port"])
+            .unwrap_err()
+            .contains("flag needs an argument"));
         assert!(p(&["-version"]).unwrap().version);
     }
 }

@@ -17,7 +17,10 @@ async fn version_is_json_with_a_newline() {
     let r = api.get("/version").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type, "application/json;charset=utf-8");
-    assert_eq!(r.body, format!("{{\"version\": \"{}\"}}\n", vaurien::VERSION));
+    assert_eq!(
+        r.body,
+        format!("{{\"version\": \"{}\"}}\n", vaurien::VERSION)
+    );
     assert!(r.request_id.is_some());
 }
 
@@ -38,7 +41,9 @@ async fn proxy_lifecycle_and_exact_shapes() {
     assert!(!listen.ends_with(":0"), "the bound port is shown: {listen}");
     assert_eq!(
         r.body,
-        format!(r#"{{"name":"one","listen":"{listen}","upstream":"{up}","enabled":true,"toxics":[]}}"#)
+        format!(
+            r#"{{"name":"one","listen":"{listen}","upstream":"{up}","enabled":true,"toxics":[]}}"#
+        )
     );
     // Traffic goes through.
     let mut c = TcpStream::connect(&listen).await.unwrap();
@@ -48,9 +53,15 @@ async fn proxy_lifecycle_and_exact_shapes() {
     assert_eq!(api.get("/proxies").await.json(), json!({"one": r.json()}));
     // Duplicate.
     let d = api
-        .post("/proxies", &format!(r#"{{"name":"one","upstream":"{up}"}}"#))
+        .post(
+            "/proxies",
+            &format!(r#"{{"name":"one","upstream":"{up}"}}"#),
+        )
         .await;
-    assert_eq!((d.status, d.body.as_str()), (409, "{\"error\":\"proxy already exists\",\"status\":409}\n"));
+    assert_eq!(
+        (d.status, d.body.as_str()),
+        (409, "{\"error\":\"proxy already exists\",\"status\":409}\n")
+    );
     assert_eq!(d.content_type, "text/plain; charset=utf-8");
     // Disable by PATCH: connections closed, new ones refused; listen keeps the address.
     let r = api.patch("/proxies/one", r#"{"enabled":false}"#).await;
@@ -72,7 +83,10 @@ async fn proxy_lifecycle_and_exact_shapes() {
     let r = api.delete("/proxies/one").await;
     assert_eq!((r.status, r.body.as_str()), (204, ""));
     let r = api.get("/proxies/one").await;
-    assert_eq!((r.status, r.body.as_str()), (404, "{\"error\":\"proxy not found\",\"status\":404}\n"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "{\"error\":\"proxy not found\",\"status\":404}\n")
+    );
     assert_eq!(api.delete("/proxies/one").await.status, 404);
     assert_eq!(api.patch("/proxies/one", "{}").await.status, 404);
 }
@@ -114,14 +128,21 @@ async fn bind_failure_is_a_500_with_gos_text() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let r = api
-        .post("/proxies", &format!(r#"{{"name":"x","listen":"{addr}","upstream":"127.0.0.1:1"}}"#))
+        .post(
+            "/proxies",
+            &format!(r#"{{"name":"x","listen":"{addr}","upstream":"127.0.0.1:1"}}"#),
+        )
         .await;
     assert_eq!(r.status, 500);
     assert_eq!(
         r.json()["error"],
         json!(format!("listen tcp {addr}: bind: address already in use"))
     );
-    assert_eq!(api.get("/proxies/x").await.status, 404, "nothing is left behind");
+    assert_eq!(
+        api.get("/proxies/x").await.status,
+        404,
+        "nothing is left behind"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +152,10 @@ async fn toxics_crud_and_errors() {
     api.proxy("p", up).await;
     assert_eq!(api.get("/proxies/p/toxics").await.body, "[]");
     let r = api
-        .post("/proxies/p/toxics", r#"{"type":"latency","attributes":{"latency":10}}"#)
+        .post(
+            "/proxies/p/toxics",
+            r#"{"type":"latency","attributes":{"latency":10}}"#,
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -140,7 +164,10 @@ async fn toxics_crud_and_errors() {
     );
     // Stream echoed as given, toxicity kept as a float.
     let t = api
-        .toxic("p", r#"{"type":"bandwidth","stream":"UpStream","toxicity":0.5,"attributes":{"rate":100}}"#)
+        .toxic(
+            "p",
+            r#"{"type":"bandwidth","stream":"UpStream","toxicity":0.5,"attributes":{"rate":100}}"#,
+        )
         .await;
     assert_eq!(t["name"], json!("bandwidth_UpStream"));
     assert_eq!(t["stream"], json!("UpStream"));
@@ -180,47 +207,77 @@ async fn toxics_crud_and_errors() {
     ] {
         let r = api.post("/proxies/p/toxics", body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);
-        assert!(r.json()["error"].as_str().unwrap().starts_with("invalid attributes for"), "{}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid attributes for"),
+            "{}",
+            r.body
+        );
     }
     assert_eq!(api.post("/proxies/nope/toxics", "{}").await.status, 404);
     // Get one, update (PATCH merges attributes, POST too), toxicity.
     let r = api.get("/proxies/p/toxics/latency_downstream").await;
     assert_eq!(r.json()["attributes"], json!({"latency":10,"jitter":0}));
     let r = api
-        .patch("/proxies/p/toxics/latency_downstream", r#"{"attributes":{"jitter":3},"name":"ignored"}"#)
+        .patch(
+            "/proxies/p/toxics/latency_downstream",
+            r#"{"attributes":{"jitter":3},"name":"ignored"}"#,
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["attributes"], json!({"latency":10,"jitter":3}));
     assert_eq!(r.json()["name"], json!("latency_downstream"));
     let r = api
-        .post("/proxies/p/toxics/latency_downstream", r#"{"toxicity":0.25}"#)
+        .post(
+            "/proxies/p/toxics/latency_downstream",
+            r#"{"toxicity":0.25}"#,
+        )
         .await;
     assert_eq!(r.json()["toxicity"], json!(0.25));
     assert_eq!(r.json()["attributes"], json!({"latency":10,"jitter":3}));
     let r = api
-        .patch("/proxies/p/toxics/latency_downstream", r#"{"attributes":{"latency":-1}}"#)
+        .patch(
+            "/proxies/p/toxics/latency_downstream",
+            r#"{"attributes":{"latency":-1}}"#,
+        )
         .await;
     assert_eq!(r.status, 400);
     let r = api.get("/proxies/p/toxics/nope").await;
     assert_eq!(r.json(), json!({"error":"toxic not found","status":404}));
-    assert_eq!(api.get("/proxies/nope/toxics/x").await.json()["error"], json!("proxy not found"));
+    assert_eq!(
+        api.get("/proxies/nope/toxics/x").await.json()["error"],
+        json!("proxy not found")
+    );
     // Delete.
     let r = api.delete("/proxies/p/toxics/latency_downstream").await;
     assert_eq!((r.status, r.body.as_str()), (204, ""));
-    assert_eq!(api.delete("/proxies/p/toxics/latency_downstream").await.status, 404);
+    assert_eq!(
+        api.delete("/proxies/p/toxics/latency_downstream")
+            .await
+            .status,
+        404
+    );
     // Every toxic type of the reference is accepted with its attributes, all listed.
     for (ty, attrs) in [
         ("latency", json!({"latency":0,"jitter":0})),
         ("slow_close", json!({"delay":0})),
         ("timeout", json!({"timeout":0})),
         ("reset_peer", json!({"timeout":0})),
-        ("slicer", json!({"average_size":0,"size_variation":0,"delay":0})),
+        (
+            "slicer",
+            json!({"average_size":0,"size_variation":0,"delay":0}),
+        ),
         ("limit_data", json!({"bytes":0})),
         ("noop", json!({})),
         ("packet_loss", json!({"loss_rate":0,"correlation":0})),
     ] {
         let r = api
-            .post("/proxies/p/toxics", &format!(r#"{{"name":"all_{ty}","type":"{ty}"}}"#))
+            .post(
+                "/proxies/p/toxics",
+                &format!(r#"{{"name":"all_{ty}","type":"{ty}"}}"#),
+            )
             .await;
         assert_eq!(r.status, 200, "{ty}: {}", r.body);
         assert_eq!(r.json()["attributes"], attrs, "{ty}");
@@ -235,11 +292,20 @@ async fn populate_and_reset() {
     assert_eq!((r.status, r.body.as_str()), (201, r#"{"proxies":[]}"#));
     let r = api.post("/populate", "{}").await;
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().starts_with("bad request body: json: cannot unmarshal object"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("bad request body: json: cannot unmarshal object"));
     let r = api
-        .post("/populate", &format!(r#"[{{"name":"a","upstream":"{up}"}},{{"upstream":"{up}"}}]"#))
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"a","upstream":"{up}"}},{{"upstream":"{up}"}}]"#),
+        )
         .await;
-    assert_eq!(r.json(), json!({"error":"missing required field: name at proxy 2","status":400}));
+    assert_eq!(
+        r.json(),
+        json!({"error":"missing required field: name at proxy 2","status":400})
+    );
     assert_eq!(api.get("/proxies").await.body, "{}", "nothing changed");
     // Two proxies, one with its toxics declared inline (a vaurien extra).
     let body = format!(
@@ -252,7 +318,10 @@ async fn populate_and_reset() {
     let v = r.json();
     assert_eq!(v["proxies"][0]["name"], json!("a"));
     assert_eq!(v["proxies"][1]["enabled"], json!(false));
-    assert_eq!(v["proxies"][1]["toxics"][0]["name"], json!("latency_downstream"));
+    assert_eq!(
+        v["proxies"][1]["toxics"][0]["name"],
+        json!("latency_downstream")
+    );
     // Same listen and upstream: kept as it is (toxics added since survive).
     let a_listen = v["proxies"][0]["listen"].as_str().unwrap().to_string();
     api.toxic("a", r#"{"type":"noop"}"#).await;
@@ -291,12 +360,23 @@ async fn routing_rules() {
     assert!(r.request_id.is_none());
     let r = api.get("/proxies/").await;
     assert_eq!(r.status, 404, "no trailing-slash redirect");
-    for (m, p) in [("PUT", "/proxies"), ("GET", "/reset"), ("GET", "/populate"), ("DELETE", "/version"), ("PUT", "/proxies/x/toxics")] {
+    for (m, p) in [
+        ("PUT", "/proxies"),
+        ("GET", "/reset"),
+        ("GET", "/populate"),
+        ("DELETE", "/version"),
+        ("PUT", "/proxies/x/toxics"),
+    ] {
         let r = api.call(m, p, None).await;
         assert_eq!((r.status, r.body.as_str()), (405, ""), "{m} {p}");
     }
-    let client = reqwest::Client::builder().user_agent("Mozilla/5.0 (X11)").build().unwrap();
-    let r = within(client.get(format!("{}/proxies", api.base)).send()).await.unwrap();
+    let client = reqwest::Client::builder()
+        .user_agent("Mozilla/5.0 (X11)")
+        .build()
+        .unwrap();
+    let r = within(client.get(format!("{}/proxies", api.base)).send())
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(r.text().await.unwrap(), "User agent not allowed\n");
 }
@@ -306,7 +386,8 @@ async fn metrics_and_events() {
     let (_s, api) = server().await;
     let up = echo().await;
     let listen = api.proxy("m", up).await;
-    api.toxic("m", r#"{"type":"latency","attributes":{"latency":1}}"#).await;
+    api.toxic("m", r#"{"type":"latency","attributes":{"latency":1}}"#)
+        .await;
     let mut c = TcpStream::connect(listen).await.unwrap();
     assert_eq!(roundtrip(&mut c, b"12345").await, b"12345");
     let r = api.get("/metrics").await;
@@ -319,7 +400,9 @@ async fn metrics_and_events() {
         r#"toxiproxy_proxy_sent_bytes_total{{direction="downstream",listener="{listen}",proxy="m",upstream="{up}"}} 5"#
     )));
     assert!(r.body.contains(r#"vaurien_connections_total{proxy="m"} 1"#));
-    assert!(r.body.contains(r#"vaurien_faults_total{proxy="m",type="latency"} 1"#));
+    assert!(r
+        .body
+        .contains(r#"vaurien_faults_total{proxy="m",type="latency"} 1"#));
     let ev = api.get("/events?proxy=m").await.json();
     let ev = &ev[0];
     assert_eq!(ev["proxy"], json!("m"));
@@ -357,14 +440,21 @@ async fn removing_a_toxic_under_load_returns_promptly() {
     let (_s, api) = server().await;
     let up = echo().await;
     let listen = api.proxy("load", up).await;
-    api.toxic("load", r#"{"type":"latency","attributes":{"latency":50}}"#).await;
-    api.toxic("load", r#"{"type":"bandwidth","stream":"upstream","attributes":{"rate":50}}"#).await;
+    api.toxic("load", r#"{"type":"latency","attributes":{"latency":50}}"#)
+        .await;
+    api.toxic(
+        "load",
+        r#"{"type":"bandwidth","stream":"upstream","attributes":{"rate":50}}"#,
+    )
+    .await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let Ok(mut c) = TcpStream::connect(listen).await else { return };
+            let Ok(mut c) = TcpStream::connect(listen).await else {
+                return;
+            };
             let msg = vec![7u8; 20_000];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = tokio::time::timeout(Duration::from_secs(5), roundtrip(&mut c, &msg)).await;
@@ -373,8 +463,18 @@ async fn removing_a_toxic_under_load_returns_promptly() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
-    assert_eq!(api.delete("/proxies/load/toxics/latency_downstream").await.status, 204);
-    assert_eq!(api.delete("/proxies/load/toxics/bandwidth_upstream").await.status, 204);
+    assert_eq!(
+        api.delete("/proxies/load/toxics/latency_downstream")
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.delete("/proxies/load/toxics/bandwidth_upstream")
+            .await
+            .status,
+        204
+    );
     assert_eq!(api.post("/reset", "").await.status, 204);
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -379,17 +379,19 @@ fn proxy_error(e: &ProxyError) -> HttpResponse {
         ProxyError::Behavior(BehaviorError::Unknown { .. }) => {
             toxiproxy_error(400, "invalid toxic type")
         }
-        ProxyError::Behavior(BehaviorError::BadOption { behavior, message }) => {
-            toxiproxy_error(400, &format!("invalid attributes for {behavior}: {message}"))
-        }
+        ProxyError::Behavior(BehaviorError::BadOption { behavior, message }) => toxiproxy_error(
+            400,
+            &format!("invalid attributes for {behavior}: {message}"),
+        ),
         ProxyError::Protocol(p) => toxiproxy_error(400, &p.to_string()),
         ProxyError::Address(_) => toxiproxy_error(400, &e.to_string()),
         ProxyError::Bind { addr, source } => {
             toxiproxy_error(500, &format!("listen tcp {addr}: bind: {}", go_io(source)))
         }
-        ProxyError::Resolve { addr, source } => {
-            toxiproxy_error(500, &format!("listen tcp: lookup {addr}: {}", go_io(source)))
-        }
+        ProxyError::Resolve { addr, source } => toxiproxy_error(
+            500,
+            &format!("listen tcp: lookup {addr}: {}", go_io(source)),
+        ),
         other => toxiproxy_error(500, &other.to_string()),
     }
 }
@@ -439,11 +441,7 @@ fn status_and_message(e: &CollectionError) -> (u16, String) {
 // Specs from bodies
 
 /// A proxy declaration (`POST /proxies`, `/populate`, `-config`). `Err` carries the response.
-fn proxy_spec(
-    v: &Value,
-    go_type: &str,
-    at: Option<usize>,
-) -> Result<ProxySpec, HttpResponse> {
+fn proxy_spec(v: &Value, go_type: &str, at: Option<usize>) -> Result<ProxySpec, HttpResponse> {
     let obj = object(v, go_type).map_err(bad_body)?;
     let name = string_field(obj, "name", "Proxy").map_err(bad_body)?;
     let listen = string_field(obj, "listen", "Proxy").map_err(bad_body)?;
@@ -461,7 +459,11 @@ fn proxy_spec(
     let declares_toxics = field(obj, "toxics").is_some();
     if let Some(list) = field(obj, "toxics") {
         let Value::Array(items) = list else {
-            return Err(bad_body(type_error(list, "Proxy.toxics", "[]toxics.ToxicWrapper")));
+            return Err(bad_body(type_error(
+                list,
+                "Proxy.toxics",
+                "[]toxics.ToxicWrapper",
+            )));
         };
         for item in items {
             let spec = toxic_spec(item)?;
@@ -506,10 +508,15 @@ fn toxic_spec(v: &Value) -> Result<ToxicSpec, HttpResponse> {
     let kind = registry()
         .get(&kind_name)
         .map_err(|_| toxiproxy_error(400, "invalid toxic type"))?;
-    let attributes = attributes(&kind, &Options::defaults(&kind.options), field(obj, "attributes"))
-        .map_err(bad_body)?;
+    let attributes = attributes(
+        &kind,
+        &Options::defaults(&kind.options),
+        field(obj, "attributes"),
+    )
+    .map_err(bad_body)?;
     // Built once here so that a refused value is a 400 before anything changes.
-    kind.build(&attributes).map_err(|e| proxy_error(&ProxyError::Behavior(e)))?;
+    kind.build(&attributes)
+        .map_err(|e| proxy_error(&ProxyError::Behavior(e)))?;
     Ok(ToxicSpec {
         name,
         kind: kind_name,
@@ -568,7 +575,11 @@ async fn list_proxies(req: HttpRequest, server: web::Data<Server>) -> HttpRespon
     })
 }
 
-async fn create_proxy(req: HttpRequest, server: web::Data<Server>, body: web::Bytes) -> HttpResponse {
+async fn create_proxy(
+    req: HttpRequest,
+    server: web::Data<Server>,
+    body: web::Bytes,
+) -> HttpResponse {
     matched!(req, {
         match decode(&body)
             .map_err(bad_body)
@@ -583,7 +594,11 @@ async fn create_proxy(req: HttpRequest, server: web::Data<Server>, body: web::By
     })
 }
 
-async fn get_proxy(req: HttpRequest, server: web::Data<Server>, path: web::Path<String>) -> HttpResponse {
+async fn get_proxy(
+    req: HttpRequest,
+    server: web::Data<Server>,
+    path: web::Path<String>,
+) -> HttpResponse {
     matched!(req, {
         match find_proxy(&server, &path) {
             Ok(p) => ok_json(200, &proxy_json(&p).await),
@@ -623,7 +638,11 @@ async fn update_proxy(
     })
 }
 
-async fn delete_proxy(req: HttpRequest, server: web::Data<Server>, path: web::Path<String>) -> HttpResponse {
+async fn delete_proxy(
+    req: HttpRequest,
+    server: web::Data<Server>,
+    path: web::Path<String>,
+) -> HttpResponse {
     matched!(req, {
         match server.delete_proxy(&path).await {
             Ok(()) => no_content(),
@@ -709,7 +728,11 @@ async fn clear_events(req: HttpRequest, server: web::Data<Server>) -> HttpRespon
     })
 }
 
-async fn list_toxics(req: HttpRequest, server: web::Data<Server>, path: web::Path<String>) -> HttpResponse {
+async fn list_toxics(
+    req: HttpRequest,
+    server: web::Data<Server>,
+    path: web::Path<String>,
+) -> HttpResponse {
     matched!(req, {
         match find_proxy(&server, &path) {
             Ok(p) => ok_json(
@@ -736,10 +759,13 @@ async fn create_toxic(
             Ok(s) => s,
             Err(r) => return with_id(r),
         };
-        match p
-            .shared
-            .add_toxic(&spec.name, &spec.kind, &spec.stream, spec.toxicity, spec.attributes)
-        {
+        match p.shared.add_toxic(
+            &spec.name,
+            &spec.kind,
+            &spec.stream,
+            spec.toxicity,
+            spec.attributes,
+        ) {
             Ok(t) => ok_json(200, &toxic_json(&t)),
             Err(e) => proxy_error(&e),
         }

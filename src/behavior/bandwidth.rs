@@ -54,12 +54,19 @@ pub(super) fn kind() -> Kind {
         "bandwidth",
         "limits the rate of each direction of a connection to `rate` KB/s (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int("rate", 0, "KB per second (1 KB = 1000 bytes), more than 0")],
+        vec![OptionSpec::int(
+            "rate",
+            0,
+            "KB per second (1 KB = 1000 bytes), more than 0",
+        )],
         |o| {
             let rate = o.int("rate");
             if rate <= 0 {
                 // Toxiproxy stalls on 0 and panics on a negative rate.
-                return Err(super::bad("bandwidth", format!("rate must be more than 0, not {rate}")));
+                return Err(super::bad(
+                    "bandwidth",
+                    format!("rate must be more than 0, not {rate}"),
+                ));
             }
             Ok(Arc::new(Bandwidth { rate: rate as u64 }))
         },

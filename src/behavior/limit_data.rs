@@ -50,7 +50,11 @@ pub(super) fn kind() -> Kind {
         "limit_data",
         "closes the connection once `bytes` bytes went through in this direction (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int("bytes", 0, "bytes forwarded before the connection is closed")],
+        vec![OptionSpec::int(
+            "bytes",
+            0,
+            "bytes forwarded before the connection is closed",
+        )],
         |o| {
             let bytes = o.int("bytes");
             super::non_negative("limit_data", &[("bytes", bytes)])?;

@@ -50,7 +50,11 @@ pub(super) fn kind() -> Kind {
         Origin::Toxic,
         vec![
             OptionSpec::float("loss_rate", 0.0, "probability of dropping a chunk, 0 to 1"),
-            OptionSpec::float("correlation", 0.0, "added to the probability after a drop, 0 to 1"),
+            OptionSpec::float(
+                "correlation",
+                0.0,
+                "added to the probability after a drop, 0 to 1",
+            ),
         ],
         |o| {
             let (loss_rate, correlation) = (o.float("loss_rate"), o.float("correlation"));

@@ -72,15 +72,26 @@ pub(super) fn kind() -> Kind {
         Origin::Toxic,
         vec![
             OptionSpec::int("average_size", 0, "bytes per slice on average"),
-            OptionSpec::int("size_variation", 0, "bytes of variation, at most average_size"),
+            OptionSpec::int(
+                "size_variation",
+                0,
+                "bytes of variation, at most average_size",
+            ),
             OptionSpec::int("delay", 0, "microseconds between slices"),
         ],
         |o| {
-            let (average, variation, delay) =
-                (o.int("average_size"), o.int("size_variation"), o.int("delay"));
+            let (average, variation, delay) = (
+                o.int("average_size"),
+                o.int("size_variation"),
+                o.int("delay"),
+            );
             super::non_negative(
                 "slicer",
-                &[("average_size", average), ("size_variation", variation), ("delay", delay)],
+                &[
+                    ("average_size", average),
+                    ("size_variation", variation),
+                    ("delay", delay),
+                ],
             )?;
             if variation > average {
                 return Err(super::bad(

@@ -43,7 +43,11 @@ pub(super) fn kind() -> Kind {
         "timeout",
         "swallows the data and closes the connection after `timeout` ms; 0: never (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int("timeout", 0, "milliseconds; 0 keeps the connection open")],
+        vec![OptionSpec::int(
+            "timeout",
+            0,
+            "milliseconds; 0 keeps the connection open",
+        )],
         |o| {
             let timeout = o.int("timeout");
             super::non_negative("timeout", &[("timeout", timeout)])?;

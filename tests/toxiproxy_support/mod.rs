@@ -116,7 +116,9 @@ pub async fn echo() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -134,7 +136,9 @@ pub async fn source(data: Vec<u8>) -> SocketAddr {
     let data = Arc::new(data);
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let d = data.clone();
             tokio::spawn(async move {
                 let _ = s.write_all(&d).await;
