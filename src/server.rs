@@ -398,7 +398,7 @@ pub enum CollectionError {
 }
 
 /// True when `listen` names the address the proxy is configured with or bound to (so that a
-/// client sending back what it read does not restart the proxy).
+/// client sending back what it read, or what it created the proxy with, does not restart it).
 async fn same_listen(p: &Proxy, listen: &str) -> bool {
     let configured = p.listen();
     if listen == configured || (listen.trim().is_empty() && configured == ":0") {
@@ -410,8 +410,12 @@ async fn same_listen(p: &Proxy, listen: &str) -> bool {
     if listen == bound.to_string() {
         return true;
     }
+    // Port 0 means "any port": the one bound already qualifies (clients that send back the
+    // address they created the proxy with do not move it to a new port).
     match crate::proxy::resolve(listen).await {
-        Ok(addrs) => addrs.iter().any(|a| *a == bound),
+        Ok(addrs) => addrs
+            .iter()
+            .any(|a| *a == bound || (a.port() == 0 && a.ip() == bound.ip())),
         Err(_) => false,
     }
 }

@@ -5,6 +5,9 @@
 //! keys match case-insensitively, unknown keys are ignored, `null` leaves a field unset, a
 //! wrong JSON type or a fraction for an integer is an error, and errors read like Go's.
 
+// Handlers' helpers fail with the response itself: built once per refused request, cold path.
+#![allow(clippy::result_large_err)]
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::Rng;
