@@ -1112,7 +1112,8 @@ while True:
         """
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         fit = (min(soft, hard) - 256) // 2
-        want = self.args.idle_conns or 9000
+        # a stand-in command may fork a process per connection (socat): stay small
+        want = self.args.idle_conns or (500 if self.args.proxy_cmd else 9000)
         return max(1, min(fit, want))
 
     def rss(self) -> None:
@@ -1389,7 +1390,7 @@ def parse_args(argv=None):
         description="vaurien benchmarks: each workload directly and through vaurien, "
                     "medians and ratios against the targets of issue 6.")
     ap.add_argument("--quick", action="store_true",
-                    help="1 repetition and shorter runs (about 2 minutes)")
+                    help="1 repetition and shorter runs (1-2 minutes)")
     ap.add_argument("--only", action="append", metavar="WORKLOAD",
                     help=f"run only these workloads (comma list or repeated): "
                          f"{', '.join(WORKLOADS)}")

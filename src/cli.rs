@@ -415,7 +415,8 @@ pub async fn run(resolved: Resolved) -> i32 {
     0
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

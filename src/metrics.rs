@@ -24,6 +24,10 @@ pub struct Metrics {
     pub bytes_upstream: AtomicU64,
     /// Bytes received from the backend and sent downstream.
     pub bytes_downstream: AtomicU64,
+    /// Bytes written to the backend (after the toxics: dropped or truncated bytes not counted).
+    pub sent_upstream: AtomicU64,
+    /// Bytes written to the client.
+    pub sent_downstream: AtomicU64,
     /// Faults applied, by behavior or toxic type.
     pub faults: Mutex<BTreeMap<String, u64>>,
 }
@@ -33,6 +37,13 @@ impl Metrics {
         let c = match dir {
             Direction::Upstream => &self.bytes_upstream,
             Direction::Downstream => &self.bytes_downstream,
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_sent(&self, dir: Direction, n: usize) {
+        let c = match dir {
+            Direction::Upstream => &self.sent_upstream,
+            Direction::Downstream => &self.sent_downstream,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -155,6 +166,111 @@ impl EventLog {
     pub fn count(&self) -> u64 {
         self.seq.load(Ordering::Relaxed)
     }
+}
+
+/// `GET /metrics`: Prometheus text. Toxiproxy's byte counters with its labels, then vaurien's
+/// own: connections, exchanges and faults applied by type.
+pub async fn prometheus(server: &crate::server::Server) -> String {
+    use std::fmt::Write as _;
+    let mut rows = Vec::new();
+    for p in server.all_proxies() {
+        let listener = match p.local_addr().await {
+            Some(a) => a.to_string(),
+            None => p.listen(),
+        };
+        rows.push((
+            p.shared.name.clone(),
+            listener,
+            p.shared.backend(),
+            p.clone(),
+        ));
+    }
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    for (metric, help, sent) in [
+        (
+            "toxiproxy_proxy_received_bytes_total",
+            "The total bytes received from the source of each direction",
+            false,
+        ),
+        (
+            "toxiproxy_proxy_sent_bytes_total",
+            "The total bytes sent to the destination of each direction",
+            true,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (name, listener, upstream, p) in &rows {
+            let m = &p.shared.metrics;
+            for (dir, recv, snt) in [
+                ("upstream", &m.bytes_upstream, &m.sent_upstream),
+                ("downstream", &m.bytes_downstream, &m.sent_downstream),
+            ] {
+                let v = if sent { snt } else { recv }.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{metric}{{direction=\"{dir}\",listener=\"{}\",proxy=\"{}\",upstream=\"{}\"}} {v}",
+                    esc(listener),
+                    esc(name),
+                    esc(upstream)
+                );
+            }
+        }
+    }
+    type Pick = fn(&Metrics) -> u64;
+    let counters: [(&str, &str, &str, Pick); 3] = [
+        (
+            "vaurien_connections_total",
+            "counter",
+            "Connections accepted",
+            |m| m.connections_total.load(Ordering::Relaxed),
+        ),
+        (
+            "vaurien_connections_active",
+            "gauge",
+            "Connections open now",
+            |m| m.connections_active.load(Ordering::Relaxed),
+        ),
+        (
+            "vaurien_exchanges_total",
+            "counter",
+            "Exchanges handled",
+            |m| m.exchanges_total.load(Ordering::Relaxed),
+        ),
+    ];
+    for (metric, kind, help, pick) in counters {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} {kind}");
+        for (name, _, _, p) in &rows {
+            let _ = writeln!(
+                out,
+                "{metric}{{proxy=\"{}\"}} {}",
+                esc(name),
+                pick(&p.shared.metrics)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vaurien_faults_total Faults applied, by behavior or toxic type"
+    );
+    let _ = writeln!(out, "# TYPE vaurien_faults_total counter");
+    for (name, _, _, p) in &rows {
+        for (kind, n) in p.shared.metrics.faults() {
+            let _ = writeln!(
+                out,
+                "vaurien_faults_total{{proxy=\"{}\",type=\"{}\"}} {n}",
+                esc(name),
+                esc(&kind)
+            );
+        }
+    }
+    out
 }
 
 /// statsd output, as the original had it (`statsd` settings): every second, the counters that

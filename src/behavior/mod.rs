@@ -20,6 +20,17 @@ mod error;
 mod hang;
 mod transient;
 
+// Toxiproxy's toxics.
+mod bandwidth;
+mod latency;
+mod limit_data;
+mod noop;
+mod packet_loss;
+mod reset_peer;
+mod slicer;
+mod slow_close;
+mod timeout;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -257,6 +268,16 @@ pub trait Behavior: Send + Sync + 'static {
     fn has_exchange_hooks(&self) -> bool {
         true
     }
+    /// A fault that ends connections on a clock (Toxiproxy's `timeout`): the engine closes each
+    /// connection it applies to this long after the fault started on it, data moving or not.
+    fn closes_after(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// True when removing this fault closes the connections it applied to (Toxiproxy's
+    /// `timeout` holds them open until then).
+    fn closes_on_removal(&self) -> bool {
+        false
+    }
 }
 
 /// Where a kind of fault comes from.
@@ -347,6 +368,15 @@ impl Registry {
             blackout::kind(),
             transient::kind(),
             abort::kind(),
+            latency::kind(),
+            bandwidth::kind(),
+            slow_close::kind(),
+            timeout::kind(),
+            reset_peer::kind(),
+            slicer::kind(),
+            limit_data::kind(),
+            noop::kind(),
+            packet_loss::kind(),
         ] {
             r.register(k);
         }
@@ -398,6 +428,22 @@ impl Registry {
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::with_builtins)
+}
+
+/// A refused option value.
+pub(crate) fn bad(behavior: &str, message: String) -> BehaviorError {
+    BehaviorError::BadOption {
+        behavior: behavior.to_string(),
+        message,
+    }
+}
+
+/// Refuses negative values (Toxiproxy takes them and then misbehaves).
+pub(crate) fn non_negative(behavior: &str, values: &[(&str, i64)]) -> Result<(), BehaviorError> {
+    match values.iter().find(|(_, v)| *v < 0) {
+        Some((name, v)) => Err(bad(behavior, format!("{name} must be 0 or more, not {v}"))),
+        None => Ok(()),
+    }
 }
 
 /// Sleeps for a number of seconds given as a float (negative or NaN: no sleep).

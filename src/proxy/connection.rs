@@ -43,6 +43,7 @@ pub async fn serve(
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
             _ = run(&shared, id, stream, &backend_addr) => {}
+            _ = watch(&shared) => tracing::debug!("closed by a toxic (timeout)"),
         }
     }
     .instrument(span)
@@ -93,6 +94,76 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
     tracing::debug!("connection closed");
 }
 
+/// Ends the connection on a toxic's clock ([`Behavior::closes_after`], Toxiproxy's `timeout`,
+/// counted from when the toxic started on this connection) or when a toxic that holds
+/// connections is removed ([`Behavior::closes_on_removal`]). It runs beside the connection, so
+/// this happens whether data moves or not. Toxicity is not rolled here: such a toxic closes
+/// every connection of its proxy.
+async fn watch(shared: &ProxyShared) {
+    use std::collections::HashMap;
+    use tokio::time::Instant;
+    let mut changes = shared.changes.subscribe();
+    // Toxic id → when it started on this connection, and whether its removal closes it.
+    let mut seen: HashMap<u64, (Instant, bool)> = HashMap::new();
+    loop {
+        let faults = shared.faults.load_full();
+        let now = Instant::now();
+        let holding_removed = seen
+            .iter()
+            .any(|(id, (_, holds))| *holds && !faults.toxics.iter().any(|t| t.id == *id));
+        if holding_removed {
+            return;
+        }
+        let mut deadline: Option<Instant> = None;
+        for t in faults.toxics.iter() {
+            let after = t.behavior.closes_after();
+            let holds = t.behavior.closes_on_removal();
+            if after.is_none() && !holds {
+                continue;
+            }
+            let entry = seen.entry(t.id).or_insert((now, holds));
+            entry.1 = holds;
+            if let Some(d) = after {
+                let at = entry.0 + d;
+                deadline = Some(deadline.map_or(at, |x| x.min(at)));
+            }
+        }
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    // The proxy is gone; the kill token ends the connection.
+                    std::future::pending::<()>().await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => return,
+        }
+    }
+}
+
+/// A stable per-link state key for a fault picked from the mix (toxic ids count up from 1).
+fn mix_slot(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h | (1 << 63)
+}
+
+/// Records the toxics that started to apply to a connection-direction.
+fn record_started(shared: &ProxyShared, conn: &ConnInfo, started: Vec<Arc<super::Toxic>>) {
+    for t in started {
+        shared.metrics.fault(&t.kind);
+        shared.events.record(
+            &shared.name,
+            conn.id,
+            Some(t.stream),
+            &t.name,
+            &t.kind,
+            t.attributes.to_json(),
+        );
+    }
+}
+
 /// The hooks of one exchange: the behavior picked from the mix, then the toxics that carry
 /// exchange hooks (vaurien behaviors added through the Toxiproxy API).
 pub struct Hooks {
@@ -132,12 +203,15 @@ impl Behavior for Hooks {
 }
 
 /// Picks the hooks of one exchange and records the faults applied.
+/// A fault of the mix that has a chunk hook (a toxic named in `--behavior`) applies to the
+/// downstream chunks of the exchange it is picked for: it is put in `links.down.extra`.
 fn pick(
     shared: &ProxyShared,
     faults: &Faults,
     conn: &ConnInfo,
     dir: Direction,
     rng: &mut SmallRng,
+    links: &mut Links,
 ) -> Arc<dyn Behavior> {
     use rand::Rng;
     let (name, picked) = match faults.mix.single() {
@@ -145,6 +219,9 @@ fn pick(
         None => faults.mix.pick(shared.chooser.roll()),
     };
     let picked = picked.clone();
+    links.down.extra = picked
+        .has_chunk_hook()
+        .then(|| (mix_slot(name), picked.clone()));
     if !picked.is_passthrough() {
         shared.metrics.fault(name);
         shared.events.record(
@@ -227,9 +304,10 @@ async fn exchanges(
             }
         };
         let faults = shared.faults.load_full();
-        links.refresh(&faults, rng);
+        let started = links.refresh(&faults, rng);
+        record_started(shared, conn, started);
         let dir = Direction::from_to_backend(to_backend);
-        let hooks = pick(shared, &faults, conn, dir, rng);
+        let hooks = pick(shared, &faults, conn, dir, rng, &mut links);
         shared
             .metrics
             .exchanges_total
@@ -354,8 +432,14 @@ async fn direction(
         }
         activity.tick();
         let faults = shared.faults.load_full();
-        links.refresh(&faults, &mut rng);
-        let hooks = pick(shared, &faults, conn, dir, &mut rng);
+        let started = links.refresh(&faults, &mut rng);
+        // Each direction keeps both chains; only its own one is used and recorded.
+        record_started(
+            shared,
+            conn,
+            started.into_iter().filter(|t| t.stream == dir).collect(),
+        );
+        let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
         shared
             .metrics
             .exchanges_total
@@ -407,6 +491,7 @@ async fn direction(
                 std::time::Instant::now(),
                 true,
                 dst,
+                src,
                 &mut rng,
             )
             .await;

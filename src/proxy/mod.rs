@@ -173,7 +173,7 @@ pub struct Faults {
 
 impl Faults {
     fn new(mix: Arc<Mix>, toxics: Vec<Arc<Toxic>>, generation: u64) -> Self {
-        let passthrough = mix.passthrough && toxics.is_empty();
+        let passthrough = mix.passthrough && toxics.iter().all(|t| t.behavior.is_passthrough());
         Faults {
             mix,
             toxics,

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use socket2::SockRef;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Which side a peer is.
@@ -123,9 +122,12 @@ impl Peer {
         Ok(())
     }
 
-    /// Waits until the socket is readable (data or EOF) without reading.
+    /// Waits until the socket has data or EOF, without reading. A peek, not a readiness wait:
+    /// readiness can be stale, and the caller loads the active faults right after this (a toxic
+    /// removed while the connection was idle must not apply to the next chunk).
     pub async fn readable(&self) -> io::Result<()> {
-        self.stream.ready(Interest::READABLE).await.map(|_| ())
+        let mut probe = [0u8; 1];
+        self.stream.peek(&mut probe).await.map(|_| ())
     }
 
     /// Half-closes: the peer reads EOF, and we can still read what it sends.
@@ -138,7 +140,10 @@ impl Peer {
 
     /// Closes both directions; the connection ends.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        // Once closed (or reset: no FIN must precede its RST), closing again does nothing.
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
     }
 

@@ -109,6 +109,7 @@ async fn forward_copy(
         activity.tick();
         metrics.add_bytes(dir, n);
         dst.write_all(&buf[..n]).await?;
+        metrics.add_sent(dir, n);
     }
 }
 
@@ -162,6 +163,7 @@ async fn forward_splice(
                 Err(e) => return Err(e),
             }
         }
+        metrics.add_sent(dir, n);
         splice::give(pipe);
     }
 }

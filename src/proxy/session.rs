@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::Faults;
+use super::{Faults, Toxic};
 use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
@@ -83,12 +83,32 @@ impl<'a> Session<'a> {
             inject_random(data, self.rng)
         });
         if link.is_empty() {
-            dest.write_all(injected.as_deref().unwrap_or(data)).await?;
+            let out = injected.as_deref().unwrap_or(data);
+            dest.write_all(out).await?;
+            self.metrics.add_sent(dir, out.len());
             return Ok(true);
         }
         let data = injected.unwrap_or_else(|| Bytes::copy_from_slice(data));
-        link.run(self.conn, dir, data, Instant::now(), false, dest, self.rng)
-            .await
+        let src = if to_backend {
+            self.client
+        } else {
+            self.backend
+        };
+        let before = link.written;
+        let r = link
+            .run(
+                self.conn,
+                dir,
+                data,
+                Instant::now(),
+                false,
+                dest,
+                src,
+                self.rng,
+            )
+            .await;
+        self.metrics.add_sent(dir, (link.written - before) as usize);
+        r
     }
 }
 
@@ -110,10 +130,12 @@ pub struct Links {
 }
 
 impl Links {
-    /// Brings both chains up to date with the proxy's faults (after an API change).
-    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) {
-        self.up.refresh(faults, Direction::Upstream, rng);
-        self.down.refresh(faults, Direction::Downstream, rng);
+    /// Brings both chains up to date with the proxy's faults (after an API change). Returns
+    /// the toxics that started to apply (for the event log).
+    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
+        let mut started = self.up.refresh(faults, Direction::Upstream, rng);
+        started.extend(self.down.refresh(faults, Direction::Downstream, rng));
+        started
     }
 }
 
@@ -123,18 +145,28 @@ pub struct Link {
     generation: Option<u64>,
     /// `(toxic id, instance)` of the toxics whose toxicity roll passed, in order.
     active: Vec<(u64, Arc<dyn Behavior>)>,
+    /// A toxic picked from the `--behavior` mix for the current exchange only (after `active`).
+    pub extra: Option<(u64, Arc<dyn Behavior>)>,
     state: LinkState,
+    /// Bytes written by `run` so far (the sent-bytes metric).
+    pub written: u64,
 }
 
 impl Link {
     pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
+        self.active.is_empty() && self.extra.is_none()
     }
 
     /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
-    pub fn refresh(&mut self, faults: &Faults, dir: Direction, rng: &mut SmallRng) {
+    pub fn refresh(
+        &mut self,
+        faults: &Faults,
+        dir: Direction,
+        rng: &mut SmallRng,
+    ) -> Vec<Arc<Toxic>> {
+        let mut started = Vec::new();
         if self.generation == Some(faults.generation) {
-            return;
+            return started;
         }
         self.generation = Some(faults.generation);
         let before: Vec<u64> = self.active.iter().map(|(id, _)| *id).collect();
@@ -147,12 +179,17 @@ impl Link {
             let keep = before.contains(&t.id);
             if keep || t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity {
                 self.active.push((t.id, t.behavior.clone()));
+                if !keep {
+                    started.push(t.clone());
+                }
             }
         }
+        started
     }
 
-    /// Runs one chunk (or the EOF event) through the chain and writes what comes out.
-    /// Returns false when a toxic closed the connection.
+    /// Runs one chunk (or the EOF event) through the chain and writes what comes out to `dest`
+    /// (`src` is the side it came from: a reset resets both). Returns false when a toxic closed
+    /// the connection.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &mut self,
@@ -162,6 +199,7 @@ impl Link {
         arrived: Instant,
         eof: bool,
         dest: &Peer,
+        src: &Peer,
         rng: &mut SmallRng,
     ) -> io::Result<bool> {
         let mut pieces = vec![Piece {
@@ -173,12 +211,13 @@ impl Link {
         }
         let mut close = false;
         let mut reset = false;
-        for (id, toxic) in &self.active {
+        let mut arrived_at = arrived;
+        for (id, toxic) in self.active.iter().chain(self.extra.iter()) {
             self.state.current = *id;
             let mut cx = ChunkCx {
                 conn,
                 direction,
-                arrived,
+                arrived: arrived_at,
                 pieces: &mut pieces,
                 eof,
                 link: &mut self.state,
@@ -192,6 +231,7 @@ impl Link {
             }
             close |= cx.close;
             reset |= cx.reset;
+            arrived_at = cx.arrived;
             if close || reset {
                 break;
             }
@@ -202,10 +242,13 @@ impl Link {
             }
             if !p.data.is_empty() {
                 dest.write_all(&p.data).await?;
+                self.written += p.data.len() as u64;
             }
         }
         if reset {
+            // Toxiproxy sets SO_LINGER 0 on both sockets: both sides see a reset.
             dest.reset();
+            src.reset();
         } else if close {
             dest.close();
         }

@@ -1,0 +1,66 @@
+//! `limit_data` (Toxiproxy): forwards at most `bytes` bytes in this direction of a connection
+//! (the last chunk truncated), then closes the connection. The count is kept per link and
+//! survives updates of the toxic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+
+pub struct LimitData {
+    bytes: u64,
+}
+
+/// Bytes forwarded so far on this link.
+struct Sent(u64);
+
+#[async_trait]
+impl Behavior for LimitData {
+    async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
+        let sent = cx.link.state(|| Sent(0));
+        let mut keep = 0;
+        for p in cx.pieces.iter_mut() {
+            let room = self.bytes.saturating_sub(sent.0) as usize;
+            if p.data.len() > room {
+                p.data.truncate(room);
+            }
+            sent.0 += p.data.len() as u64;
+            keep += 1;
+            if sent.0 >= self.bytes {
+                break;
+            }
+        }
+        cx.pieces.truncate(keep);
+        if sent.0 >= self.bytes {
+            cx.close = true;
+        }
+        Ok(())
+    }
+    fn has_chunk_hook(&self) -> bool {
+        true
+    }
+    fn has_exchange_hooks(&self) -> bool {
+        false
+    }
+}
+
+pub(super) fn kind() -> Kind {
+    Kind::new(
+        "limit_data",
+        "closes the connection once `bytes` bytes went through in this direction (Toxiproxy)",
+        Origin::Toxic,
+        vec![OptionSpec::int(
+            "bytes",
+            0,
+            "bytes forwarded before the connection is closed",
+        )],
+        |o| {
+            let bytes = o.int("bytes");
+            super::non_negative("limit_data", &[("bytes", bytes)])?;
+            Ok(Arc::new(LimitData {
+                bytes: bytes as u64,
+            }))
+        },
+    )
+}

@@ -1,0 +1,75 @@
+//! `packet_loss` (Toxiproxy main, PR 739): drops whole chunks with probability `loss_rate`,
+//! plus `correlation` right after a drop. Draws come from the connection's generator, so
+//! `--seed` makes them reproducible.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rand::Rng;
+
+use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+
+pub struct PacketLoss {
+    loss_rate: f64,
+    correlation: f64,
+}
+
+/// Whether the previous chunk of this link was dropped.
+struct LastDropped(bool);
+
+#[async_trait]
+impl Behavior for PacketLoss {
+    async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
+        if cx.eof || cx.pieces.is_empty() {
+            return Ok(());
+        }
+        let p = {
+            let last = cx.link.state(|| LastDropped(false));
+            let extra = if last.0 { self.correlation } else { 0.0 };
+            (self.loss_rate + extra).min(1.0)
+        };
+        let drop = cx.rng.random::<f64>() < p;
+        cx.link.state(|| LastDropped(false)).0 = drop;
+        if drop {
+            cx.pieces.clear();
+        }
+        Ok(())
+    }
+    fn has_chunk_hook(&self) -> bool {
+        true
+    }
+    fn has_exchange_hooks(&self) -> bool {
+        false
+    }
+}
+
+pub(super) fn kind() -> Kind {
+    Kind::new(
+        "packet_loss",
+        "drops whole chunks with probability `loss_rate` (Toxiproxy)",
+        Origin::Toxic,
+        vec![
+            OptionSpec::float("loss_rate", 0.0, "probability of dropping a chunk, 0 to 1"),
+            OptionSpec::float(
+                "correlation",
+                0.0,
+                "added to the probability after a drop, 0 to 1",
+            ),
+        ],
+        |o| {
+            let (loss_rate, correlation) = (o.float("loss_rate"), o.float("correlation"));
+            for (name, v) in [("loss_rate", loss_rate), ("correlation", correlation)] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(super::bad(
+                        "packet_loss",
+                        format!("{name} must be between 0 and 1, not {v}"),
+                    ));
+                }
+            }
+            Ok(Arc::new(PacketLoss {
+                loss_rate,
+                correlation,
+            }))
+        },
+    )
+}

@@ -1,0 +1,48 @@
+//! `slow_close` (Toxiproxy): the end of the stream reaches the other side `delay` ms late.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin, Piece};
+
+pub struct SlowClose {
+    delay: Duration,
+}
+
+#[async_trait]
+impl Behavior for SlowClose {
+    async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
+        if cx.eof {
+            cx.pieces.push(Piece {
+                pause: self.delay,
+                data: Bytes::new(),
+            });
+        }
+        Ok(())
+    }
+    fn has_chunk_hook(&self) -> bool {
+        true
+    }
+    fn has_exchange_hooks(&self) -> bool {
+        false
+    }
+}
+
+pub(super) fn kind() -> Kind {
+    Kind::new(
+        "slow_close",
+        "delays the end of the stream by `delay` ms (Toxiproxy)",
+        Origin::Toxic,
+        vec![OptionSpec::int("delay", 0, "milliseconds")],
+        |o| {
+            let delay = o.int("delay");
+            super::non_negative("slow_close", &[("delay", delay)])?;
+            Ok(Arc::new(SlowClose {
+                delay: Duration::from_millis(delay as u64),
+            }))
+        },
+    )
+}

@@ -1,0 +1,59 @@
+//! `timeout` (Toxiproxy): the data of the link is discarded, and the connection is closed
+//! `timeout` ms after the toxic started on it (0: never). Removing the toxic closes the
+//! connections it held. The closing is done by the engine's connection watch (see
+//! [`Behavior::closes_after`]), so that it happens even when no data moves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+
+pub struct Timeout {
+    timeout: Duration,
+}
+
+#[async_trait]
+impl Behavior for Timeout {
+    async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
+        cx.pieces.clear();
+        if cx.eof {
+            // As Toxiproxy: the end of the input closes the connection.
+            cx.close = true;
+        }
+        Ok(())
+    }
+    fn has_chunk_hook(&self) -> bool {
+        true
+    }
+    fn has_exchange_hooks(&self) -> bool {
+        false
+    }
+    fn closes_after(&self) -> Option<Duration> {
+        (!self.timeout.is_zero()).then_some(self.timeout)
+    }
+    fn closes_on_removal(&self) -> bool {
+        true
+    }
+}
+
+pub(super) fn kind() -> Kind {
+    Kind::new(
+        "timeout",
+        "swallows the data and closes the connection after `timeout` ms; 0: never (Toxiproxy)",
+        Origin::Toxic,
+        vec![OptionSpec::int(
+            "timeout",
+            0,
+            "milliseconds; 0 keeps the connection open",
+        )],
+        |o| {
+            let timeout = o.int("timeout");
+            super::non_negative("timeout", &[("timeout", timeout)])?;
+            Ok(Arc::new(Timeout {
+                timeout: Duration::from_millis(timeout as u64),
+            }))
+        },
+    )
+}

@@ -1,0 +1,275 @@
+//! The toxics' effects, with real sockets through a proxy created over the Toxiproxy API.
+//! Timing is checked only as generous lower bounds.
+
+mod toxiproxy_support;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use toxiproxy_support::*;
+use vaurien::proxy::ProxyConfig;
+use vaurien::server::ServerConfig;
+
+#[tokio::test]
+async fn latency_holds_each_direction_and_stacks() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    roundtrip(&mut c, b"warm").await;
+    api.toxic("p", r#"{"type":"latency","attributes":{"latency":150}}"#)
+        .await;
+    api.toxic(
+        "p",
+        r#"{"name":"up","type":"latency","stream":"upstream","attributes":{"latency":100}}"#,
+    )
+    .await;
+    let t = Instant::now();
+    assert_eq!(roundtrip(&mut c, b"ping").await, b"ping");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(api.delete("/proxies/p/toxics/up").await.status, 204);
+    assert_eq!(
+        api.delete("/proxies/p/toxics/latency_downstream")
+            .await
+            .status,
+        204
+    );
+    eprintln!("{}", api.get("/proxies/p").await.body);
+    let t = Instant::now();
+    roundtrip(&mut c, b"fast").await;
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn bandwidth_limits_the_rate() {
+    let (_s, api) = server().await;
+    let data = vec![1u8; 50_000];
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    // 100 KB/s: 50 KB takes about 500 ms.
+    api.toxic("p", r#"{"type":"bandwidth","attributes":{"rate":100}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    assert!(err.is_none());
+    assert_eq!(got, data);
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn limit_data_forwards_exactly_then_closes() {
+    let (_s, api) = server().await;
+    let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic("p", r#"{"type":"limit_data","attributes":{"bytes":1234}}"#)
+        .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, _) = within(read_all(&mut c)).await;
+    assert_eq!(got, data[..1234]);
+}
+
+#[tokio::test]
+async fn reset_peer_sends_a_tcp_reset() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic("p", r#"{"type":"reset_peer","attributes":{"timeout":50}}"#)
+        .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    assert!(got.is_empty());
+    let err = err.expect("a reset, not a clean end");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn timeout_swallows_and_closes_after_t() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic("p", r#"{"type":"timeout","attributes":{"timeout":300}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    c.write_all(b"lost").await.unwrap();
+    let (got, _) = within(read_all(&mut c)).await;
+    assert!(got.is_empty());
+    assert!(
+        t.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn removing_a_timeout_toxic_closes_the_connections_it_held() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic("p", r#"{"type":"timeout","attributes":{"timeout":0}}"#)
+        .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    c.write_all(b"held").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        api.delete("/proxies/p/toxics/timeout_downstream")
+            .await
+            .status,
+        204
+    );
+    let (got, _) = within(read_all(&mut c)).await;
+    assert!(got.is_empty());
+    // New connections work again.
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"ok").await, b"ok");
+}
+
+#[tokio::test]
+async fn slicer_is_byte_exact_and_slow_close_delays_the_end() {
+    let (_s, api) = server().await;
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic(
+        "p",
+        r#"{"type":"slicer","attributes":{"average_size":100,"size_variation":50,"delay":10}}"#,
+    )
+    .await;
+    api.toxic("p", r#"{"type":"slow_close","attributes":{"delay":300}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    assert!(err.is_none());
+    assert_eq!(got, data);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+/// The chunks an echo sends back through a packet_loss toxic, for a seed.
+async fn survivors(seed: u64) -> Vec<u8> {
+    let s = server_with(ServerConfig {
+        seed: Some(seed),
+        ..ServerConfig::default()
+    })
+    .await;
+    let api = Api::new(s.api_addr().unwrap());
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic(
+        "p",
+        r#"{"type":"packet_loss","stream":"upstream","attributes":{"loss_rate":0.5}}"#,
+    )
+    .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let mut out = Vec::new();
+    for i in 0..40u8 {
+        c.write_all(&[i]).await.unwrap();
+        // One byte per chunk: wait for it to come back or to be lost.
+        let mut b = [0u8; 1];
+        if let Ok(Ok(1)) = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::io::AsyncReadExt::read(&mut c, &mut b),
+        )
+        .await
+        {
+            out.push(b[0]);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn packet_loss_drops_chunks_reproducibly_with_a_seed() {
+    let a = survivors(42).await;
+    let b = survivors(42).await;
+    assert_eq!(a, b, "same seed, same drops");
+    assert!(a.len() > 5 && a.len() < 35, "{}", a.len());
+}
+
+#[tokio::test]
+async fn a_toxic_in_a_behavior_mix_and_a_behavior_as_a_toxic() {
+    // `--behavior 100:latency --behavior-latency-latency 200` on the command line's proxy.
+    let up = echo().await;
+    let mut options = std::collections::BTreeMap::new();
+    let mut o = vaurien::behavior::Options::default();
+    o.set("latency", vaurien::behavior::Value::Int(200));
+    options.insert("latency".to_string(), o);
+    let s = server_with(ServerConfig {
+        proxy: Some(ProxyConfig {
+            listen: "127.0.0.1:0".into(),
+            backend: up.to_string(),
+            behavior: "100:latency".into(),
+            behavior_options: options,
+            ..ProxyConfig::default()
+        }),
+        ..ServerConfig::default()
+    })
+    .await;
+    let listen = s.main_proxy().unwrap().local_addr().await.unwrap();
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    c.write_all(b"hi").await.unwrap();
+    let mut b = [0u8; 2];
+    within(tokio::io::AsyncReadExt::read_exact(&mut c, &mut b))
+        .await
+        .unwrap();
+    assert_eq!(&b, b"hi");
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // A vaurien behavior (`delay`) added as a toxic through the Toxiproxy API.
+    let (_s2, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let t = api
+        .toxic("p", r#"{"type":"delay","attributes":{"sleep":0.2}}"#)
+        .await;
+    assert_eq!(t["attributes"]["sleep"], serde_json::json!(0.2));
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let t = Instant::now();
+    assert_eq!(roundtrip(&mut c, b"slow").await, b"slow");
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn toxics_declared_with_the_proxy_apply_to_the_first_connection() {
+    let (_s, api) = server().await;
+    let up = echo().await;
+    let r = api
+        .post(
+            "/proxies",
+            &format!(
+                r#"{{"name":"p","listen":"127.0.0.1:0","upstream":"{up}",
+                    "toxics":[{{"type":"latency","attributes":{{"latency":200}}}}]}}"#
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let listen = r.json()["listen"].as_str().unwrap().to_string();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let t = Instant::now();
+    roundtrip(&mut c, b"x").await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t.elapsed()
+    );
+}
