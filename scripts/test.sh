@@ -35,11 +35,18 @@ if [ -d src/python ]; then
   cargo test --features python --lib
 fi
 
-if [ -d python/vaurien ]; then
-  log "pip install . (the extension module and the vaurien command)"
-  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps .
-fi
+log "the wheel (maturin build --release), installed as \`pip install vaurien\` would"
+rm -rf target/wheels
+"$PY" -m maturin build --release --quiet --out target/wheels
+WHEEL=$(ls target/wheels/vaurien-*abi3*.whl)
+"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps "$WHEEL"
 
 log "pytest"
 cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
 "$PY" -m pytest tests_py
+
+# The Python package's suite on the oldest and newest CPython available, with the same wheel.
+if [ -x /root/.pyenv/versions/3.9.18/bin/python3 ] && [ -x /root/.pyenv/versions/3.13.0/bin/python3 ]; then
+  log "the Python package on CPython 3.9 and 3.13"
+  WHEEL="$WHEEL" bash tests_py/run_versions.sh
+fi

@@ -3,14 +3,17 @@
 # CPython available (3.9 and 3.13 under pyenv by default; PYTHONS overrides).
 #   tests_py/run_versions.sh            # debug build of the wheel (quick)
 #   RELEASE=1 tests_py/run_versions.sh  # the release wheel
+#   WHEEL=path.whl tests_py/run_versions.sh  # a wheel built already
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHONS=${PYTHONS:-"/root/.pyenv/versions/3.9.18/bin/python3 /root/.pyenv/versions/3.13.0/bin/python3"}
 OUT=target/wheels-versions
 MATURIN=${MATURIN:-$(command -v maturin || echo .venv/bin/maturin)}
-rm -rf "$OUT"
-"$MATURIN" build ${RELEASE:+--release} --out "$OUT"
-WHEEL=$(ls "$OUT"/vaurien-*abi3*.whl)
+if [ -z "${WHEEL:-}" ]; then
+  rm -rf "$OUT"
+  "$MATURIN" build ${RELEASE:+--release} --out "$OUT"
+  WHEEL=$(ls "$OUT"/vaurien-*abi3*.whl)
+fi
 echo "wheel: $WHEEL"
 status=0
 for py in $PYTHONS; do
