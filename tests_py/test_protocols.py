@@ -344,15 +344,33 @@ def test_mysql_error_is_a_pymysql_error(mariadb_server):
     with proxy(mariadb_server, "mysql", "100:error") as port:
         with pytest.raises((pymysql.err.OperationalError, pymysql.err.InternalError)):
             pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5, read_timeout=5)
-    # After the handshake: a query gets the ERR packet, raised as an OperationalError.
-    with proxy(mariadb_server, "mysql", "100:error", "--behavior-error-warmup", "4") as port:
-        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5,
-                               read_timeout=5, autocommit=True)
+    # After the handshake: the control API turns `error` on, and the next query gets the ERR
+    # packet, raised by PyMySQL as an OperationalError (and the connection still works).
+    port, api = free_port(), free_port()
+    args = ["--proxy", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_server}", "--protocol", "mysql",
+            "--http", "--http-host", "127.0.0.1", "--http-port", str(api), "--timeout", "10"]
+    with run_vaurien(args, port=port, http_port=api):
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5, read_timeout=5)
         with conn.cursor() as c:
+            c.execute("SELECT 1")
+            set_behavior(api, {"name": "error"})
             with pytest.raises(pymysql.err.OperationalError) as e:
-                c.execute("SELECT 1")
-        assert e.value.args[0] == 1105 and "vaurien" in e.value.args[1]
+                c.execute("SELECT 2")
+            assert e.value.args[0] == 1105 and "vaurien" in e.value.args[1]
+            set_behavior(api, {"name": "dummy"})
+            c.execute("SELECT 3")
+            assert c.fetchall() == ((3,),)
         conn.close()
+
+
+def set_behavior(api: int, body: dict) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{api}/behavior", data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
 
 
 # ---------------------------------------------------------------------------------------- smtp
