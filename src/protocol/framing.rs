@@ -94,9 +94,7 @@ pub fn line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameError
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             Ok(Some((text, i + 1)))
         }
-        None if buf.len() > max => Err(FrameError::new(format!(
-            "line longer than {max} bytes"
-        ))),
+        None if buf.len() > max => Err(FrameError::new(format!("line longer than {max} bytes"))),
         None => Ok(None),
     }
 }

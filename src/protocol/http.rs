@@ -126,8 +126,8 @@ fn facts(headers: &[httparse::Header<'_>]) -> Result<Facts, FrameError> {
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value)
-                .map_err(|_| FrameError::new("bad Content-Length"))?;
+            let text =
+                std::str::from_utf8(h.value).map_err(|_| FrameError::new("bad Content-Length"))?;
             let n: u64 = text
                 .trim()
                 .parse()
@@ -174,7 +174,9 @@ fn parse_error(e: httparse::Error) -> FrameError {
 
 fn too_long(buf: &[u8]) -> Result<Option<Head>, FrameError> {
     if buf.len() > MAX_HEAD {
-        Err(FrameError::new(format!("head longer than {MAX_HEAD} bytes")))
+        Err(FrameError::new(format!(
+            "head longer than {MAX_HEAD} bytes"
+        )))
     } else {
         Ok(None)
     }
@@ -194,7 +196,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Head>, FrameError> {
     let body = if f.chunked {
         BodyKind::Chunked
     } else if f.other_coding {
-        return Err(FrameError::new("request body with an unknown transfer coding"));
+        return Err(FrameError::new(
+            "request body with an unknown transfer coding",
+        ));
     } else {
         match f.length {
             Some(0) | None => BodyKind::Empty,
@@ -565,7 +569,8 @@ impl Http {
             };
             let raw = s.backend_buf.split_to(head.len);
             let tunnel = head.status == 101
-                || (req.method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&head.status));
+                || (req.method.eq_ignore_ascii_case("CONNECT")
+                    && (200..300).contains(&head.status));
             if tunnel {
                 // The 101 and the first frames may have come in one read: they follow it.
                 if !s.forward(false, &raw).await? {
@@ -582,7 +587,7 @@ impl Http {
                 continue;
             }
             let keep = req.keep_alive && head.keep_alive;
-            let sent = if !(keep && self.stay) && !head.says_close {
+            let sent = if !(head.says_close || keep && self.stay) {
                 s.forward(false, &with_close(&raw)).await?
             } else {
                 s.forward(false, &raw).await?
@@ -777,12 +782,17 @@ mod tests {
             let h = parse_response(r.as_bytes(), "GET").unwrap().unwrap();
             assert_eq!(h.body, BodyKind::Empty, "{code}");
         }
-        let h = parse_response(b"HTTP/1.0 200 OK\r\n\r\n", "GET").unwrap().unwrap();
-        assert_eq!(h.body, BodyKind::UntilClose);
-        assert!(!h.keep_alive);
-        let h = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "GET")
+        let h = parse_response(b"HTTP/1.0 200 OK\r\n\r\n", "GET")
             .unwrap()
             .unwrap();
+        assert_eq!(h.body, BodyKind::UntilClose);
+        assert!(!h.keep_alive);
+        let h = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "GET",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(h.body, BodyKind::Chunked);
     }
 
@@ -804,9 +814,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(h.upgrade);
-        let h = parse_request(b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h =
+            parse_request(b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert!(h.expect_continue);
     }
 
@@ -831,7 +842,10 @@ mod tests {
     #[test]
     fn malformed_is_an_error() {
         assert!(parse_request(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").is_err());
-        assert!(parse_request(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
+        assert!(
+            parse_request(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .is_err()
+        );
         assert!(parse_request(b"\x00\x01garbage\r\n\r\n").is_err());
         let mut f = BodyFramer::new(BodyKind::Chunked);
         assert!(f.advance(b"zz\r\n").is_err());

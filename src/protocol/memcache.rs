@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{
-    backend_started, complete_len, line, pump, relay, Chunk, FrameError, Framer, Progress,
-    Pumped,
+    backend_started, complete_len, line, pump, relay, Chunk, FrameError, Framer, Progress, Pumped,
 };
 use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
@@ -198,7 +197,10 @@ impl Framer for ReplyFramer {
                 });
             };
             at += n;
-            let words: Vec<&[u8]> = text.split(|b| *b == b' ').filter(|w| !w.is_empty()).collect();
+            let words: Vec<&[u8]> = text
+                .split(|b| *b == b' ')
+                .filter(|w| !w.is_empty())
+                .collect();
             let first = words.first().copied().unwrap_or(b"");
             let done = Progress {
                 consumed: at,
@@ -386,6 +388,8 @@ mod tests {
         assert!(ReplyFramer::new(Reply::Values)
             .advance(b"VALUE a 0 x\r\n")
             .is_err());
-        assert!(RequestFramer::new().advance(&vec![b'a'; MAX_LINE + 1]).is_err());
+        assert!(RequestFramer::new()
+            .advance(&vec![b'a'; MAX_LINE + 1])
+            .is_err());
     }
 }

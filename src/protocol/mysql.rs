@@ -15,7 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
-use super::framing::{backend_started, complete_len, pump, relay, FrameError, Framer, Progress, Pumped};
+use super::framing::{
+    backend_started, complete_len, pump, relay, FrameError, Framer, Progress, Pumped,
+};
 use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
@@ -171,11 +173,16 @@ enum State {
     /// Field list (`COM_FIELD_LIST`): definitions until EOF.
     FieldList,
     /// A prepared statement's parameter definitions, then `cols` column definitions.
-    Params { left: u64, cols: u64 },
+    Params {
+        left: u64,
+        cols: u64,
+    },
     /// Column definitions of a prepared statement.
     PrepColumns(u64),
     /// After the definitions of a prepared statement: an EOF may follow (classic), or not.
-    PrepEof { cols: u64 },
+    PrepEof {
+        cols: u64,
+    },
     Done,
 }
 
@@ -252,7 +259,10 @@ impl ResponseFramer {
                 _ if self.command == COM_STATISTICS => State::Done,
                 Some(0xff) | None => State::Done,
                 Some(0x00) if self.command == COM_STMT_PREPARE => {
-                    let word = |i: usize| p.get(i..i + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as u64);
+                    let word = |i: usize| {
+                        p.get(i..i + 2)
+                            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as u64)
+                    };
                     let (cols, params) = (word(5), word(7));
                     if params > 0 {
                         State::Params { left: params, cols }
@@ -491,10 +501,7 @@ impl Protocol for Mysql {
             return after(s, self, true, behavior).await;
         }
         let command = packet.command().unwrap_or(0);
-        if matches!(
-            command,
-            COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA
-        ) {
+        if matches!(command, COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA) {
             let go_on = after(s, self, true, behavior).await?;
             return Ok(go_on && command != COM_QUIT);
         }
