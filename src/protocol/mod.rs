@@ -5,6 +5,12 @@
 //! in the [`registry`], where the CLI, the ini reader, the APIs and Python find it. Every
 //! protocol has the common options `reuse_socket`, `buffer` and `keep_alive`.
 
+pub mod framing;
+pub mod http;
+pub mod memcache;
+pub mod mysql;
+pub mod redis;
+pub mod smtp;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -154,6 +160,11 @@ impl Registry {
             kinds: RwLock::new(BTreeMap::new()),
         };
         r.register(tcp::kind());
+        r.register(http::kind());
+        r.register(redis::kind());
+        r.register(memcache::kind());
+        r.register(smtp::kind());
+        r.register(mysql::kind());
         r
     }
 

@@ -293,10 +293,14 @@ async fn exchanges(
         } else if !backend_buf.is_empty() {
             false
         } else {
+            // Read rather than wait for readiness: tokio keeps a socket "ready" after a read
+            // that returned data until one hits WouldBlock, so `readable()` may wake for a
+            // side that has nothing to say while the other one is talking. A read of 0 (EOF)
+            // still starts an exchange, which sees the EOF itself.
             tokio::select! {
                 biased;
-                r = client.readable() => { if r.is_err() { return false; } true }
-                r = backend.readable() => { if r.is_err() { return false; } false }
+                r = client.read_buf(&mut client_buf, conn.bufsize) => { if r.is_err() { return false; } true }
+                r = backend.read_buf(&mut backend_buf, conn.bufsize) => { if r.is_err() { return false; } false }
                 _ = tokio::time::sleep(conn.timeout) => {
                     tracing::debug!("idle for --timeout; closing");
                     return false;

@@ -1,0 +1,388 @@
+//! What the framed protocols (http, redis, memcache, smtp, mysql) share: the incremental
+//! [`Framer`] interface that their pure parsers implement, and the async helpers that drive a
+//! framer over a [`Session`] — forward one message as it arrives ([`pump`]), hand a connection
+//! over to raw forwarding both ways ([`relay`]), and run an exchange the backend started
+//! ([`backend_started`]).
+//!
+//! Framing is "check, then parse, then advance": a framer looks at the bytes it was given,
+//! says how many of them belong to the current message (they may be forwarded at once, so a
+//! large body streams through without being buffered whole) and whether the message is
+//! complete. "Not enough bytes yet" is not an error; only bytes that can never be valid are.
+
+use std::io;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::{before, Protocol, ProtocolError};
+use crate::behavior::{Behavior, Direction};
+use crate::proxy::session::{Link, Session};
+
+/// How far a framer got in the bytes it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes at the front of the buffer that belong to the current message.
+    pub consumed: usize,
+    /// The current message is complete (it ends with the last consumed byte).
+    pub done: bool,
+}
+
+impl Progress {
+    pub const MORE: Progress = Progress {
+        consumed: 0,
+        done: false,
+    };
+}
+
+/// Bytes that can never be a valid message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FrameError(pub String);
+
+impl FrameError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        FrameError(msg.into())
+    }
+}
+
+/// An incremental parser of one message.
+pub trait Framer {
+    /// Looks at `buf` (the bytes not yet consumed) and consumes from its front as much of the
+    /// current message as it can. When the result is not `done`, everything that could be
+    /// consumed was: more bytes are needed to go on.
+    fn advance(&mut self, buf: &[u8]) -> Result<Progress, FrameError>;
+}
+
+/// Runs a fresh framer over `buf`: the length of the first complete message, if there is one.
+/// Bytes that can never be valid count as one message (the whole buffer), so that a behavior
+/// answering a malformed request drops it rather than waiting for more.
+pub fn complete_len<F: Framer>(mut framer: F, buf: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        match framer.advance(&buf[at..]) {
+            Ok(p) => {
+                at += p.consumed;
+                if p.done {
+                    return Some(at);
+                }
+                if p.consumed == 0 {
+                    return None;
+                }
+            }
+            Err(_) => return (!buf.is_empty()).then_some(buf.len()),
+        }
+    }
+}
+
+/// Longest line (or header block) a framer waits for before it calls the stream malformed.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The position of the first `\n` in `buf`, if any (lines end with `\r\n`; a bare `\n` is
+/// tolerated as the servers themselves do).
+pub fn find_lf(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// The line at the front of `buf` without its end of line, and its length with it; `None` when
+/// the line is not complete yet, an error when it grew past `max` without ending.
+pub fn line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
+    match find_lf(buf) {
+        Some(i) => {
+            let text = &buf[..i];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            Ok(Some((text, i + 1)))
+        }
+        None if buf.len() > max => Err(FrameError::new(format!("line longer than {max} bytes"))),
+        None => Ok(None),
+    }
+}
+
+/// Which side a read or a write concerns.
+fn side(from_client: bool) -> &'static str {
+    if from_client {
+        "client"
+    } else {
+        "backend"
+    }
+}
+
+/// A framing error as a protocol error, with the side it came from.
+pub fn malformed(protocol: &'static str, from_client: bool, e: FrameError) -> ProtocolError {
+    ProtocolError::Malformed {
+        protocol,
+        side: side(from_client),
+        message: e.0,
+    }
+}
+
+/// Reads more from one side into its buffer: with `--timeout`, or without a time limit when
+/// `wait` is set (a blocking command whose answer may take long). Returns 0 at EOF.
+pub async fn read_more(
+    s: &mut Session<'_>,
+    from_client: bool,
+    max: usize,
+    wait: bool,
+) -> io::Result<usize> {
+    if wait {
+        let (peer, buf) = if from_client {
+            (s.client, &mut *s.client_buf)
+        } else {
+            (s.backend, &mut *s.backend_buf)
+        };
+        peer.read_buf(buf, max).await
+    } else {
+        s.fill(from_client, max).await
+    }
+}
+
+/// How [`pump`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pumped {
+    /// The message went through whole.
+    Done,
+    /// The source closed first (`nothing`: before any byte of the message).
+    Eof { nothing: bool },
+    /// A toxic closed the connection while forwarding.
+    Closed,
+}
+
+/// Forwards one message from the client (`from_client`) or the backend to the other side as it
+/// arrives, as `framer` delimits it. Bytes after the message stay in the source's buffer.
+pub async fn pump<F: Framer>(
+    s: &mut Session<'_>,
+    protocol: &'static str,
+    from_client: bool,
+    framer: &mut F,
+    max: usize,
+    wait: bool,
+) -> Result<Pumped, ProtocolError> {
+    let mut moved = false;
+    loop {
+        let buf: &mut BytesMut = if from_client {
+            s.client_buf
+        } else {
+            s.backend_buf
+        };
+        let p = framer
+            .advance(buf)
+            .map_err(|e| malformed(protocol, from_client, e))?;
+        if p.consumed > 0 {
+            let chunk = buf.split_to(p.consumed);
+            moved = true;
+            if !s.forward(from_client, &chunk).await? {
+                return Ok(Pumped::Closed);
+            }
+        }
+        if p.done {
+            return Ok(Pumped::Done);
+        }
+        if p.consumed == 0 && read_more(s, from_client, max, wait).await? == 0 {
+            let rest = if from_client {
+                s.client_buf.is_empty()
+            } else {
+                s.backend_buf.is_empty()
+            };
+            return Ok(Pumped::Eof {
+                nothing: !moved && rest,
+            });
+        }
+    }
+}
+
+/// Reads from one side until `framer` sees a complete message in its buffer (nothing is
+/// consumed or forwarded); returns its length, or 0 at EOF. For small messages that must be
+/// seen whole before deciding what to do with them (headers, status lines).
+pub async fn peek_message<F: Framer>(
+    s: &mut Session<'_>,
+    protocol: &'static str,
+    from_client: bool,
+    mut framer: F,
+    max: usize,
+) -> Result<usize, ProtocolError> {
+    let mut at = 0;
+    loop {
+        let buf: &BytesMut = if from_client {
+            s.client_buf
+        } else {
+            s.backend_buf
+        };
+        let p = framer
+            .advance(&buf[at..])
+            .map_err(|e| malformed(protocol, from_client, e))?;
+        at += p.consumed;
+        if p.done {
+            return Ok(at);
+        }
+        if p.consumed == 0 && s.fill(from_client, max).await? == 0 {
+            return Ok(0);
+        }
+    }
+}
+
+/// An exchange started by the backend (a greeting, a push, a message nobody asked for): the
+/// whole message is read first, then the `before` hook runs; when a behavior answered in its
+/// place (or closed), the message is dropped, else it is forwarded to the client.
+/// Returns whether the connection may go on.
+pub async fn backend_started<F: Framer>(
+    s: &mut Session<'_>,
+    protocol: &dyn Protocol,
+    name: &'static str,
+    framer: F,
+    max: usize,
+    behavior: &dyn Behavior,
+) -> Result<bool, ProtocolError> {
+    let n = peek_message(s, name, false, framer, max).await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(keep) = before(s, protocol, false, behavior).await? {
+        let drop = n.min(s.backend_buf.len());
+        let _ = s.backend_buf.split_to(drop);
+        return Ok(keep);
+    }
+    let n = n.min(s.backend_buf.len());
+    let msg = s.backend_buf.split_to(n);
+    if !s.forward(false, &msg).await? {
+        return Ok(false);
+    }
+    super::after(s, protocol, false, behavior).await
+}
+
+/// A framer that takes whatever is there as one message (unsolicited bytes).
+pub struct Chunk;
+
+impl Framer for Chunk {
+    fn advance(&mut self, buf: &[u8]) -> Result<Progress, FrameError> {
+        Ok(if buf.is_empty() {
+            Progress::MORE
+        } else {
+            Progress {
+                consumed: buf.len(),
+                done: true,
+            }
+        })
+    }
+}
+
+/// Hands the connection over to raw forwarding in both directions (WebSocket after a `101`,
+/// redis pub/sub and MONITOR, SMTP after STARTTLS) until both sides are done. What is already
+/// buffered on either side goes first; a half-close is passed on; no `--timeout` applies (such
+/// connections may rightly stay quiet for long). Toxics still apply per chunk.
+pub async fn relay(s: &mut Session<'_>, max: usize) -> Result<(), ProtocolError> {
+    let max = max.max(1);
+    let mut down_rng = SmallRng::seed_from_u64(rand::RngCore::next_u64(s.rng));
+    let conn = s.conn;
+    let metrics = s.metrics;
+    let (client, backend) = (s.client, s.backend);
+    let up = one_way(
+        conn,
+        metrics,
+        client,
+        backend,
+        &mut *s.client_buf,
+        &mut s.links.up,
+        Direction::Upstream,
+        &mut *s.rng,
+        max,
+    );
+    let down = one_way(
+        conn,
+        metrics,
+        backend,
+        client,
+        &mut *s.backend_buf,
+        &mut s.links.down,
+        Direction::Downstream,
+        &mut down_rng,
+        max,
+    );
+    let (a, b) = tokio::join!(up, down);
+    a?;
+    b?;
+    Ok(())
+}
+
+/// One direction of [`relay`]. On an error both sides are closed, so that the other direction
+/// ends too.
+#[allow(clippy::too_many_arguments)]
+async fn one_way(
+    conn: &crate::behavior::ConnInfo,
+    metrics: &crate::metrics::Metrics,
+    src: &crate::proxy::peer::Peer,
+    dst: &crate::proxy::peer::Peer,
+    buf: &mut BytesMut,
+    link: &mut Link,
+    dir: Direction,
+    rng: &mut SmallRng,
+    max: usize,
+) -> io::Result<()> {
+    let r: io::Result<()> = async {
+        loop {
+            if buf.is_empty() && src.read_buf(buf, max).await? == 0 {
+                if link.is_empty() {
+                    let _ = dst.shutdown_write();
+                } else {
+                    let _ = link
+                        .run(conn, dir, Bytes::new(), Instant::now(), true, dst, src, rng)
+                        .await;
+                    let _ = dst.shutdown_write();
+                }
+                return Ok(());
+            }
+            let chunk = buf.split();
+            metrics.add_bytes(dir, chunk.len());
+            if link.is_empty() {
+                dst.write_all(&chunk).await?;
+                metrics.add_sent(dir, chunk.len());
+            } else if !{
+                let before = link.written;
+                let open = link
+                    .run(
+                        conn,
+                        dir,
+                        chunk.freeze(),
+                        Instant::now(),
+                        false,
+                        dst,
+                        src,
+                        rng,
+                    )
+                    .await?;
+                metrics.add_sent(dir, (link.written - before) as usize);
+                open
+            } {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "closed by a toxic",
+                ));
+            }
+        }
+    }
+    .await;
+    if r.is_err() {
+        src.close();
+        dst.close();
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        assert_eq!(line(b"abc", 10).unwrap(), None);
+        assert_eq!(line(b"abc\r\nx", 10).unwrap(), Some((&b"abc"[..], 5)));
+        assert_eq!(line(b"abc\nx", 10).unwrap(), Some((&b"abc"[..], 4)));
+        assert!(line(b"abcdefghijkl", 10).is_err());
+    }
+
+    #[test]
+    fn chunk_takes_everything() {
+        assert_eq!(complete_len(Chunk, b""), None);
+        assert_eq!(complete_len(Chunk, b"abc"), Some(3));
+    }
+}
