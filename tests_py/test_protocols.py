@@ -544,6 +544,14 @@ def test_http_overwrite_host_header(custom_http_server):
         status, body, _ = http_get(port, "/h")
     assert status == 200
     assert body == f"GET /h host=127.0.0.1:{custom_http_server}\n".encode()
+    # The backend as configured (a name, as name-based virtual hosts need), not its address.
+    port = free_port()
+    args = ["--proxy", f"127.0.0.1:{port}", "--backend", f"localhost:{custom_http_server}",
+            "--protocol", "http", "--protocol-http-overwrite-host-header"]
+    with run_vaurien(args, port=port):
+        status, body, _ = http_get(port, "/h")
+    assert status == 200
+    assert body == f"GET /h host=localhost:{custom_http_server}\n".encode()
 
 
 def test_http_delay(custom_http_server):

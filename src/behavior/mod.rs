@@ -127,6 +127,8 @@ pub struct ConnInfo {
     pub id: u64,
     /// The proxy's name (Toxiproxy's proxy name; `vaurien` for the CLI's proxy).
     pub proxy: String,
+    /// The backend as configured (`host:port`), e.g. for http's `overwrite_host_header`.
+    pub backend: String,
     /// `--timeout`: how long a read may wait.
     pub timeout: Duration,
     /// `--bufsize`: the size of one read.

@@ -11,7 +11,6 @@
 //! response says `Connection: close` so that the client knows. `overwrite_host_header`
 //! rewrites the `Host:` header to the backend's address.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -500,14 +499,6 @@ pub fn with_close(head: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `Host:` value for a backend address.
-fn host_of(addr: Option<SocketAddr>) -> String {
-    match addr {
-        Some(a) => a.to_string(),
-        None => "localhost".to_string(),
-    }
-}
-
 /// How reading a head from one side ended.
 enum HeadRead {
     Head(Head),
@@ -680,7 +671,8 @@ impl Protocol for Http {
         };
         let raw = s.client_buf.split_to(req.len);
         let sent = if self.overwrite_host {
-            let host = host_of(s.backend.addr);
+            // The backend as configured (a name, for name-based virtual hosts), as the original.
+            let host = s.conn.backend.clone();
             s.forward(true, &rewrite_host(&raw, &host)).await?
         } else {
             s.forward(true, &raw).await?

@@ -75,6 +75,7 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
     let conn = ConnInfo {
         id,
         proxy: shared.name.clone(),
+        backend: backend_addr.to_string(),
         timeout: shared.settings.timeout,
         bufsize: shared.settings.bufsize,
     };
