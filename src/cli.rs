@@ -363,7 +363,16 @@ where
         eprintln!("vaurien: error: {msg}");
         return 2;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // VAURIEN_WORKERS sizes the runtime (default: one worker per core).
+    if let Some(n) = std::env::var("VAURIEN_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        builder.worker_threads(n);
+    }
+    let rt = match builder
         .enable_all()
         .thread_name("vaurien")
         .build()

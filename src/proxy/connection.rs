@@ -423,7 +423,20 @@ async fn direction(
             Outcome::Changed => {}
         }
     }
-    // The hooks' path: one exchange per chunk.
+    // Boxed, so that a connection on the fast path does not carry the hooks' state.
+    Box::pin(hooks_path(shared, conn, src, dst, dir, seed, activity)).await
+}
+
+/// The hooks' path of one streaming direction: one exchange per chunk.
+async fn hooks_path(
+    shared: &Arc<ProxyShared>,
+    conn: &ConnInfo,
+    src: &Peer,
+    dst: &Peer,
+    dir: Direction,
+    seed: u64,
+    activity: &Activity,
+) {
     let to_backend = dir == Direction::Upstream;
     let (client, backend) = if to_backend { (src, dst) } else { (dst, src) };
     let mut rng = SmallRng::seed_from_u64(seed);

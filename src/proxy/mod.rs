@@ -96,7 +96,8 @@ impl Default for Settings {
             bufsize: 8192,
             sync: false,
             max_connections: default_max_connections(),
-            zero_copy: true,
+            // VAURIEN_SPLICE=0 turns the zero-copy path off (for measurements).
+            zero_copy: std::env::var("VAURIEN_SPLICE").map_or(true, |v| v != "0"),
         }
     }
 }

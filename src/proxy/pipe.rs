@@ -95,22 +95,46 @@ async fn forward_copy(
     activity: &Activity,
     metrics: &Metrics,
 ) -> io::Result<Outcome> {
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         if ready_or_changed(src, changes).await? {
             return Ok(Outcome::Changed);
         }
-        let n = match src.stream.try_read(&mut buf) {
-            Ok(0) => return Ok(Outcome::Eof),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        };
+        // Read into this thread's scratch buffer and write at once: an idle connection holds
+        // no buffer. Only what the destination cannot take right now is copied aside.
+        let step = SCRATCH.with(|cell| -> io::Result<Option<(usize, Vec<u8>)>> {
+            let mut buf = cell.borrow_mut();
+            let n = match src.stream.try_read(&mut buf[..]) {
+                Ok(0) => return Ok(Some((0, Vec::new()))),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let sent = match dst.stream.try_write(&buf[..n]) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            Ok(Some((n, buf[sent..n].to_vec())))
+        })?;
+        let Some((n, rest)) = step else { continue };
+        if n == 0 {
+            return Ok(Outcome::Eof);
+        }
         activity.tick();
         metrics.add_bytes(dir, n);
-        dst.write_all(&buf[..n]).await?;
+        if !rest.is_empty() {
+            dst.write_all(&rest).await?;
+        }
         metrics.add_sent(dir, n);
     }
+}
+
+/// Size of the per-thread scratch buffer of the copy path.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
 #[cfg(target_os = "linux")]
