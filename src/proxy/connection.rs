@@ -43,7 +43,7 @@ pub async fn serve(
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
             _ = run(&shared, id, stream, &backend_addr) => {}
-            _ = watch(&shared) => tracing::debug!("closed by a toxic (timeout)"),
+            _ = watch(&shared, id) => tracing::debug!("closed by a toxic (timeout)"),
         }
     }
     .instrument(span)
@@ -98,8 +98,8 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
 /// counted from when the toxic started on this connection) or when a toxic that holds
 /// connections is removed ([`Behavior::closes_on_removal`]). It runs beside the connection, so
 /// this happens whether data moves or not. Toxicity is not rolled here: such a toxic closes
-/// every connection of its proxy.
-async fn watch(shared: &ProxyShared) {
+/// every connection of its proxy (that its `count` admits).
+async fn watch(shared: &ProxyShared, conn: u64) {
     use std::collections::HashMap;
     use tokio::time::Instant;
     let mut changes = shared.changes.subscribe();
@@ -118,7 +118,7 @@ async fn watch(shared: &ProxyShared) {
         for t in faults.toxics.iter() {
             let after = t.behavior.closes_after();
             let holds = t.behavior.closes_on_removal();
-            if after.is_none() && !holds {
+            if (after.is_none() && !holds) || !t.admits(conn) {
                 continue;
             }
             let entry = seen.entry(t.id).or_insert((now, holds));
@@ -237,6 +237,7 @@ fn pick(
     for t in faults.toxics.iter() {
         if t.behavior.has_exchange_hooks()
             && !t.behavior.is_passthrough()
+            && t.take_exchange()
             && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
         {
             shared.metrics.fault(&t.kind);
@@ -304,7 +305,7 @@ async fn exchanges(
             }
         };
         let faults = shared.faults.load_full();
-        let started = links.refresh(&faults, rng);
+        let started = links.refresh(&faults, conn.id, rng);
         record_started(shared, conn, started);
         let dir = Direction::from_to_backend(to_backend);
         let hooks = pick(shared, &faults, conn, dir, rng, &mut links);
@@ -432,7 +433,7 @@ async fn direction(
         }
         activity.tick();
         let faults = shared.faults.load_full();
-        let started = links.refresh(&faults, &mut rng);
+        let started = links.refresh(&faults, conn.id, &mut rng);
         // Each direction keeps both chains; only its own one is used and recorded.
         record_started(
             shared,

@@ -132,9 +132,9 @@ pub struct Links {
 impl Links {
     /// Brings both chains up to date with the proxy's faults (after an API change). Returns
     /// the toxics that started to apply (for the event log).
-    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
-        let mut started = self.up.refresh(faults, Direction::Upstream, rng);
-        started.extend(self.down.refresh(faults, Direction::Downstream, rng));
+    pub fn refresh(&mut self, faults: &Faults, conn: u64, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
+        let mut started = self.up.refresh(faults, Direction::Upstream, conn, rng);
+        started.extend(self.down.refresh(faults, Direction::Downstream, conn, rng));
         started
     }
 }
@@ -158,10 +158,12 @@ impl Link {
     }
 
     /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
+    /// A toxic with a `count` is rolled only on the connections it admits.
     pub fn refresh(
         &mut self,
         faults: &Faults,
         dir: Direction,
+        conn: u64,
         rng: &mut SmallRng,
     ) -> Vec<Arc<Toxic>> {
         let mut started = Vec::new();
@@ -177,7 +179,7 @@ impl Link {
             }
             // A toxic already rolled in on this link keeps its roll until it changes.
             let keep = before.contains(&t.id);
-            if keep || t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity {
+            if keep || (t.admits(conn) && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)) {
                 self.active.push((t.id, t.behavior.clone()));
                 if !keep {
                     started.push(t.clone());
