@@ -17,9 +17,28 @@ use super::pipe::{self, Activity, Outcome};
 use super::session::{Links, Session};
 use super::{Faults, ProxyShared};
 use crate::behavior::{Behavior, BehaviorError, ConnInfo, Direction, Exchange, Flow};
+use crate::metrics::ConnEvent;
 use crate::protocol::{Mode, ProtocolError};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Exchanges of one connection in each direction (statsd's per-connection counters).
+#[derive(Default)]
+struct Counts {
+    to_backend: AtomicU64,
+    to_client: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, to_backend: bool) {
+        let c = if to_backend {
+            &self.to_backend
+        } else {
+            &self.to_client
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Serves one accepted client until the connection ends or `kill` fires.
 pub async fn serve(
@@ -39,22 +58,35 @@ pub async fn serve(
         .metrics
         .connections_active
         .fetch_add(1, Ordering::Relaxed);
+    shared.metrics.conn_event(ConnEvent::Start { id });
+    let counts = Counts::default();
     async {
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
-            _ = run(&shared, id, stream, &backend_addr) => {}
+            _ = run(&shared, id, stream, &backend_addr, &counts) => {}
             _ = watch(&shared, id) => tracing::debug!("closed by a toxic (timeout)"),
         }
     }
     .instrument(span)
     .await;
+    shared.metrics.conn_event(ConnEvent::End {
+        id,
+        to_backend: counts.to_backend.load(Ordering::Relaxed),
+        to_client: counts.to_client.load(Ordering::Relaxed),
+    });
     shared
         .metrics
         .connections_active
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr: &str) {
+async fn run(
+    shared: &Arc<ProxyShared>,
+    id: u64,
+    stream: TcpStream,
+    backend_addr: &str,
+    counts: &Counts,
+) {
     let client = Peer::new(stream, Role::Client);
     let reuse = shared
         .protocol
@@ -81,11 +113,11 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
     let mut rng = SmallRng::seed_from_u64(shared.chooser.next_u64());
     let clean = match shared.protocol.mode(shared.settings.stay_connected) {
         Mode::Streaming => {
-            streaming(shared, &conn, &client, &backend, &mut rng).await;
+            streaming(shared, &conn, &client, &backend, &mut rng, counts).await;
             false
         }
         Mode::Exchanges { stay } => {
-            exchanges(shared, &conn, &client, &backend, &mut rng, stay).await
+            exchanges(shared, &conn, &client, &backend, &mut rng, stay, counts).await
         }
     };
     if clean && reuse && !backend.is_closed() {
@@ -283,6 +315,7 @@ async fn exchanges(
     backend: &Peer,
     rng: &mut SmallRng,
     stay: bool,
+    counts: &Counts,
 ) -> bool {
     let protocol = shared.protocol.clone();
     let mut client_buf = BytesMut::new();
@@ -308,6 +341,7 @@ async fn exchanges(
         let started = links.refresh(&faults, conn.id, rng);
         record_started(shared, conn, started);
         let dir = Direction::from_to_backend(to_backend);
+        counts.add(to_backend);
         let hooks = pick(shared, &faults, conn, dir, rng, &mut links);
         shared
             .metrics
@@ -353,6 +387,7 @@ async fn streaming(
     client: &Peer,
     backend: &Peer,
     rng: &mut SmallRng,
+    counts: &Counts,
 ) {
     let activity = Activity::default();
     let idle = activity.idle(conn.timeout);
@@ -368,7 +403,8 @@ async fn streaming(
                 backend,
                 Direction::Upstream,
                 up_seed,
-                &activity
+                &activity,
+                counts
             ),
             direction(
                 shared,
@@ -377,7 +413,8 @@ async fn streaming(
                 client,
                 Direction::Downstream,
                 down_seed,
-                &activity
+                &activity,
+                counts
             ),
         )
     };
@@ -388,6 +425,7 @@ async fn streaming(
 }
 
 /// One direction of a streaming connection.
+#[allow(clippy::too_many_arguments)]
 async fn direction(
     shared: &Arc<ProxyShared>,
     conn: &ConnInfo,
@@ -396,6 +434,7 @@ async fn direction(
     dir: Direction,
     seed: u64,
     activity: &Activity,
+    counts: &Counts,
 ) {
     let mut changes = shared.changes.subscribe();
     if shared.faults.load().passthrough {
@@ -440,6 +479,7 @@ async fn direction(
             conn,
             started.into_iter().filter(|t| t.stream == dir).collect(),
         );
+        counts.add(to_backend);
         let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
         shared
             .metrics
