@@ -439,3 +439,70 @@ async fn limits_in_populate_and_with_the_proxy() {
         (3.into(), 60000.into())
     );
 }
+
+// -- Pipelined latency --------------------------------------------------------------------
+
+#[tokio::test]
+async fn latency_is_pipelined_reading_goes_on_while_chunks_wait() {
+    let (_s, api) = server().await;
+    // 1 MB: well over 50 reads; unpipelined, each would wait 100 ms in turn (5 s or more).
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic("p", r#"{"type":"latency","attributes":{"latency":100}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    let took = t.elapsed();
+    assert!(err.is_none());
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes reordered or changed");
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(
+        took < Duration::from_millis(3000),
+        "not pipelined: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_chunks_keep_their_order_when_the_chain_changes() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    roundtrip(&mut c, b"warm").await;
+    api.toxic(
+        "p",
+        r#"{"name":"lat","type":"latency","attributes":{"latency":300}}"#,
+    )
+    .await;
+    let t = Instant::now();
+    c.write_all(b"first;").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(api.delete("/proxies/p/toxics/lat").await.status, 204);
+    c.write_all(b"second;").await.unwrap();
+    let mut got = vec![0u8; 13];
+    within(tokio::io::AsyncReadExt::read_exact(&mut c, &mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"first;second;");
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // Then a limit_data toxic (not pipelined) after a latency one: order kept as well.
+    api.toxic(
+        "p",
+        r#"{"name":"lat","type":"latency","attributes":{"latency":200}}"#,
+    )
+    .await;
+    c.write_all(b"third;").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    api.toxic(
+        "p",
+        r#"{"name":"cap","type":"limit_data","attributes":{"bytes":1000}}"#,
+    )
+    .await;
+    c.write_all(b"fourth;").await.unwrap();
+    let mut got = vec![0u8; 13];
+    within(tokio::io::AsyncReadExt::read_exact(&mut c, &mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"third;fourth;");
+}

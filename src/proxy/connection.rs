@@ -465,80 +465,94 @@ async fn direction(
     let mut own = BytesMut::new();
     let mut other = BytesMut::new();
     let mut links = Links::default();
+    // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
+    // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    if to_backend {
+        links.up.pipe = Some(tx);
+    } else {
+        links.down.pipe = Some(tx);
+    }
     let protocol = shared.protocol.clone();
-    loop {
-        if own.is_empty() && src.readable().await.is_err() {
+    let reader = async move {
+        loop {
+            if own.is_empty() && src.readable().await.is_err() {
+                break;
+            }
+            activity.tick();
+            let faults = shared.faults.load_full();
+            let started = links.refresh(&faults, conn.id, &mut rng);
+            // Each direction keeps both chains; only its own one is used and recorded.
+            record_started(
+                shared,
+                conn,
+                started.into_iter().filter(|t| t.stream == dir).collect(),
+            );
+            counts.add(to_backend);
+            let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
+            shared
+                .metrics
+                .exchanges_total
+                .fetch_add(1, Ordering::Relaxed);
+            let (client_buf, backend_buf) = if to_backend {
+                (&mut own, &mut other)
+            } else {
+                (&mut other, &mut own)
+            };
+            let mut session = Session {
+                conn,
+                client,
+                backend,
+                client_buf,
+                backend_buf,
+                rng: &mut rng,
+                inject: false,
+                links: &mut links,
+                metrics: &shared.metrics,
+                streaming: true,
+            };
+            match protocol
+                .handle(&mut session, to_backend, hooks.as_ref())
+                .await
+            {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    log_end(&e);
+                    src.close();
+                    dst.close();
+                    return;
+                }
+            }
             break;
         }
-        activity.tick();
-        let faults = shared.faults.load_full();
-        let started = links.refresh(&faults, conn.id, &mut rng);
-        // Each direction keeps both chains; only its own one is used and recorded.
-        record_started(
-            shared,
-            conn,
-            started.into_iter().filter(|t| t.stream == dir).collect(),
-        );
-        counts.add(to_backend);
-        let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
-        shared
-            .metrics
-            .exchanges_total
-            .fetch_add(1, Ordering::Relaxed);
-        let (client_buf, backend_buf) = if to_backend {
-            (&mut own, &mut other)
+        if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
+            // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
+            let link = if to_backend {
+                &mut links.up
+            } else {
+                &mut links.down
+            };
+            let _ = link
+                .run(
+                    conn,
+                    dir,
+                    bytes::Bytes::new(),
+                    std::time::Instant::now(),
+                    true,
+                    dst,
+                    src,
+                    &mut rng,
+                )
+                .await;
+            let _ = dst.shutdown_write();
         } else {
-            (&mut other, &mut own)
-        };
-        let mut session = Session {
-            conn,
-            client,
-            backend,
-            client_buf,
-            backend_buf,
-            rng: &mut rng,
-            inject: false,
-            links: &mut links,
-            metrics: &shared.metrics,
-            streaming: true,
-        };
-        match protocol
-            .handle(&mut session, to_backend, hooks.as_ref())
-            .await
-        {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => {
-                log_end(&e);
-                src.close();
-                dst.close();
-                return;
-            }
+            src.close();
+            dst.close();
         }
-        break;
-    }
-    if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
-        // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
-        let link = if to_backend {
-            &mut links.up
-        } else {
-            &mut links.down
-        };
-        let _ = link
-            .run(
-                conn,
-                dir,
-                bytes::Bytes::new(),
-                std::time::Instant::now(),
-                true,
-                dst,
-                src,
-                &mut rng,
-            )
-            .await;
-        let _ = dst.shutdown_write();
-    } else {
-        src.close();
-        dst.close();
-    }
+    };
+    tokio::join!(
+        reader,
+        super::session::pipe_writer(rx, dst, src, dir, &shared.metrics)
+    );
 }
