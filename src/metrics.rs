@@ -30,7 +30,30 @@ pub struct Metrics {
     pub sent_downstream: AtomicU64,
     /// Faults applied, by behavior or toxic type.
     pub faults: Mutex<BTreeMap<String, u64>>,
+    /// Set by the statsd sender: connections then report their start and end to `conns`.
+    pub per_connection: std::sync::atomic::AtomicBool,
+    /// Connection starts and ends not yet sent to statsd (bounded; see [`ConnEvent`]).
+    pub conns: Mutex<Vec<ConnEvent>>,
 }
+
+/// A connection's start or end, for statsd's per-connection counters (the original's
+/// `<protocol>.<uuid>.start/.end/.to_backend/.to_client`). Recorded once per connection
+/// start and end, never per chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    Start {
+        id: u64,
+    },
+    /// Exchanges (hook-path chunks or messages) forwarded to the backend and to the client.
+    End {
+        id: u64,
+        to_backend: u64,
+        to_client: u64,
+    },
+}
+
+/// Most connection events kept between two statsd sends; more are dropped.
+const MAX_CONN_EVENTS: usize = 100_000;
 
 impl Metrics {
     pub fn add_bytes(&self, dir: Direction, n: usize) {
@@ -54,6 +77,16 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .entry(kind.to_string())
             .or_default() += 1;
+    }
+    /// Records a connection event when the statsd sender asked for them.
+    pub fn conn_event(&self, e: ConnEvent) {
+        if !self.per_connection.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut v = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < MAX_CONN_EVENTS {
+            v.push(e);
+        }
     }
     pub fn faults(&self) -> BTreeMap<String, u64> {
         self.faults
@@ -274,15 +307,28 @@ pub async fn prometheus(server: &crate::server::Server) -> String {
 }
 
 /// statsd output, as the original had it (`statsd` settings): every second, the counters that
-/// moved are sent as statsd counters `<prefix>.<proxy>.<counter>:<delta>|c`.
+/// moved are sent as statsd counters `<prefix>.<proxy>.<counter>:<delta>|c`, and the
+/// original's per-connection counters `<prefix>.<protocol>.<connection id>.start:1|c`,
+/// `.end:1|c`, `.to_backend:N|c`, `.to_client:N|c` (N exchanges in that direction; sent with
+/// `.end`, when not 0). Datagrams stay under 1400 bytes.
 pub mod statsd {
     use std::collections::BTreeMap;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::time::Duration;
 
+    use super::ConnEvent;
     use crate::config::Statsd;
     use crate::server::Server;
+
+    /// A counter line, with the sample rate when below 1.
+    fn line(key: &str, delta: u64, rate: f64) -> String {
+        if rate < 1.0 {
+            format!("{key}:{delta}|c|@{rate}")
+        } else {
+            format!("{key}:{delta}|c")
+        }
+    }
 
     /// Starts the sender on the current runtime; it stops with the process.
     pub fn spawn(server: Arc<Server>, cfg: Statsd) {
@@ -309,6 +355,33 @@ pub mod statsd {
                 for p in server.all_proxies() {
                     let m = &p.shared.metrics;
                     let name = &p.shared.name;
+                    m.per_connection.store(true, Ordering::Relaxed);
+                    let events =
+                        std::mem::take(&mut *m.conns.lock().unwrap_or_else(|e| e.into_inner()));
+                    let proto = p.shared.protocol.name();
+                    for e in events {
+                        let (id, counts) = match e {
+                            ConnEvent::Start { id } => (id, vec![("start", 1)]),
+                            ConnEvent::End {
+                                id,
+                                to_backend,
+                                to_client,
+                            } => (
+                                id,
+                                vec![
+                                    ("to_backend", to_backend),
+                                    ("to_client", to_client),
+                                    ("end", 1),
+                                ],
+                            ),
+                        };
+                        for (k, v) in counts {
+                            if v > 0 {
+                                let key = format!("{}.{proto}.{id}.{k}", cfg.prefix);
+                                lines.push(line(&key, v, cfg.sample_rate));
+                            }
+                        }
+                    }
                     let mut counters = vec![
                         (
                             "start".to_string(),
@@ -337,16 +410,24 @@ pub mod statsd {
                         let key = format!("{}.{}.{}", cfg.prefix, name, k);
                         let prev = last.insert(key.clone(), v).unwrap_or(0);
                         if v > prev {
-                            if cfg.sample_rate < 1.0 {
-                                lines.push(format!("{key}:{}|c|@{}", v - prev, cfg.sample_rate));
-                            } else {
-                                lines.push(format!("{key}:{}|c", v - prev));
-                            }
+                            lines.push(line(&key, v - prev, cfg.sample_rate));
                         }
                     }
                 }
-                if !lines.is_empty() {
-                    let _ = sock.send_to(lines.join("\n").as_bytes(), &target).await;
+                // Several lines a datagram, each datagram under a safe size.
+                let mut packet = String::new();
+                for l in lines {
+                    if !packet.is_empty() && packet.len() + 1 + l.len() > 1400 {
+                        let _ = sock.send_to(packet.as_bytes(), &target).await;
+                        packet.clear();
+                    }
+                    if !packet.is_empty() {
+                        packet.push('\n');
+                    }
+                    packet.push_str(&l);
+                }
+                if !packet.is_empty() {
+                    let _ = sock.send_to(packet.as_bytes(), &target).await;
                 }
             }
         });

@@ -198,6 +198,7 @@ impl Server {
                 &t.stream,
                 t.toxicity,
                 t.attributes.clone(),
+                t.limits,
             )?;
         }
         let mut failed = None;
@@ -314,6 +315,7 @@ impl Server {
                                 &t.stream,
                                 t.toxicity,
                                 t.attributes.clone(),
+                                t.limits,
                             ) {
                                 return Err((e.into(), done));
                             }
@@ -384,6 +386,8 @@ pub struct ToxicSpec {
     pub stream: String,
     pub toxicity: f32,
     pub attributes: Options,
+    /// `expires_ms` and `count` (vaurien extras).
+    pub limits: crate::proxy::Limits,
 }
 
 /// Errors of the proxy collection.

@@ -273,3 +273,236 @@ async fn toxics_declared_with_the_proxy_apply_to_the_first_connection() {
         t.elapsed()
     );
 }
+
+// -- Faults limited in count or time (vaurien extras: `count`, `expires_ms`) ----------------
+
+#[tokio::test]
+async fn count_limits_a_toxic_to_the_first_connections() {
+    let (_s, api) = server().await;
+    let data: Vec<u8> = (0..5_000u32).map(|i| i as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    let t = api
+        .toxic(
+            "p",
+            r#"{"name":"cut","type":"limit_data","count":2,"attributes":{"bytes":10}}"#,
+        )
+        .await;
+    assert_eq!(t["count"], 2);
+    assert!(t.get("expires_ms").is_none(), "{t}");
+    assert_eq!(t["attributes"], serde_json::json!({"bytes":10}));
+    for i in 0..2 {
+        let mut c = TcpStream::connect(listen).await.unwrap();
+        let (got, _) = within(read_all(&mut c)).await;
+        assert_eq!(got, data[..10], "connection {i}");
+    }
+    // The budget is spent: later connections pass untouched, the toxic stays listed.
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(listen).await.unwrap();
+        let (got, _) = within(read_all(&mut c)).await;
+        assert_eq!(got, data);
+    }
+    assert_eq!(api.get("/proxies/p/toxics/cut").await.json()["count"], 2);
+    // An update keeps the limits (and the budget spent).
+    let r = api
+        .patch("/proxies/p/toxics/cut", r#"{"attributes":{"bytes":20}}"#)
+        .await;
+    assert_eq!(r.json()["count"], 2);
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(within(read_all(&mut c)).await.0, data);
+}
+
+#[tokio::test]
+async fn count_on_a_timeout_toxic_closes_only_the_admitted_connections() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic(
+        "p",
+        r#"{"type":"timeout","count":1,"attributes":{"timeout":200}}"#,
+    )
+    .await;
+    let mut first = TcpStream::connect(listen).await.unwrap();
+    first.write_all(b"lost").await.unwrap();
+    let (got, _) = within(read_all(&mut first)).await;
+    assert!(got.is_empty());
+    let mut second = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(roundtrip(&mut second, b"ping").await, b"ping");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Still open after the timeout: the toxic does not hold this connection.
+    assert_eq!(roundtrip(&mut second, b"pong").await, b"pong");
+}
+
+#[tokio::test]
+async fn count_on_a_per_exchange_behavior_counts_exchanges() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    api.toxic("p", r#"{"type":"abort","count":2}"#).await;
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(listen).await.unwrap();
+        c.write_all(b"x").await.unwrap();
+        let (got, _) = within(read_all(&mut c)).await;
+        assert!(got.is_empty());
+    }
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"back").await, b"back");
+}
+
+#[tokio::test]
+async fn expires_ms_removes_the_toxic_as_a_delete_would() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let added = Instant::now();
+    let t = api
+        .toxic(
+            "p",
+            r#"{"name":"slow","type":"latency","expires_ms":400,"attributes":{"latency":150}}"#,
+        )
+        .await;
+    assert_eq!(t["expires_ms"], 400);
+    assert!(t.get("count").is_none(), "{t}");
+    // A held connection (timeout 0 = never closes) is closed when its toxic expires.
+    api.toxic(
+        "p",
+        r#"{"name":"hold","type":"timeout","stream":"upstream","expires_ms":400,"attributes":{"timeout":0}}"#,
+    )
+    .await;
+    let mut held = TcpStream::connect(listen).await.unwrap();
+    held.write_all(b"lost").await.unwrap();
+    let (got, _) = within(read_all(&mut held)).await;
+    assert!(got.is_empty());
+    assert!(added.elapsed() >= Duration::from_millis(400));
+    within(async {
+        while api.get("/proxies/p/toxics").await.body != "[]" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"ping").await, b"ping");
+    // The name is free again; a new toxic of that name is not removed by the old timer.
+    api.toxic("p", r#"{"name":"slow","type":"noop"}"#).await;
+    assert_eq!(api.get("/proxies/p/toxics/slow").await.status, 200);
+}
+
+#[tokio::test]
+async fn expires_is_per_toxic_not_per_name() {
+    let (_s, api) = server().await;
+    let _ = api.proxy("p", echo().await).await;
+    api.toxic("p", r#"{"name":"n","type":"noop","expires_ms":300}"#)
+        .await;
+    assert_eq!(api.delete("/proxies/p/toxics/n").await.status, 204);
+    api.toxic("p", r#"{"name":"n","type":"noop"}"#).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(api.get("/proxies/p/toxics/n").await.status, 200);
+}
+
+#[tokio::test]
+async fn limits_are_checked() {
+    let (_s, api) = server().await;
+    let _ = api.proxy("p", echo().await).await;
+    for (body, status, msg) in [
+        (r#"{"type":"noop","count":0}"#, 400, "invalid count: must be more than 0"),
+        (r#"{"type":"noop","expires_ms":-5}"#, 400, "invalid expires_ms: must be more than 0"),
+        (
+            r#"{"type":"noop","count":1.5}"#,
+            400,
+            "bad request body: json: cannot unmarshal number 1.5 into Go struct field ToxicWrapper.count of type int64",
+        ),
+        (
+            r#"{"type":"noop","expires_ms":"1"}"#,
+            400,
+            "bad request body: json: cannot unmarshal string into Go struct field ToxicWrapper.expires_ms of type int64",
+        ),
+    ] {
+        let r = api.post("/proxies/p/toxics", body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.json()["error"], msg, "{body}");
+    }
+    assert_eq!(api.get("/proxies/p/toxics").await.body, "[]");
+}
+
+#[tokio::test]
+async fn limits_in_populate_and_with_the_proxy() {
+    let (_s, api) = server().await;
+    let up = echo().await;
+    let r = api
+        .post(
+            "/populate",
+            &format!(
+                r#"[{{"name":"p","listen":"127.0.0.1:0","upstream":"{up}","toxics":[{{"type":"noop","count":3,"expires_ms":60000}}]}}]"#
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t = &r.json()["proxies"][0]["toxics"][0];
+    assert_eq!(
+        (t["count"].clone(), t["expires_ms"].clone()),
+        (3.into(), 60000.into())
+    );
+}
+
+// -- Pipelined latency --------------------------------------------------------------------
+
+#[tokio::test]
+async fn latency_is_pipelined_reading_goes_on_while_chunks_wait() {
+    let (_s, api) = server().await;
+    // 1 MB: well over 50 reads; unpipelined, each would wait 100 ms in turn (5 s or more).
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic("p", r#"{"type":"latency","attributes":{"latency":100}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    let took = t.elapsed();
+    assert!(err.is_none());
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes reordered or changed");
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(
+        took < Duration::from_millis(3000),
+        "not pipelined: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_chunks_keep_their_order_when_the_chain_changes() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    roundtrip(&mut c, b"warm").await;
+    api.toxic(
+        "p",
+        r#"{"name":"lat","type":"latency","attributes":{"latency":300}}"#,
+    )
+    .await;
+    let t = Instant::now();
+    c.write_all(b"first;").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(api.delete("/proxies/p/toxics/lat").await.status, 204);
+    c.write_all(b"second;").await.unwrap();
+    let mut got = vec![0u8; 13];
+    within(tokio::io::AsyncReadExt::read_exact(&mut c, &mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"first;second;");
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // Then a limit_data toxic (not pipelined) after a latency one: order kept as well.
+    api.toxic(
+        "p",
+        r#"{"name":"lat","type":"latency","attributes":{"latency":200}}"#,
+    )
+    .await;
+    c.write_all(b"third;").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    api.toxic(
+        "p",
+        r#"{"name":"cap","type":"limit_data","attributes":{"bytes":1000}}"#,
+    )
+    .await;
+    c.write_all(b"fourth;").await.unwrap();
+    let mut got = vec![0u8; 13];
+    within(tokio::io::AsyncReadExt::read_exact(&mut c, &mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"third;fourth;");
+}

@@ -37,26 +37,39 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc: s
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def vaurien_bin() -> str:
-    """The vaurien binary under test: $VAURIEN_BIN, else the cargo build, else PATH."""
-    env = os.environ.get("VAURIEN_BIN")
+def _cargo_bin(name: str, env_var: str) -> str:
+    """A binary of this repository: $ENV_VAR, else the cargo build, else PATH."""
+    env = os.environ.get(env_var)
     if env:
         return env
     for profile in ("debug", "release"):
-        p = ROOT / "target" / profile / "vaurien"
+        p = ROOT / "target" / profile / name
         if p.exists():
             return str(p)
-    found = shutil.which("vaurien")
+    found = shutil.which(name)
     if found:
         return found
-    raise RuntimeError("no vaurien binary: run `cargo build` first or set VAURIEN_BIN")
+    raise RuntimeError(f"no {name} binary: run `cargo build` first or set {env_var}")
+
+
+def vaurien_bin() -> str:
+    """The vaurien binary under test: $VAURIEN_BIN, else the cargo build, else PATH."""
+    return _cargo_bin("vaurien", "VAURIEN_BIN")
+
+
+def toxiproxy_server_bin() -> str:
+    """This repository's `toxiproxy-server`: $TOXIPROXY_SERVER_BIN, else the cargo build, else PATH."""
+    return _cargo_bin("toxiproxy-server", "TOXIPROXY_SERVER_BIN")
 
 
 @contextlib.contextmanager
-def run_vaurien(args: Sequence[str], port: int | None = None, http_port: int | None = None) -> Iterator[subprocess.Popen]:
-    """Runs `vaurien ARGS` and waits for its proxy (and control API) ports; stops it after."""
+def run_vaurien(
+    args: Sequence[str], port: int | None = None, http_port: int | None = None, binary: str | None = None
+) -> Iterator[subprocess.Popen]:
+    """Runs `vaurien ARGS` (or `binary ARGS`) and waits for its proxy (and control API) ports;
+    stops it after."""
     proc = subprocess.Popen(
-        [vaurien_bin(), *args],
+        [binary or vaurien_bin(), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

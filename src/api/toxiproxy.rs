@@ -15,8 +15,9 @@ use serde_json::{json, Map, Value};
 
 use super::error::toxiproxy_error;
 use crate::behavior::{registry, BehaviorError, Kind, OptionKind, Options, Value as OptValue};
-use crate::proxy::{Proxy, ProxyError, Toxic};
+use crate::proxy::{Limits, Proxy, ProxyError, Toxic};
 use crate::server::{CollectionError, ProxySpec, Server, ToxicSpec};
+use std::time::Duration;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -230,6 +231,31 @@ fn f32_field(obj: &Map<String, Value>, name: &str, st: &str) -> Result<Option<f3
     }
 }
 
+/// A positive integer field (`count`, `expires_ms`): Go's decode error for a wrong JSON type,
+/// a 400 naming the field for 0 or less.
+fn positive_field(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, HttpResponse> {
+    match field(obj, name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(i) if i > 0 => Ok(Some(i as u64)),
+            Some(_) => Err(toxiproxy_error(
+                400,
+                &format!("invalid {name}: must be more than 0"),
+            )),
+            None => Err(bad_body(type_error(
+                &Value::Number(n.clone()),
+                &format!("ToxicWrapper.{name}"),
+                "int64",
+            ))),
+        },
+        Some(v) => Err(bad_body(type_error(
+            v,
+            &format!("ToxicWrapper.{name}"),
+            "int64",
+        ))),
+    }
+}
+
 fn object<'a>(v: &'a Value, go_type: &str) -> Result<&'a Map<String, Value>, BadBody> {
     v.as_object().ok_or_else(|| {
         BadBody(format!(
@@ -340,13 +366,20 @@ pub fn toxic_json(t: &Toxic) -> Value {
             serde_json::from_str(&f.to_string()).unwrap_or(Value::Null)
         }
     };
-    json!({
-        "attributes": attrs,
-        "name": t.name,
-        "type": t.kind,
-        "stream": t.stream_text,
-        "toxicity": toxicity,
-    })
+    let mut m = Map::new();
+    m.insert("attributes".into(), Value::Object(attrs));
+    m.insert("name".into(), json!(t.name));
+    m.insert("type".into(), json!(t.kind));
+    m.insert("stream".into(), json!(t.stream_text));
+    m.insert("toxicity".into(), toxicity);
+    // vaurien extras, only when set.
+    if let Some(d) = t.limits.expires {
+        m.insert("expires_ms".into(), json!(d.as_millis() as u64));
+    }
+    if let Some(n) = t.limits.count {
+        m.insert("count".into(), json!(n));
+    }
+    Value::Object(m)
 }
 
 /// A proxy: `name`, `listen` (the bound address while enabled), `upstream`, `enabled`,
@@ -520,12 +553,17 @@ fn toxic_spec(v: &Value) -> Result<ToxicSpec, HttpResponse> {
     // Built once here so that a refused value is a 400 before anything changes.
     kind.build(&attributes)
         .map_err(|e| proxy_error(&ProxyError::Behavior(e)))?;
+    let limits = Limits {
+        expires: positive_field(obj, "expires_ms")?.map(Duration::from_millis),
+        count: positive_field(obj, "count")?,
+    };
     Ok(ToxicSpec {
         name,
         kind: kind_name,
         stream,
         toxicity: toxicity.unwrap_or(1.0),
         attributes,
+        limits,
     })
 }
 
@@ -768,6 +806,7 @@ async fn create_toxic(
             &spec.stream,
             spec.toxicity,
             spec.attributes,
+            spec.limits,
         ) {
             Ok(t) => ok_json(200, &toxic_json(&t)),
             Err(e) => proxy_error(&e),

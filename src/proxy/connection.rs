@@ -17,9 +17,28 @@ use super::pipe::{self, Activity, Outcome};
 use super::session::{Links, Session};
 use super::{Faults, ProxyShared};
 use crate::behavior::{Behavior, BehaviorError, ConnInfo, Direction, Exchange, Flow};
+use crate::metrics::ConnEvent;
 use crate::protocol::{Mode, ProtocolError};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Exchanges of one connection in each direction (statsd's per-connection counters).
+#[derive(Default)]
+struct Counts {
+    to_backend: AtomicU64,
+    to_client: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, to_backend: bool) {
+        let c = if to_backend {
+            &self.to_backend
+        } else {
+            &self.to_client
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Serves one accepted client until the connection ends or `kill` fires.
 pub async fn serve(
@@ -39,22 +58,35 @@ pub async fn serve(
         .metrics
         .connections_active
         .fetch_add(1, Ordering::Relaxed);
+    shared.metrics.conn_event(ConnEvent::Start { id });
+    let counts = Counts::default();
     async {
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
-            _ = run(&shared, id, stream, &backend_addr) => {}
-            _ = watch(&shared) => tracing::debug!("closed by a toxic (timeout)"),
+            _ = run(&shared, id, stream, &backend_addr, &counts) => {}
+            _ = watch(&shared, id) => tracing::debug!("closed by a toxic (timeout)"),
         }
     }
     .instrument(span)
     .await;
+    shared.metrics.conn_event(ConnEvent::End {
+        id,
+        to_backend: counts.to_backend.load(Ordering::Relaxed),
+        to_client: counts.to_client.load(Ordering::Relaxed),
+    });
     shared
         .metrics
         .connections_active
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr: &str) {
+async fn run(
+    shared: &Arc<ProxyShared>,
+    id: u64,
+    stream: TcpStream,
+    backend_addr: &str,
+    counts: &Counts,
+) {
     let client = Peer::new(stream, Role::Client);
     let reuse = shared
         .protocol
@@ -82,11 +114,11 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
     let mut rng = SmallRng::seed_from_u64(shared.chooser.next_u64());
     let clean = match shared.protocol.mode(shared.settings.stay_connected) {
         Mode::Streaming => {
-            streaming(shared, &conn, &client, &backend, &mut rng).await;
+            streaming(shared, &conn, &client, &backend, &mut rng, counts).await;
             false
         }
         Mode::Exchanges { stay } => {
-            exchanges(shared, &conn, &client, &backend, &mut rng, stay).await
+            exchanges(shared, &conn, &client, &backend, &mut rng, stay, counts).await
         }
     };
     if clean && reuse && !backend.is_closed() {
@@ -99,8 +131,8 @@ async fn run(shared: &Arc<ProxyShared>, id: u64, stream: TcpStream, backend_addr
 /// counted from when the toxic started on this connection) or when a toxic that holds
 /// connections is removed ([`Behavior::closes_on_removal`]). It runs beside the connection, so
 /// this happens whether data moves or not. Toxicity is not rolled here: such a toxic closes
-/// every connection of its proxy.
-async fn watch(shared: &ProxyShared) {
+/// every connection of its proxy (that its `count` admits).
+async fn watch(shared: &ProxyShared, conn: u64) {
     use std::collections::HashMap;
     use tokio::time::Instant;
     let mut changes = shared.changes.subscribe();
@@ -119,7 +151,7 @@ async fn watch(shared: &ProxyShared) {
         for t in faults.toxics.iter() {
             let after = t.behavior.closes_after();
             let holds = t.behavior.closes_on_removal();
-            if after.is_none() && !holds {
+            if (after.is_none() && !holds) || !t.admits(conn) {
                 continue;
             }
             let entry = seen.entry(t.id).or_insert((now, holds));
@@ -238,6 +270,7 @@ fn pick(
     for t in faults.toxics.iter() {
         if t.behavior.has_exchange_hooks()
             && !t.behavior.is_passthrough()
+            && t.take_exchange()
             && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
         {
             shared.metrics.fault(&t.kind);
@@ -283,6 +316,7 @@ async fn exchanges(
     backend: &Peer,
     rng: &mut SmallRng,
     stay: bool,
+    counts: &Counts,
 ) -> bool {
     let protocol = shared.protocol.clone();
     let mut client_buf = BytesMut::new();
@@ -309,9 +343,10 @@ async fn exchanges(
             }
         };
         let faults = shared.faults.load_full();
-        let started = links.refresh(&faults, rng);
+        let started = links.refresh(&faults, conn.id, rng);
         record_started(shared, conn, started);
         let dir = Direction::from_to_backend(to_backend);
+        counts.add(to_backend);
         let hooks = pick(shared, &faults, conn, dir, rng, &mut links);
         shared
             .metrics
@@ -357,6 +392,7 @@ async fn streaming(
     client: &Peer,
     backend: &Peer,
     rng: &mut SmallRng,
+    counts: &Counts,
 ) {
     let activity = Activity::default();
     let idle = activity.idle(conn.timeout);
@@ -372,7 +408,8 @@ async fn streaming(
                 backend,
                 Direction::Upstream,
                 up_seed,
-                &activity
+                &activity,
+                counts
             ),
             direction(
                 shared,
@@ -381,7 +418,8 @@ async fn streaming(
                 client,
                 Direction::Downstream,
                 down_seed,
-                &activity
+                &activity,
+                counts
             ),
         )
     };
@@ -392,6 +430,7 @@ async fn streaming(
 }
 
 /// One direction of a streaming connection.
+#[allow(clippy::too_many_arguments)]
 async fn direction(
     shared: &Arc<ProxyShared>,
     conn: &ConnInfo,
@@ -400,6 +439,7 @@ async fn direction(
     dir: Direction,
     seed: u64,
     activity: &Activity,
+    counts: &Counts,
 ) {
     let mut changes = shared.changes.subscribe();
     if shared.faults.load().passthrough {
@@ -443,79 +483,94 @@ async fn hooks_path(
     let mut own = BytesMut::new();
     let mut other = BytesMut::new();
     let mut links = Links::default();
+    // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
+    // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    if to_backend {
+        links.up.pipe = Some(tx);
+    } else {
+        links.down.pipe = Some(tx);
+    }
     let protocol = shared.protocol.clone();
-    loop {
-        if own.is_empty() && src.readable().await.is_err() {
+    let reader = async move {
+        loop {
+            if own.is_empty() && src.readable().await.is_err() {
+                break;
+            }
+            activity.tick();
+            let faults = shared.faults.load_full();
+            let started = links.refresh(&faults, conn.id, &mut rng);
+            // Each direction keeps both chains; only its own one is used and recorded.
+            record_started(
+                shared,
+                conn,
+                started.into_iter().filter(|t| t.stream == dir).collect(),
+            );
+            counts.add(to_backend);
+            let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
+            shared
+                .metrics
+                .exchanges_total
+                .fetch_add(1, Ordering::Relaxed);
+            let (client_buf, backend_buf) = if to_backend {
+                (&mut own, &mut other)
+            } else {
+                (&mut other, &mut own)
+            };
+            let mut session = Session {
+                conn,
+                client,
+                backend,
+                client_buf,
+                backend_buf,
+                rng: &mut rng,
+                inject: false,
+                links: &mut links,
+                metrics: &shared.metrics,
+                streaming: true,
+            };
+            match protocol
+                .handle(&mut session, to_backend, hooks.as_ref())
+                .await
+            {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    log_end(&e);
+                    src.close();
+                    dst.close();
+                    return;
+                }
+            }
             break;
         }
-        activity.tick();
-        let faults = shared.faults.load_full();
-        let started = links.refresh(&faults, &mut rng);
-        // Each direction keeps both chains; only its own one is used and recorded.
-        record_started(
-            shared,
-            conn,
-            started.into_iter().filter(|t| t.stream == dir).collect(),
-        );
-        let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
-        shared
-            .metrics
-            .exchanges_total
-            .fetch_add(1, Ordering::Relaxed);
-        let (client_buf, backend_buf) = if to_backend {
-            (&mut own, &mut other)
+        if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
+            // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
+            let link = if to_backend {
+                &mut links.up
+            } else {
+                &mut links.down
+            };
+            let _ = link
+                .run(
+                    conn,
+                    dir,
+                    bytes::Bytes::new(),
+                    std::time::Instant::now(),
+                    true,
+                    dst,
+                    src,
+                    &mut rng,
+                )
+                .await;
+            let _ = dst.shutdown_write();
         } else {
-            (&mut other, &mut own)
-        };
-        let mut session = Session {
-            conn,
-            client,
-            backend,
-            client_buf,
-            backend_buf,
-            rng: &mut rng,
-            inject: false,
-            links: &mut links,
-            metrics: &shared.metrics,
-            streaming: true,
-        };
-        match protocol
-            .handle(&mut session, to_backend, hooks.as_ref())
-            .await
-        {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => {
-                log_end(&e);
-                src.close();
-                dst.close();
-                return;
-            }
+            src.close();
+            dst.close();
         }
-        break;
-    }
-    if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
-        // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
-        let link = if to_backend {
-            &mut links.up
-        } else {
-            &mut links.down
-        };
-        let _ = link
-            .run(
-                conn,
-                dir,
-                bytes::Bytes::new(),
-                std::time::Instant::now(),
-                true,
-                dst,
-                src,
-                &mut rng,
-            )
-            .await;
-        let _ = dst.shutdown_write();
-    } else {
-        src.close();
-        dst.close();
-    }
+    };
+    tokio::join!(
+        reader,
+        super::session::pipe_writer(rx, dst, src, dir, &shared.metrics)
+    );
 }

@@ -159,6 +159,63 @@ pub struct Toxic {
     pub toxicity: f32,
     pub attributes: Options,
     pub behavior: Arc<dyn Behavior>,
+    /// Optional limits in count and time (vaurien extras; fixed at creation).
+    pub limits: Limits,
+    /// What a count-limited toxic has handed out: shared by its versions (survives updates).
+    pub budget: Arc<Budget>,
+}
+
+/// Limits of a toxic in time and count, outside its `attributes` (vaurien extras:
+/// `expires_ms` and `count` in the Toxiproxy API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The toxic removes itself this long after it was added (as a DELETE would).
+    pub expires: Option<Duration>,
+    /// It applies to the first N connections that see it (exchanges, for behaviors that act
+    /// per exchange); later ones pass untouched.
+    pub count: Option<u64>,
+}
+
+/// The connections and exchanges a count-limited toxic was handed to.
+#[derive(Default)]
+pub struct Budget {
+    conns: Mutex<std::collections::HashSet<u64>>,
+    exchanges: AtomicU64,
+}
+
+impl Toxic {
+    /// Whether the toxic may apply to connection `conn`: always without a `count`; else to the
+    /// first `count` connections that ask (a connection gets the same answer every time).
+    /// Asked before toxicity is rolled, off the data path (when a link's chain changes).
+    pub fn admits(&self, conn: u64) -> bool {
+        let Some(n) = self.limits.count else {
+            return true;
+        };
+        let mut conns = self.budget.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if conns.contains(&conn) {
+            return true;
+        }
+        if (conns.len() as u64) < n {
+            conns.insert(conn);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes one exchange from the budget of a per-exchange toxic: false once `count`
+    /// exchanges were handed out.
+    pub fn take_exchange(&self) -> bool {
+        let Some(n) = self.limits.count else {
+            return true;
+        };
+        self.budget
+            .exchanges
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u < n).then_some(u + 1)
+            })
+            .is_ok()
+    }
 }
 
 /// The active faults of a proxy: swapped whole by the control plane.
@@ -333,14 +390,16 @@ impl ProxyShared {
         self.faults.load().toxics.clone()
     }
 
-    /// Adds a toxic at the end of its direction's chain.
+    /// Adds a toxic at the end of its direction's chain. With `limits.expires`, it removes
+    /// itself that long after (as `remove_toxic`, unless removed or replaced before).
     pub fn add_toxic(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         kind: &str,
         stream_text: &str,
         toxicity: f32,
         attributes: Options,
+        limits: Limits,
     ) -> Result<Arc<Toxic>, ProxyError> {
         let _ctl = self.control();
         let stream = Direction::parse(stream_text).unwrap_or(Direction::Downstream);
@@ -360,8 +419,13 @@ impl ProxyShared {
             toxicity,
             attributes: full,
             behavior,
+            limits,
+            budget: Arc::default(),
         });
         self.next_toxic.fetch_add(1, Ordering::Relaxed);
+        if let Some(after) = limits.expires {
+            self.expire(toxic.id, after);
+        }
         let t = toxic.clone();
         self.swap_faults(|cur| {
             let mut toxics = cur.toxics.clone();
@@ -403,6 +467,8 @@ impl ProxyShared {
             toxicity: toxicity.unwrap_or(cur.toxicity),
             attributes: attrs,
             behavior,
+            limits: cur.limits,
+            budget: cur.budget.clone(),
         });
         let n = new.clone();
         self.swap_faults(|f| {
@@ -432,6 +498,35 @@ impl ProxyShared {
             Faults::new(f.mix.clone(), toxics, f.generation + 1)
         });
         Ok(())
+    }
+
+    /// Removes toxic `id` after `after` (its `expires_ms`), if it is still there then.
+    fn expire(self: &Arc<Self>, id: u64, after: Duration) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(proxy = %self.name, "no runtime: the toxic will not expire");
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(shared) = weak.upgrade() else { return };
+            let _ctl = shared.control();
+            let Some(name) = shared
+                .faults
+                .load()
+                .toxics
+                .iter()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone())
+            else {
+                return;
+            };
+            tracing::info!(proxy = %shared.name, toxic = %name, "toxic expired; removed");
+            shared.swap_faults(|f| {
+                let toxics = f.toxics.iter().filter(|t| t.id != id).cloned().collect();
+                Faults::new(f.mix.clone(), toxics, f.generation + 1)
+            });
+        });
     }
 
     /// Removes every toxic.

@@ -132,9 +132,9 @@ pub struct Links {
 impl Links {
     /// Brings both chains up to date with the proxy's faults (after an API change). Returns
     /// the toxics that started to apply (for the event log).
-    pub fn refresh(&mut self, faults: &Faults, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
-        let mut started = self.up.refresh(faults, Direction::Upstream, rng);
-        started.extend(self.down.refresh(faults, Direction::Downstream, rng));
+    pub fn refresh(&mut self, faults: &Faults, conn: u64, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
+        let mut started = self.up.refresh(faults, Direction::Upstream, conn, rng);
+        started.extend(self.down.refresh(faults, Direction::Downstream, conn, rng));
         started
     }
 }
@@ -150,18 +150,64 @@ pub struct Link {
     state: LinkState,
     /// Bytes written by `run` so far (the sent-bytes metric).
     pub written: u64,
+    /// The writer of a pipelined link (streaming path): chunks whose chain is only latency
+    /// toxics are queued with their due time instead of being written in `run`.
+    pub pipe: Option<tokio::sync::mpsc::Sender<Piped>>,
+    /// Every active toxic is a latency (or noop): chunks may be pipelined.
+    latency_only: bool,
+    /// Something was queued since the last flush.
+    queued: bool,
+}
+
+/// What a pipelined link hands its writer.
+pub enum Piped {
+    /// Write these bytes at that time.
+    Data(tokio::time::Instant, Bytes),
+    /// Answer once everything queued before was written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes what a pipelined link queued, each chunk at its due time, so that reading goes on
+/// while earlier chunks wait their latency (Toxiproxy's latency toxic). On a write error both
+/// sides are closed.
+pub async fn pipe_writer(
+    mut rx: tokio::sync::mpsc::Receiver<Piped>,
+    dest: &Peer,
+    src: &Peer,
+    dir: Direction,
+    metrics: &Metrics,
+) {
+    while let Some(item) = rx.recv().await {
+        match item {
+            Piped::Data(due, data) => {
+                tokio::time::sleep_until(due).await;
+                if dest.write_all(&data).await.is_err() {
+                    dest.close();
+                    src.close();
+                    return;
+                }
+                metrics.add_sent(dir, data.len());
+            }
+            Piped::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 impl Link {
+    /// No toxic to run and nothing queued: chunks may be written as they are.
     pub fn is_empty(&self) -> bool {
-        self.active.is_empty() && self.extra.is_none()
+        self.active.is_empty() && self.extra.is_none() && !self.queued
     }
 
     /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
+    /// A toxic with a `count` is rolled only on the connections it admits.
     pub fn refresh(
         &mut self,
         faults: &Faults,
         dir: Direction,
+        conn: u64,
         rng: &mut SmallRng,
     ) -> Vec<Arc<Toxic>> {
         let mut started = Vec::new();
@@ -171,14 +217,16 @@ impl Link {
         self.generation = Some(faults.generation);
         let before: Vec<u64> = self.active.iter().map(|(id, _)| *id).collect();
         self.active.clear();
+        self.latency_only = true;
         for t in faults.toxics.iter().filter(|t| t.stream == dir) {
             if !t.behavior.has_chunk_hook() {
                 continue;
             }
             // A toxic already rolled in on this link keeps its roll until it changes.
             let keep = before.contains(&t.id);
-            if keep || t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity {
+            if keep || (t.admits(conn) && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)) {
                 self.active.push((t.id, t.behavior.clone()));
+                self.latency_only &= t.kind == "latency" || t.kind == "noop";
                 if !keep {
                     started.push(t.clone());
                 }
@@ -202,6 +250,17 @@ impl Link {
         src: &Peer,
         rng: &mut SmallRng,
     ) -> io::Result<bool> {
+        let pipelined = self.pipe.is_some() && self.latency_only && self.extra.is_none() && !eof;
+        if !pipelined && self.queued {
+            // Whatever was queued goes out first: order is kept when the chain changes.
+            self.queued = false;
+            if let Some(tx) = &self.pipe {
+                let (done, wait) = tokio::sync::oneshot::channel();
+                if tx.send(Piped::Flush(done)).await.is_err() || wait.await.is_err() {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+            }
+        }
         let mut pieces = vec![Piece {
             pause: std::time::Duration::ZERO,
             data,
@@ -235,6 +294,21 @@ impl Link {
             if close || reset {
                 break;
             }
+        }
+        if pipelined {
+            // Latency only: the chunk is due at its (moved) timestamp; reading goes on.
+            let due = tokio::time::Instant::from_std(arrived_at);
+            if let Some(tx) = &self.pipe {
+                for p in pieces {
+                    if !p.data.is_empty() {
+                        tx.send(Piped::Data(due, p.data))
+                            .await
+                            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+                        self.queued = true;
+                    }
+                }
+            }
+            return Ok(true);
         }
         for p in pieces {
             if !p.pause.is_zero() {
