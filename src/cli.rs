@@ -372,11 +372,7 @@ where
     {
         builder.worker_threads(n);
     }
-    let rt = match builder
-        .enable_all()
-        .thread_name("vaurien")
-        .build()
-    {
+    let rt = match builder.enable_all().thread_name("vaurien").build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vaurien: error: cannot start the runtime: {e}");

@@ -464,10 +464,14 @@ async fn direction(
         }
     }
     // Boxed, so that a connection on the fast path does not carry the hooks' state.
-    Box::pin(hooks_path(shared, conn, src, dst, dir, seed, activity)).await
+    Box::pin(hooks_path(
+        shared, conn, src, dst, dir, seed, activity, counts,
+    ))
+    .await
 }
 
 /// The hooks' path of one streaming direction: one exchange per chunk.
+#[allow(clippy::too_many_arguments)]
 async fn hooks_path(
     shared: &Arc<ProxyShared>,
     conn: &ConnInfo,
@@ -476,6 +480,7 @@ async fn hooks_path(
     dir: Direction,
     seed: u64,
     activity: &Activity,
+    counts: &Counts,
 ) {
     let to_backend = dir == Direction::Upstream;
     let (client, backend) = if to_backend { (src, dst) } else { (dst, src) };
