@@ -92,10 +92,13 @@ async fn run(
         .protocol
         .option("reuse_socket")
         .is_some_and(|v| v.as_bool());
-    let backend = match shared
-        .pool
-        .connect(backend_addr, reuse, shared.settings.timeout)
-        .await
+    // Boxed (as the exchanges path below): a streaming connection's future stays small.
+    let backend = match Box::pin(
+        shared
+            .pool
+            .connect(backend_addr, reuse, shared.settings.timeout),
+    )
+    .await
     {
         Ok(b) => b,
         Err(e) => {
@@ -118,7 +121,10 @@ async fn run(
             false
         }
         Mode::Exchanges { stay } => {
-            exchanges(shared, &conn, &client, &backend, &mut rng, stay, counts).await
+            Box::pin(exchanges(
+                shared, &conn, &client, &backend, &mut rng, stay, counts,
+            ))
+            .await
         }
     };
     if clean && reuse && !backend.is_closed() {
