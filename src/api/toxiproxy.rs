@@ -1,5 +1,5 @@
 //! Toxiproxy's routes, as its clients see them: the same paths, status codes, JSON shapes and
-//! key order, and error bodies (see `docs/toxiproxy.md` for where vaurien differs and why).
+//! key order, and error bodies (see the README's "Coming from Toxiproxy" for where vaurien differs and why).
 //!
 //! Request bodies are read the way Go's `encoding/json` reads them into Toxiproxy's structs:
 //! keys match case-insensitively, unknown keys are ignored, `null` leaves a field unset, a
