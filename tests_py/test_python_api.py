@@ -121,6 +121,10 @@ def test_abort(proxy, echo_backend):
     pid, port, client = proxy
     with client.with_behavior("abort"):
         assert exchange(port, b"x") == b""
+    # The request reached the backend (its thread may record it a moment after the reset).
+    deadline = time.monotonic() + 5
+    while b"x" not in echo_backend.received and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert b"x" in echo_backend.received
 
 
