@@ -313,3 +313,39 @@ async fn shutdown_lets_exchanges_in_flight_finish_and_stops_accepting() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_messages_on_the_fast_path_never_stall() {
+    within(async {
+        // Many small request/answer rounds, then a bulk burst on the same connection: the copy
+        // path (short reads clear readiness), then the switch to splice, then small again.
+        let backend = reply_server(|req| req.to_vec()).await;
+        for zero_copy in [true, false] {
+            let v = vaurien(backend).streaming().zero_copy(zero_copy).start().await;
+            let mut s = v.connect().await;
+            for i in 0..2000u32 {
+                let msg = i.to_be_bytes();
+                s.write_all(&msg).await.unwrap();
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                assert_eq!(buf, msg, "round {i}, zero_copy={zero_copy}");
+            }
+            let bulk = payload(1 << 20, 9);
+            let (mut r, mut w) = s.split();
+            let send = async { w.write_all(&bulk).await.unwrap() };
+            let mut got = vec![0u8; bulk.len()];
+            let recv = async { r.read_exact(&mut got).await.unwrap() };
+            tokio::join!(send, recv);
+            assert_eq!(sha256(&got), sha256(&bulk));
+            for i in 0..200u32 {
+                let msg = i.to_le_bytes();
+                s.write_all(&msg).await.unwrap();
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                assert_eq!(buf, msg);
+            }
+            v.stop().await;
+        }
+    })
+    .await
+}

@@ -400,80 +400,55 @@ async fn streaming(
     rng: &mut SmallRng,
     counts: &Counts,
 ) {
-    let activity = Activity::default();
+    let activity = &Activity::default();
     let idle = activity.idle(conn.timeout);
     tokio::pin!(idle);
     let up_seed = rand::RngCore::next_u64(rng);
     let down_seed = rand::RngCore::next_u64(rng);
-    let both = async {
-        tokio::join!(
-            direction(
-                shared,
-                conn,
+    let all = async {
+        let mut changes = shared.changes.subscribe();
+        let (up, down) = if shared.faults.load().passthrough {
+            pipe::forward_both(
                 client,
                 backend,
-                Direction::Upstream,
-                up_seed,
-                &activity,
-                counts
-            ),
-            direction(
-                shared,
-                conn,
-                backend,
-                client,
-                Direction::Downstream,
-                down_seed,
-                &activity,
-                counts
-            ),
-        )
-    };
-    tokio::select! {
-        _ = both => {}
-        _ = &mut idle => tracing::debug!("idle for --timeout; closing"),
-    }
-}
-
-/// One direction of a streaming connection.
-#[allow(clippy::too_many_arguments)]
-async fn direction(
-    shared: &Arc<ProxyShared>,
-    conn: &ConnInfo,
-    src: &Peer,
-    dst: &Peer,
-    dir: Direction,
-    seed: u64,
-    activity: &Activity,
-    counts: &Counts,
-) {
-    let mut changes = shared.changes.subscribe();
-    if shared.faults.load().passthrough {
-        match pipe::forward(
-            src,
-            dst,
-            dir,
-            shared.settings.zero_copy,
-            &mut changes,
-            activity,
-            &shared.metrics,
-        )
-        .await
-        {
-            Outcome::Eof => return,
-            Outcome::Abort => {
-                src.close();
-                dst.close();
+                shared.settings.zero_copy,
+                &mut changes,
+                activity,
+                &shared.metrics,
+            )
+            .await
+        } else {
+            (Outcome::Changed, Outcome::Changed)
+        };
+        if up == Outcome::Abort || down == Outcome::Abort {
+            client.close();
+            backend.close();
+            return;
+        }
+        // The directions the faults changed for go on through the hooks (boxed: a connection
+        // on the fast path does not carry their state).
+        let hooks = |dir: Direction, outcome: Outcome, seed: u64| async move {
+            if outcome != Outcome::Changed {
                 return;
             }
-            Outcome::Changed => {}
-        }
+            let (src, dst) = match dir {
+                Direction::Upstream => (client, backend),
+                Direction::Downstream => (backend, client),
+            };
+            Box::pin(hooks_path(
+                shared, conn, src, dst, dir, seed, activity, counts,
+            ))
+            .await
+        };
+        tokio::join!(
+            hooks(Direction::Upstream, up, up_seed),
+            hooks(Direction::Downstream, down, down_seed)
+        );
+    };
+    tokio::select! {
+        _ = all => {}
+        _ = &mut idle => tracing::debug!("idle for --timeout; closing"),
     }
-    // Boxed, so that a connection on the fast path does not carry the hooks' state.
-    Box::pin(hooks_path(
-        shared, conn, src, dst, dir, seed, activity, counts,
-    ))
-    .await
 }
 
 /// The hooks' path of one streaming direction: one exchange per chunk.

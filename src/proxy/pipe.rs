@@ -1,12 +1,20 @@
 //! The streaming fast path: when nothing can touch the bytes, both directions are forwarded
-//! with no per-chunk work — `splice(2)` through a kernel pipe on Linux (zero-copy), a plain
-//! reused buffer elsewhere or when disabled. Half-close is passed on; a change of the active
+//! with no per-chunk work — `splice(2)` through a kernel pipe on Linux (zero-copy), a per-thread
+//! scratch buffer elsewhere or when disabled. Half-close is passed on; a change of the active
 //! faults stops the fast path at a chunk boundary so that the hooks take over.
+//!
+//! Both directions are one hand-polled future ([`Bidi`]) that waits through the sockets' own
+//! readiness slots (`poll_read_ready`/`poll_write_ready`): no future per wait, and an idle
+//! connection holds no pipe and no buffer, only a few words of state.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::sync::watch;
 
 use super::peer::Peer;
@@ -50,82 +58,291 @@ impl Activity {
     }
 }
 
-/// Forwards one direction until EOF, error or a change of faults.
-pub async fn forward(
-    src: &Peer,
-    dst: &Peer,
-    dir: Direction,
+/// Forwards both directions until each ends (EOF, error) or the active faults change.
+/// Returns the outcome of the upstream and the downstream direction.
+pub async fn forward_both(
+    client: &Peer,
+    backend: &Peer,
     zero_copy: bool,
     changes: &mut watch::Receiver<u64>,
     activity: &Activity,
     metrics: &Metrics,
-) -> Outcome {
-    let r = if zero_copy {
-        forward_splice(src, dst, dir, changes, activity, metrics).await
-    } else {
-        forward_copy(src, dst, dir, changes, activity, metrics).await
-    };
-    match r {
-        Ok(Outcome::Eof) => {
-            let _ = dst.shutdown_write();
-            Outcome::Eof
+) -> (Outcome, Outcome) {
+    let changed = changes.changed();
+    tokio::pin!(changed);
+    Bidi {
+        up: Half::new(client, backend, Direction::Upstream),
+        down: Half::new(backend, client, Direction::Downstream),
+        zero_copy: zero_copy && cfg!(target_os = "linux"),
+        changed: changed.as_mut(),
+        stop: false,
+        activity,
+        metrics,
+    }
+    .await
+}
+
+/// Both directions of one connection.
+struct Bidi<'a, F> {
+    up: Half<'a>,
+    down: Half<'a>,
+    zero_copy: bool,
+    /// Resolves when the active faults change (polled until then only).
+    changed: Pin<&'a mut F>,
+    /// The faults changed: each direction stops at its next chunk boundary.
+    stop: bool,
+    activity: &'a Activity,
+    metrics: &'a Metrics,
+}
+
+impl<F: Future> Future for Bidi<'_, F> {
+    type Output = (Outcome, Outcome);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if !this.stop && this.changed.as_mut().poll(cx).is_ready() {
+            this.stop = true;
         }
-        Ok(o) => o,
-        Err(e) => {
-            tracing::debug!(error = %e, %dir, "connection ended");
-            Outcome::Abort
+        let env = Env {
+            zero_copy: this.zero_copy,
+            stop: this.stop,
+            activity: this.activity,
+            metrics: this.metrics,
+        };
+        let up = this.up.poll(cx, &env);
+        let down = this.down.poll(cx, &env);
+        match (up, down) {
+            (Poll::Ready(u), Poll::Ready(d)) => Poll::Ready((u, d)),
+            _ => Poll::Pending,
         }
     }
 }
 
-/// Waits for `src` to be readable or for a change of faults.
-async fn ready_or_changed(src: &Peer, changes: &mut watch::Receiver<u64>) -> io::Result<bool> {
-    tokio::select! {
-        biased;
-        r = changes.changed() => Ok(r.is_ok()),
-        r = src.stream.readable() => r.map(|_| false),
-    }
+/// What both directions share while polled.
+struct Env<'a> {
+    zero_copy: bool,
+    stop: bool,
+    activity: &'a Activity,
+    metrics: &'a Metrics,
 }
 
-async fn forward_copy(
-    src: &Peer,
-    dst: &Peer,
+/// One direction: waiting for its source, or writing what it read.
+struct Half<'a> {
+    src: &'a Peer,
+    dst: &'a Peer,
     dir: Direction,
-    changes: &mut watch::Receiver<u64>,
-    activity: &Activity,
-    metrics: &Metrics,
-) -> io::Result<Outcome> {
-    loop {
-        if ready_or_changed(src, changes).await? {
-            return Ok(Outcome::Changed);
+    state: State,
+    /// A read filled the whole scratch buffer: this direction carries bulk data and moves
+    /// on to `splice` (zero-copy). Small messages stay on the copy path, which needs one
+    /// system call less per chunk.
+    bulk: bool,
+}
+
+enum State {
+    /// Waiting for the source (nothing in flight).
+    Reading,
+    /// `left` of the `total` bytes read are in the pipe, to be written.
+    #[cfg(target_os = "linux")]
+    Piped {
+        pipe: splice::Pipe,
+        left: usize,
+        total: usize,
+    },
+    /// What the destination could not take at once (copy path).
+    Buffered {
+        rest: Vec<u8>,
+        off: usize,
+    },
+    Done(Outcome),
+}
+
+impl<'a> Half<'a> {
+    fn new(src: &'a Peer, dst: &'a Peer, dir: Direction) -> Self {
+        Half {
+            src,
+            dst,
+            dir,
+            state: State::Reading,
+            bulk: false,
         }
-        // Read into this thread's scratch buffer and write at once: an idle connection holds
-        // no buffer. Only what the destination cannot take right now is copied aside.
-        let step = SCRATCH.with(|cell| -> io::Result<Option<(usize, Vec<u8>)>> {
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>, env: &Env<'_>) -> Poll<Outcome> {
+        match self.step(cx, env) {
+            Poll::Ready(Ok(o)) => {
+                if o == Outcome::Eof {
+                    let _ = self.dst.shutdown_write();
+                }
+                self.state = State::Done(o);
+                Poll::Ready(o)
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, dir = %self.dir, "connection ended");
+                // Both sockets shut: the other direction ends at once too.
+                self.src.close();
+                self.dst.close();
+                self.state = State::Done(Outcome::Abort);
+                Poll::Ready(Outcome::Abort)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn step(&mut self, cx: &mut Context<'_>, env: &Env<'_>) -> Poll<io::Result<Outcome>> {
+        loop {
+            match &mut self.state {
+                State::Done(o) => return Poll::Ready(Ok(*o)),
+                State::Reading => {
+                    if env.stop {
+                        return Poll::Ready(Ok(Outcome::Changed));
+                    }
+                    std::task::ready!(self.src.stream.poll_read_ready(cx))?;
+                    if env.zero_copy && self.bulk {
+                        #[cfg(target_os = "linux")]
+                        if let Some(o) = self.splice_in(env)? {
+                            return Poll::Ready(Ok(o));
+                        }
+                    } else if let Some(o) = self.copy(env)? {
+                        return Poll::Ready(Ok(o));
+                    }
+                }
+                #[cfg(target_os = "linux")]
+                State::Piped { pipe, left, total } => {
+                    std::task::ready!(self.dst.stream.poll_write_ready(cx))?;
+                    use std::os::fd::AsRawFd;
+                    let dst_fd = self.dst.stream.as_raw_fd();
+                    let (r, want) = (pipe.r, *left);
+                    match self
+                        .dst
+                        .stream
+                        .try_io(Interest::WRITABLE, || splice::splice(r, dst_fd, want))
+                    {
+                        Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Ok(m) => {
+                            *left -= m;
+                            if *left == 0 {
+                                env.metrics.add_sent(self.dir, *total);
+                                let State::Piped { pipe, .. } =
+                                    std::mem::replace(&mut self.state, State::Reading)
+                                else {
+                                    unreachable!("matched above")
+                                };
+                                splice::give(pipe);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        // The pipe may still hold bytes: dropped (closed), not reused.
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                State::Buffered { rest, off } => {
+                    std::task::ready!(self.dst.stream.poll_write_ready(cx))?;
+                    match self.dst.stream.try_write(&rest[*off..]) {
+                        Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Ok(m) => {
+                            *off += m;
+                            if *off == rest.len() {
+                                env.metrics.add_sent(self.dir, rest.len());
+                                self.state = State::Reading;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves what the source has into a pipe. `Some` when the direction ended.
+    #[cfg(target_os = "linux")]
+    fn splice_in(&mut self, env: &Env<'_>) -> io::Result<Option<Outcome>> {
+        use std::os::fd::AsRawFd;
+        let src_fd = self.src.stream.as_raw_fd();
+        // A pipe is held only while bytes are in flight, so idle connections hold none.
+        let pipe = splice::take()?;
+        let w = pipe.w;
+        match self.src.stream.try_io(Interest::READABLE, || {
+            splice::splice(src_fd, w, splice::CHUNK)
+        }) {
+            Ok(0) => {
+                splice::give(pipe);
+                Ok(Some(Outcome::Eof))
+            }
+            Ok(n) => {
+                env.activity.tick();
+                env.metrics.add_bytes(self.dir, n);
+                self.state = State::Piped {
+                    pipe,
+                    left: n,
+                    total: n,
+                };
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                splice::give(pipe);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads into this thread's scratch buffer and writes at once; only what the destination
+    /// cannot take right now is kept aside. `Some` when the direction ended.
+    ///
+    /// A short read means the socket was drained: its readiness is cleared in the same step
+    /// (with the readiness tick taken before the read, so data that arrives meanwhile raises a
+    /// new edge), which saves the `EAGAIN` read a plain loop would make for every chunk.
+    fn copy(&mut self, env: &Env<'_>) -> io::Result<Option<Outcome>> {
+        use std::io::{Read, Write};
+        let (src, dst) = (self.src, self.dst);
+        let step = SCRATCH.with(|cell| -> io::Result<Option<(usize, usize, Vec<u8>)>> {
             let mut buf = cell.borrow_mut();
-            let n = match src.stream.try_read(&mut buf[..]) {
-                Ok(0) => return Ok(Some((0, Vec::new()))),
+            let mut short = 0usize;
+            let r = src.stream.try_io(Interest::READABLE, || {
+                let n = (&*socket2::SockRef::from(&src.stream)).read(&mut buf[..])?;
+                if n > 0 && n < buf.len() {
+                    short = n;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            let n = match r {
                 Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let sent = match dst.stream.try_write(&buf[..n]) {
+            if n == 0 {
+                return Ok(Some((0, 0, Vec::new())));
+            }
+            let sent = match (&*socket2::SockRef::from(&dst.stream)).write(&buf[..n]) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(e) => return Err(e),
             };
-            Ok(Some((n, buf[sent..n].to_vec())))
+            Ok(Some((n, sent, buf[sent..n].to_vec())))
         })?;
-        let Some((n, rest)) = step else { continue };
-        if n == 0 {
-            return Ok(Outcome::Eof);
+        match step {
+            None => Ok(None),
+            Some((0, _, _)) => Ok(Some(Outcome::Eof)),
+            Some((n, sent, rest)) => {
+                if n == SCRATCH_SIZE {
+                    self.bulk = true;
+                }
+                env.activity.tick();
+                env.metrics.add_bytes(self.dir, n);
+                if rest.is_empty() {
+                    env.metrics.add_sent(self.dir, n);
+                } else {
+                    if sent > 0 {
+                        env.metrics.add_sent(self.dir, sent);
+                    }
+                    self.state = State::Buffered { rest, off: 0 };
+                }
+                Ok(None)
+            }
         }
-        activity.tick();
-        metrics.add_bytes(dir, n);
-        if !rest.is_empty() {
-            dst.write_all(&rest).await?;
-        }
-        metrics.add_sent(dir, n);
     }
 }
 
@@ -135,73 +352,6 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 thread_local! {
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
-}
-
-#[cfg(target_os = "linux")]
-async fn forward_splice(
-    src: &Peer,
-    dst: &Peer,
-    dir: Direction,
-    changes: &mut watch::Receiver<u64>,
-    activity: &Activity,
-    metrics: &Metrics,
-) -> io::Result<Outcome> {
-    use std::os::fd::AsRawFd;
-    use tokio::io::Interest;
-
-    let src_fd = src.stream.as_raw_fd();
-    let dst_fd = dst.stream.as_raw_fd();
-    loop {
-        if ready_or_changed(src, changes).await? {
-            return Ok(Outcome::Changed);
-        }
-        // A pipe is held only while bytes are in flight, so idle connections hold none.
-        let pipe = splice::take()?;
-        let n = match src.stream.try_io(Interest::READABLE, || {
-            splice::splice(src_fd, pipe.w, splice::CHUNK)
-        }) {
-            Ok(0) => {
-                splice::give(pipe);
-                return Ok(Outcome::Eof);
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                splice::give(pipe);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        activity.tick();
-        metrics.add_bytes(dir, n);
-        let mut left = n;
-        while left > 0 {
-            dst.stream.writable().await?;
-            match dst
-                .stream
-                .try_io(Interest::WRITABLE, || splice::splice(pipe.r, dst_fd, left))
-            {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(m) => left -= m,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                // The pipe may still hold bytes: it is dropped (closed), not reused.
-                Err(e) => return Err(e),
-            }
-        }
-        metrics.add_sent(dir, n);
-        splice::give(pipe);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-async fn forward_splice(
-    src: &Peer,
-    dst: &Peer,
-    dir: Direction,
-    changes: &mut watch::Receiver<u64>,
-    activity: &Activity,
-    metrics: &Metrics,
-) -> io::Result<Outcome> {
-    forward_copy(src, dst, dir, changes, activity, metrics).await
 }
 
 /// The only `unsafe` of the crate: the `pipe2`, `fcntl`, `splice` and `close` system calls.
