@@ -321,7 +321,11 @@ async fn small_messages_on_the_fast_path_never_stall() {
         // path (short reads clear readiness), then the switch to splice, then small again.
         let backend = reply_server(|req| req.to_vec()).await;
         for zero_copy in [true, false] {
-            let v = vaurien(backend).streaming().zero_copy(zero_copy).start().await;
+            let v = vaurien(backend)
+                .streaming()
+                .zero_copy(zero_copy)
+                .start()
+                .await;
             let mut s = v.connect().await;
             for i in 0..2000u32 {
                 let msg = i.to_be_bytes();

@@ -219,6 +219,9 @@ pub async fn before(
     to_backend: bool,
     behavior: &dyn Behavior,
 ) -> Result<Option<bool>, ProtocolError> {
+    if !behavior.has_exchange_hooks() {
+        return Ok(None);
+    }
     let flow = behavior
         .on_before_handle(&mut session.exchange(protocol, to_backend))
         .await?;
@@ -236,6 +239,9 @@ pub async fn between(
     to_backend: bool,
     behavior: &dyn Behavior,
 ) -> Result<bool, ProtocolError> {
+    if !behavior.has_exchange_hooks() {
+        return Ok(true);
+    }
     let flow = behavior
         .on_between_handle(&mut session.exchange(protocol, to_backend))
         .await?;
@@ -249,6 +255,9 @@ pub async fn after(
     to_backend: bool,
     behavior: &dyn Behavior,
 ) -> Result<bool, ProtocolError> {
+    if !behavior.has_exchange_hooks() {
+        return Ok(true);
+    }
     let flow = behavior
         .on_after_handle(&mut session.exchange(protocol, to_backend))
         .await?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Which side a peer is.
@@ -54,11 +55,7 @@ impl Peer {
         buf.reserve(max);
         loop {
             self.stream.readable().await?;
-            let r = {
-                let mut limited = (&mut *buf).limit(max);
-                self.stream.try_read_buf(&mut limited)
-            };
-            match r {
+            match self.try_read_into(buf, max) {
                 Ok(0) => {
                     self.eof.store(true, Ordering::Relaxed);
                     return Ok(0);
@@ -68,6 +65,34 @@ impl Peer {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One read into `buf`. A short read means the socket was drained, so its readiness is
+    /// cleared in the same step — with the readiness tick taken before the read, so that data
+    /// arriving meanwhile raises it again — which saves the `EAGAIN` read of the next wait.
+    #[cfg(target_os = "linux")]
+    fn try_read_into(&self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.stream.as_raw_fd();
+        let mut short = 0;
+        let r = self.stream.try_io(Interest::READABLE, || {
+            let n = crate::proxy::pipe::splice::recv_into(fd, buf, max)?;
+            if n > 0 && n < max {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
+            r => r,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn try_read_into(&self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let mut limited = (&mut *buf).limit(max);
+        self.stream.try_read_buf(&mut limited)
     }
 
     /// `read_buf` with a time limit; an expired limit is an `io::ErrorKind::TimedOut` error.
@@ -179,4 +204,5 @@ impl Peer {
     }
 }
 
+#[cfg(not(target_os = "linux"))]
 use bytes::BufMut;

@@ -354,9 +354,10 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
-/// The only `unsafe` of the crate: the `pipe2`, `fcntl`, `splice` and `close` system calls.
+/// The only `unsafe` of the crate: the `pipe2`, `fcntl`, `splice`, `recv` and `close` system
+/// calls.
 #[cfg(target_os = "linux")]
-mod splice {
+pub(crate) mod splice {
     use std::cell::RefCell;
     use std::io;
     use std::os::fd::RawFd;
@@ -414,6 +415,30 @@ mod splice {
                 pool.push(p);
             }
         });
+    }
+
+    /// Reads at most `max` bytes from a socket into the spare capacity of `buf` (no zeroing
+    /// first), and extends `buf` by what was read.
+    pub fn recv_into(fd: RawFd, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: recv writes at most `len` bytes into memory we own (the spare capacity of
+        // `buf`); MSG_DONTWAIT keeps it from blocking.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr() as *mut libc::c_void,
+                len,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel initialised exactly the `n` bytes it reported, right after the
+        // current length, and `n <= len <= spare capacity`.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        Ok(n as usize)
     }
 
     /// One non-blocking splice of at most `len` bytes.
