@@ -578,12 +578,22 @@ impl Http {
                 continue;
             }
             let keep = req.keep_alive && head.keep_alive;
-            let sent = if !(head.says_close || keep && self.stay) {
-                s.forward(false, &with_close(&raw)).await?
+            let mut head_bytes = if !(head.says_close || keep && self.stay) {
+                with_close(&raw)
             } else {
-                s.forward(false, &raw).await?
+                raw.to_vec()
             };
-            if !sent {
+            // A body already read whole goes out with its head, in one write.
+            let whole = match head.body {
+                BodyKind::Empty => Some(0),
+                BodyKind::Length(n) if (s.backend_buf.len() as u64) >= n => Some(n as usize),
+                _ => None,
+            };
+            if let Some(n) = whole {
+                head_bytes.extend_from_slice(&s.backend_buf.split_to(n));
+                return Ok(s.forward(false, &head_bytes).await? && keep);
+            }
+            if !s.forward(false, &head_bytes).await? {
                 return Ok(false);
             }
             let mut body = BodyFramer::new(head.body);
