@@ -8,6 +8,7 @@
 //! - [`behavior`]: faults (vaurien behaviors and Toxiproxy toxics), one file each, one registry;
 //! - [`api`]: the control server (actix-web): the original's routes and Toxiproxy's;
 //! - [`metrics`]: counters and the log of faults applied;
+//! - [`registry`]: the name → kind map behind both registries;
 //! - [`toxiserver`]: the `toxiproxy-server` command (Toxiproxy's flags over the same server);
 //! - [`server`]: a whole vaurien process (proxies + control server + shutdown), used by the
 //!   CLI, the tests and Python alike;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 pub mod toxiserver;
 

@@ -33,7 +33,7 @@ mod timeout;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -353,83 +353,46 @@ impl Kind {
 }
 
 /// Every kind of fault known to this process. Python registers into it at run time.
-pub struct Registry {
-    kinds: RwLock<BTreeMap<String, Kind>>,
+pub type Registry = crate::registry::Registry<Kind>;
+
+impl crate::registry::Entry for Kind {
+    type Error = BehaviorError;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn unknown(name: &str, known: String) -> BehaviorError {
+        BehaviorError::Unknown {
+            name: name.to_string(),
+            known,
+        }
+    }
 }
 
-impl Registry {
-    fn with_builtins() -> Self {
-        let r = Registry {
-            kinds: RwLock::new(BTreeMap::new()),
-        };
-        for k in [
-            dummy::kind(),
-            delay::kind(),
-            error::kind(),
-            hang::kind(),
-            blackout::kind(),
-            transient::kind(),
-            abort::kind(),
-            latency::kind(),
-            bandwidth::kind(),
-            slow_close::kind(),
-            timeout::kind(),
-            reset_peer::kind(),
-            slicer::kind(),
-            limit_data::kind(),
-            noop::kind(),
-            packet_loss::kind(),
-        ] {
-            r.register(k);
-        }
-        r
-    }
-
-    /// Adds or replaces a kind.
-    pub fn register(&self, kind: Kind) {
-        self.kinds
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(kind.name.clone(), kind);
-    }
-
-    pub fn get(&self, name: &str) -> Result<Kind, BehaviorError> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BehaviorError::Unknown {
-                name: name.to_string(),
-                known: self.names().join(", "),
-            })
-    }
-
-    /// All names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    /// All kinds, sorted by name.
-    pub fn kinds(&self) -> Vec<Kind> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
+fn builtins() -> Vec<Kind> {
+    vec![
+        dummy::kind(),
+        delay::kind(),
+        error::kind(),
+        hang::kind(),
+        blackout::kind(),
+        transient::kind(),
+        abort::kind(),
+        latency::kind(),
+        bandwidth::kind(),
+        slow_close::kind(),
+        timeout::kind(),
+        reset_peer::kind(),
+        slicer::kind(),
+        limit_data::kind(),
+        noop::kind(),
+        packet_loss::kind(),
+    ]
 }
 
 /// The process-wide registry of faults.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::with_builtins)
+    REGISTRY.get_or_init(|| Registry::new(builtins()))
 }
 
 /// A refused option value.

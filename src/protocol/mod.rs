@@ -13,8 +13,7 @@ pub mod redis;
 pub mod smtp;
 mod tcp;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
@@ -149,67 +148,37 @@ pub fn common_options() -> Vec<OptionSpec> {
     ]
 }
 
-/// Every protocol known to this process.
-pub struct Registry {
-    kinds: RwLock<BTreeMap<String, ProtocolKind>>,
+/// Every protocol known to this process. Python registers into it at run time.
+pub type Registry = crate::registry::Registry<ProtocolKind>;
+
+impl crate::registry::Entry for ProtocolKind {
+    type Error = ProtocolError;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn unknown(name: &str, known: String) -> ProtocolError {
+        ProtocolError::Unknown {
+            name: name.to_string(),
+            known,
+        }
+    }
 }
 
-impl Registry {
-    fn with_builtins() -> Self {
-        let r = Registry {
-            kinds: RwLock::new(BTreeMap::new()),
-        };
-        r.register(tcp::kind());
-        r.register(http::kind());
-        r.register(redis::kind());
-        r.register(memcache::kind());
-        r.register(smtp::kind());
-        r.register(mysql::kind());
-        r
-    }
-
-    pub fn register(&self, kind: ProtocolKind) {
-        self.kinds
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(kind.name.clone(), kind);
-    }
-
-    pub fn get(&self, name: &str) -> Result<ProtocolKind, ProtocolError> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ProtocolError::Unknown {
-                name: name.to_string(),
-                known: self.names().join(", "),
-            })
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    pub fn kinds(&self) -> Vec<ProtocolKind> {
-        self.kinds
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
+fn builtins() -> Vec<ProtocolKind> {
+    vec![
+        tcp::kind(),
+        http::kind(),
+        redis::kind(),
+        memcache::kind(),
+        smtp::kind(),
+        mysql::kind(),
+    ]
 }
 
 /// The process-wide protocol registry.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::with_builtins)
+    REGISTRY.get_or_init(|| Registry::new(builtins()))
 }
 
 /// Runs the `before` hook; `Some(keep)` when the exchange must not go on.
