@@ -76,6 +76,15 @@ async fn behavior_routes() {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
+        // A known path with another method: 405, not a 404 or a 500.
+        for (method, path) in [
+            ("POST", "/behavior"),
+            ("DELETE", "/behaviors"),
+            ("POST", "/backend"),
+        ] {
+            let (st, _, _) = http(a, method, path, Some(b"{}")).await;
+            assert_eq!(st, 405, "{method} {path}");
+        }
         v.stop().await;
     })
     .await

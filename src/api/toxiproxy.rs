@@ -85,7 +85,8 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// Known path, wrong method: Go's mux answers 405 with an empty body.
-async fn method_not_allowed() -> HttpResponse {
+/// A known path with a wrong method: 405 with an empty body (as Go's mux answers).
+pub async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed().finish()
 }
 

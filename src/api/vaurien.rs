@@ -13,11 +13,24 @@ use crate::server::Server;
 pub const MAX_BODY: usize = 1 << 20;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/behavior", web::get().to(get_behavior))
-        .route("/behavior", web::put().to(put_behavior))
-        .route("/behaviors", web::get().to(list_behaviors))
-        .route("/backend", web::get().to(get_backend))
-        .route("/backend", web::put().to(put_backend));
+    use super::toxiproxy::method_not_allowed;
+    cfg.service(
+        web::resource("/behavior")
+            .route(web::get().to(get_behavior))
+            .route(web::put().to(put_behavior))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/behaviors")
+            .route(web::get().to(list_behaviors))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/backend")
+            .route(web::get().to(get_backend))
+            .route(web::put().to(put_backend))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// Reads a body of at most `MAX_BODY` bytes.
