@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::{before, Protocol, ProtocolError};
+use super::{after, before, between, Protocol, ProtocolError};
 use crate::behavior::{Behavior, Direction};
 use crate::proxy::session::{Link, Session};
 
@@ -146,6 +146,68 @@ pub enum Pumped {
     Eof { nothing: bool },
     /// A toxic closed the connection while forwarding.
     Closed,
+}
+
+/// The shape of an exchange the client starts, shared by the framed protocols: the `before`
+/// hook, the request forwarded as its framer delimits it, the `between` hook, then the answer
+/// (one or more messages) and the `after` hook. A message that does not complete ends the
+/// exchange (after the `after` hook) and the connection.
+pub struct FramedExchange<'a> {
+    pub protocol: &'a dyn Protocol,
+    /// For logs.
+    pub name: &'static str,
+    /// The size of one read.
+    pub max: usize,
+    pub behavior: &'a dyn Behavior,
+}
+
+impl FramedExchange<'_> {
+    /// `before`, the request, `between`. `Some(keep)` when the exchange ended there.
+    pub async fn request<F: Framer>(
+        &self,
+        s: &mut Session<'_>,
+        framer: &mut F,
+    ) -> Result<Option<bool>, ProtocolError> {
+        if let Some(keep) = before(s, self.protocol, true, self.behavior).await? {
+            return Ok(Some(keep));
+        }
+        if !self.message(s, true, framer, false).await? {
+            return Ok(Some(false));
+        }
+        if !between(s, self.protocol, true, self.behavior).await? {
+            self.after(s).await?;
+            return Ok(Some(false));
+        }
+        Ok(None)
+    }
+
+    /// Forwards one message (see [`pump`]); false, after the `after` hook, when it did not
+    /// complete.
+    pub async fn message<F: Framer>(
+        &self,
+        s: &mut Session<'_>,
+        from_client: bool,
+        framer: &mut F,
+        wait: bool,
+    ) -> Result<bool, ProtocolError> {
+        if pump(s, self.name, from_client, framer, self.max, wait).await? == Pumped::Done {
+            return Ok(true);
+        }
+        self.after(s).await?;
+        Ok(false)
+    }
+
+    /// The `after` hook; false when the connection must close.
+    pub async fn after(&self, s: &mut Session<'_>) -> Result<bool, ProtocolError> {
+        after(s, self.protocol, true, self.behavior).await
+    }
+
+    /// Hands the connection over to raw forwarding both ways (after the `after` hook).
+    pub async fn relay(&self, s: &mut Session<'_>) -> Result<bool, ProtocolError> {
+        relay(s, self.max).await?;
+        self.after(s).await?;
+        Ok(false)
+    }
 }
 
 /// Forwards one message from the client (`from_client`) or the backend to the other side as it

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{
-    backend_started, complete_len, line, pump, relay, Chunk, FrameError, Framer, Progress, Pumped,
+    backend_started, complete_len, line, Chunk, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
 
@@ -283,37 +283,32 @@ impl Protocol for Memcache {
         if !to_backend {
             return backend_started(s, self, "memcache", Chunk, self.buffer, behavior).await;
         }
-        if let Some(keep) = before(s, self, true, behavior).await? {
-            return Ok(keep);
-        }
+        let x = FramedExchange {
+            protocol: self,
+            name: "memcache",
+            max: self.buffer,
+            behavior,
+        };
         let mut request = RequestFramer::new();
-        if pump(s, "memcache", true, &mut request, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
-        }
-        if !between(s, self, true, behavior).await? {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
+        if let Some(keep) = x.request(s, &mut request).await? {
+            return Ok(keep);
         }
         let kind = request.reply();
         match kind {
             Reply::Nothing => {
-                let go_on = after(s, self, true, behavior).await?;
+                let go_on = x.after(s).await?;
                 return Ok(go_on && request.command() != "quit");
             }
-            Reply::Stream => {
-                relay(s, self.buffer).await?;
-                after(s, self, true, behavior).await?;
-                return Ok(false);
-            }
+            Reply::Stream => return x.relay(s).await,
             _ => {}
         }
-        let mut reply = ReplyFramer::new(kind);
-        if pump(s, "memcache", false, &mut reply, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
+        if !x
+            .message(s, false, &mut ReplyFramer::new(kind), false)
+            .await?
+        {
             return Ok(false);
         }
-        after(s, self, true, behavior).await
+        x.after(s).await
     }
 }
 

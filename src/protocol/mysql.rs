@@ -15,10 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
-use super::framing::{
-    backend_started, complete_len, pump, relay, FrameError, Framer, Progress, Pumped,
-};
-use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::framing::{backend_started, complete_len, FrameError, FramedExchange, Framer, Progress};
+use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
 
@@ -478,39 +476,34 @@ impl Protocol for Mysql {
             return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, behavior)
                 .await;
         }
-        if let Some(keep) = before(s, self, true, behavior).await? {
-            return Ok(keep);
-        }
+        let x = FramedExchange {
+            protocol: self,
+            name: "mysql",
+            max: self.buffer,
+            behavior,
+        };
         let mut packet = PacketFramer::new();
-        if pump(s, "mysql", true, &mut packet, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
-        }
-        if !between(s, self, true, behavior).await? {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
+        if let Some(keep) = x.request(s, &mut packet).await? {
+            return Ok(keep);
         }
         if packet.seq() != 0 {
             if packet.is_ssl_request() {
                 tracing::debug!("mysql: SSL request; forwarding raw");
-                relay(s, self.buffer).await?;
-                after(s, self, true, behavior).await?;
-                return Ok(false);
+                return x.relay(s).await;
             }
             // Part of a conversation the server leads: its answer is its own exchange.
-            return after(s, self, true, behavior).await;
+            return x.after(s).await;
         }
         let command = packet.command().unwrap_or(0);
         if matches!(command, COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA) {
-            let go_on = after(s, self, true, behavior).await?;
+            let go_on = x.after(s).await?;
             return Ok(go_on && command != COM_QUIT);
         }
         let mut response = ResponseFramer::new(command);
-        if pump(s, "mysql", false, &mut response, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
+        if !x.message(s, false, &mut response, false).await? {
             return Ok(false);
         }
-        after(s, self, true, behavior).await
+        x.after(s).await
     }
 }
 

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{
-    backend_started, complete_len, line, pump, relay, FrameError, Framer, Progress, Pumped,
+    backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
 
@@ -354,33 +354,28 @@ impl Protocol for Redis {
             return backend_started(s, self, "redis", RespFramer::new(), self.buffer, behavior)
                 .await;
         }
-        if let Some(keep) = before(s, self, true, behavior).await? {
-            return Ok(keep);
-        }
+        let x = FramedExchange {
+            protocol: self,
+            name: "redis",
+            max: self.buffer,
+            behavior,
+        };
         let mut request = RequestFramer::new();
-        if pump(s, "redis", true, &mut request, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
-        }
-        if !between(s, self, true, behavior).await? {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
+        if let Some(keep) = x.request(s, &mut request).await? {
+            return Ok(keep);
         }
         let cmd = request.command();
         if !request.expects_reply() {
-            return after(s, self, true, behavior).await;
+            return x.after(s).await;
         }
         if streams(&cmd) {
             tracing::debug!(command = %cmd, "redis: the server streams from now on; forwarding raw");
-            relay(s, self.buffer).await?;
-            after(s, self, true, behavior).await?;
-            return Ok(false);
+            return x.relay(s).await;
         }
         let wait = blocks(&cmd);
         loop {
             let mut reply = RespFramer::new();
-            if pump(s, "redis", false, &mut reply, self.buffer, wait).await? != Pumped::Done {
-                after(s, self, true, behavior).await?;
+            if !x.message(s, false, &mut reply, wait).await? {
                 return Ok(false);
             }
             // A RESP3 push (an invalidation) may come before the reply: it is passed on.
@@ -388,7 +383,7 @@ impl Protocol for Redis {
                 break;
             }
         }
-        let keep = after(s, self, true, behavior).await?;
+        let keep = x.after(s).await?;
         Ok(keep && cmd != "quit")
     }
 }

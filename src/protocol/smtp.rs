@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{
-    backend_started, complete_len, line, pump, relay, FrameError, Framer, Progress, Pumped,
+    backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
 
@@ -261,45 +261,32 @@ impl Protocol for Smtp {
             return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, behavior)
                 .await;
         }
-        if let Some(keep) = before(s, self, true, behavior).await? {
+        let x = FramedExchange {
+            protocol: self,
+            name: "smtp",
+            max: self.buffer,
+            behavior,
+        };
+        let mut command = CommandFramer::new();
+        if let Some(keep) = x.request(s, &mut command).await? {
             return Ok(keep);
         }
-        let mut command = CommandFramer::new();
-        if pump(s, "smtp", true, &mut command, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
-        }
-        if !between(s, self, true, behavior).await? {
-            after(s, self, true, behavior).await?;
-            return Ok(false);
-        }
         let mut reply = ReplyFramer::new();
-        if pump(s, "smtp", false, &mut reply, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
+        if !x.message(s, false, &mut reply, false).await? {
             return Ok(false);
         }
         let code = reply.code().unwrap_or(0);
         match command.verb() {
             "DATA" if code == 354 => {
-                let mut body = DataFramer::new();
-                if pump(s, "smtp", true, &mut body, self.buffer, false).await? != Pumped::Done {
-                    after(s, self, true, behavior).await?;
-                    return Ok(false);
-                }
-                let mut last = ReplyFramer::new();
-                if pump(s, "smtp", false, &mut last, self.buffer, false).await? != Pumped::Done {
-                    after(s, self, true, behavior).await?;
+                let body = x.message(s, true, &mut DataFramer::new(), false).await?;
+                if !body || !x.message(s, false, &mut ReplyFramer::new(), false).await? {
                     return Ok(false);
                 }
             }
-            "STARTTLS" if (200..300).contains(&code) => {
-                relay(s, self.buffer).await?;
-                after(s, self, true, behavior).await?;
-                return Ok(false);
-            }
+            "STARTTLS" if (200..300).contains(&code) => return x.relay(s).await,
             _ => {}
         }
-        let go_on = after(s, self, true, behavior).await?;
+        let go_on = x.after(s).await?;
         Ok(go_on && !(command.verb() == "QUIT" && code == 221))
     }
 }
