@@ -6,9 +6,9 @@
 //! (one per configuration, shared by every connection of the proxy, as in the original) makes
 //! its Python instance on first use, on a Python thread: `cls()` then `update_settings(options)`.
 //!
-//! A hook call: the connection's task submits the call to the [`pool`], then serves the socket
-//! requests of the hook (see [`socket`]) until the hook's result arrives on a oneshot. Hooks the
-//! class lacks are not called at all (they count as returning True).
+//! A hook call: the connection's task submits the call to the [`pool`], then performs the
+//! socket requests of the hook (see [`socket`]) until the result arrives. Hooks the class lacks
+//! are not called at all (they count as returning True).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -18,7 +18,10 @@ use bytes::BytesMut;
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
-use super::socket::{self, BetweenHook, PeerInfo, ProtocolView, Request, Side, Socket};
+use super::socket::{
+    self, BetweenHook, Conduit, Msg, PeerInfo, ProtocolView, Request, Side, Socket, ViewCache,
+    ViewData,
+};
 use super::{errors, pool};
 use crate::behavior::{
     self, Behavior, BehaviorError, Exchange, Flow, Kind, OptionKind, OptionSpec, Options, Origin,
@@ -38,6 +41,8 @@ pub struct Instance {
     pub plugin: Arc<Plugin>,
     pub options: Options,
     object: OnceLock<Py<PyAny>>,
+    /// The `protocol` argument of the last call, shared by the next ones.
+    pub views: ViewCache,
 }
 
 impl Instance {
@@ -46,6 +51,7 @@ impl Instance {
             plugin,
             options,
             object: OnceLock::new(),
+            views: ViewCache::default(),
         }
     }
 
@@ -98,7 +104,7 @@ pub struct Outcome {
 /// Everything a Python thread needs for one call; no borrowed engine state.
 pub struct Call {
     pub instance: Arc<Instance>,
-    pub protocol: ProtocolView,
+    pub protocol: Arc<ViewData>,
     pub to_backend: bool,
     pub source: PeerInfo,
     pub dest: PeerInfo,
@@ -116,7 +122,7 @@ impl Call {
                 "the Python interpreter is shutting down".into(),
             ));
         }
-        Python::attach(|py| {
+        pool::attach(|py| {
             let r = (|| -> PyResult<Outcome> {
                 let obj = self.instance.object(py)?;
                 let source = Bound::new(
@@ -141,7 +147,7 @@ impl Call {
                     let between = Bound::new(py, BetweenHook::new(self.conduit.clone()))?;
                     obj.call_method1(method, (&source, &dest, self.to_backend, between))?
                 } else {
-                    let proto = Bound::new(py, self.protocol)?;
+                    let proto = Bound::new(py, ProtocolView::new(self.protocol))?;
                     obj.call_method1(method, (proto, &source, &dest, self.to_backend))?
                 };
                 let keep = ret.is_truthy()?;
@@ -158,17 +164,54 @@ impl Call {
     }
 }
 
-/// Submits a call to the pool; the result comes back on the returned oneshot.
+/// A call submitted to the pool: what it asks of the connection, then its result.
+pub struct Pending {
+    next: oneshot::Receiver<Msg>,
+    /// While it waits, a stuck pool thread (a hook that sleeps) must not hold up the calls
+    /// queued behind it: see [`pool::unstick`].
+    watch: tokio::time::Interval,
+}
+
+/// What a pending call needs next.
+pub enum Step {
+    /// Perform this socket request of the hook.
+    Request(Request),
+    /// The call is over.
+    Done(Result<Outcome, BehaviorError>),
+}
+
+/// Submits a call to the pool; `first` is the receiver of its conduit's first message.
 pub fn submit(
     call: Call,
     method: &'static str,
     protocol_call: bool,
-) -> oneshot::Receiver<Result<Outcome, BehaviorError>> {
-    let (tx, rx) = oneshot::channel();
-    pool::submit(move || {
-        let _ = tx.send(call.run(method, protocol_call));
-    });
-    rx
+    first: oneshot::Receiver<Msg>,
+) -> Pending {
+    let conduit = call.conduit.clone();
+    pool::submit(move || conduit.finish(call.run(method, protocol_call)));
+    let mut watch = tokio::time::interval(pool::STUCK);
+    watch.reset();
+    Pending { next: first, watch }
+}
+
+impl Pending {
+    pub async fn step(&mut self) -> Step {
+        loop {
+            tokio::select! {
+                msg = &mut self.next => return match msg {
+                    Ok(Msg::Done(result)) => Step::Done(result),
+                    Ok(Msg::Request(request, then)) => {
+                        self.next = then;
+                        Step::Request(request)
+                    }
+                    Err(_) => Step::Done(Err(BehaviorError::Other(
+                        "the Python call was dropped".into(),
+                    ))),
+                },
+                _ = self.watch.tick() => pool::unstick(),
+            }
+        }
+    }
 }
 
 /// A Python behavior, as the engine sees it.
@@ -181,23 +224,24 @@ impl PyBehavior {
         if !self.instance.plugin.hooks[hook as usize] {
             return Ok(Flow::Continue);
         }
-        let (conduit, mut requests) = socket::channel();
+        let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
-            protocol: ProtocolView::new(cx.protocol.name(), cx.protocol.options()),
+            protocol: self
+                .instance
+                .views
+                .get(cx.protocol.name(), cx.protocol.options()),
             to_backend: cx.to_backend,
             source: PeerInfo::of(cx.source()),
             dest: PeerInfo::of(cx.dest()),
             timeout: cx.conn.timeout,
             conduit,
         };
-        let mut done = submit(call, hook.method(), false);
+        let mut pending = submit(call, hook.method(), false, first);
         let outcome = loop {
-            tokio::select! {
-                r = &mut done => break r.unwrap_or_else(|_| {
-                    Err(BehaviorError::Other("the Python call was dropped".into()))
-                })?,
-                Some(req) = requests.recv() => serve(req, cx).await,
+            match pending.step().await {
+                Step::Request(request) => serve(request, cx).await,
+                Step::Done(result) => break result?,
             }
         };
         if outcome.close_source {

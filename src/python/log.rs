@@ -132,7 +132,7 @@ pub fn install() {
                 if pool::finalizing() {
                     continue;
                 }
-                Python::attach(|py| {
+                pool::attach(|py| {
                     let _ = py
                         .import("logging")
                         .and_then(|l| l.call_method1("getLogger", (name,)))

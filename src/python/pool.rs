@@ -1,12 +1,20 @@
-//! The threads Python code runs on when the engine calls it (hooks, protocols): never a tokio
-//! worker. A thread takes the GIL only while it runs Python code; the pool grows on demand (a
-//! hook that sleeps must not hold up the other connections) up to [`MAX_THREADS`], and idle
-//! threads leave after [`IDLE`].
+//! The threads Python code runs on when the engine calls it.
+//!
+//! A behavior hook runs on the connection's own thread (see [`super::behavior`]); a Python
+//! protocol, and every hook on a current-thread runtime, runs on this pool. A pool thread takes
+//! the GIL only while it runs Python code; the pool grows on demand (a hook that sleeps must
+//! not hold up the other connections) up to [`MAX_THREADS`], and idle threads leave after
+//! [`IDLE`].
+//!
+//! [`attach`] is how engine threads enter Python: it keeps the thread's Python thread state
+//! between calls, where `Python::attach` alone would make and free one per call (in CPython
+//! 3.11+ that maps and unmaps the thread's frame stack, a TLB shootdown on every core).
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// At most this many connections run Python code at once; more wait their turn.
 pub const MAX_THREADS: usize = 512;
@@ -22,7 +30,53 @@ pub fn finalizing() -> bool {
     FINALIZING.load(Ordering::Acquire)
 }
 
+/// This thread's Python thread state, kept from its first call into Python until it exits.
+struct Kept(*mut pyo3::ffi::PyThreadState);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        // SAFETY: the inverse of `attach`'s set-up, on the same thread: take the GIL back with
+        // the kept thread state, then drop the one GILState reference it holds (which clears
+        // and frees it, releasing the GIL). Skipped once the interpreter is going away.
+        unsafe {
+            if self.0.is_null() || finalizing() || pyo3::ffi::Py_IsInitialized() == 0 {
+                return;
+            }
+            pyo3::ffi::PyEval_RestoreThread(self.0);
+            pyo3::ffi::PyGILState_Release(pyo3::ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+        }
+    }
+}
+
+thread_local! {
+    static KEPT: OnceCell<Kept> = const { OnceCell::new() };
+}
+
+/// `Python::attach`, keeping this thread's Python thread state for its next calls. Called only
+/// by engine threads that do not hold the GIL (hook calls, the log thread).
+pub fn attach<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
+    KEPT.with(|k| {
+        k.get_or_init(|| {
+            // SAFETY: plain GILState calls on an initialized interpreter, from a thread that
+            // does not hold the GIL: one `Ensure` that is never released (so the thread state
+            // lives on), then the GIL is released, keeping the thread state.
+            unsafe {
+                if finalizing() || pyo3::ffi::Py_IsInitialized() == 0 {
+                    return Kept(std::ptr::null_mut());
+                }
+                let _ = pyo3::ffi::PyGILState_Ensure();
+                Kept(pyo3::ffi::PyEval_SaveThread())
+            }
+        });
+    });
+    pyo3::Python::attach(f)
+}
+
 type Task = Box<dyn FnOnce() + Send + 'static>;
+
+/// A thread that has not picked a task for this long while tasks wait is stuck in a hook
+/// (sleeping, waiting on a socket): another thread takes the queue over.
+pub const STUCK: Duration = Duration::from_millis(1);
 
 struct State {
     tasks: VecDeque<Task>,
@@ -30,6 +84,8 @@ struct State {
     idle: usize,
     /// Threads alive.
     total: usize,
+    /// When a thread last took a task from the queue.
+    last_pick: Instant,
 }
 
 struct Pool {
@@ -44,37 +100,74 @@ fn pool() -> &'static Pool {
             tasks: VecDeque::new(),
             idle: 0,
             total: 0,
+            last_pick: Instant::now(),
         }),
         ready: Condvar::new(),
     })
 }
 
-/// Runs `task` on a pool thread.
+fn lock(p: &Pool) -> std::sync::MutexGuard<'_, State> {
+    p.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `task` on a pool thread. One thread at a time runs the queue, task after task (Python
+/// runs one thread at a time anyway, and a thread that keeps the queue needs no wake-up per
+/// task); a second one starts only when none is running, or when the running ones are stuck
+/// (see [`unstick`]).
 pub fn submit(task: impl FnOnce() + Send + 'static) {
     let p = pool();
-    let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = lock(p);
     s.tasks.push_back(Box::new(task));
-    if s.tasks.len() > s.idle && s.total < MAX_THREADS {
-        let spawned = std::thread::Builder::new()
-            .name("vaurien-python".into())
-            .stack_size(STACK)
-            .spawn(worker);
-        if spawned.is_ok() {
-            s.total += 1;
-        }
+    if s.total > s.idle {
+        return; // a running thread takes it next
     }
-    drop(s);
-    p.ready.notify_one();
+    if s.idle > 0 {
+        drop(s);
+        p.ready.notify_one();
+    } else {
+        spawn(&mut s);
+    }
+}
+
+/// Called by whoever has waited [`STUCK`] for a task's result: if tasks wait and no thread
+/// took one for that long, every running thread is inside a slow hook: one more takes over.
+pub fn unstick() {
+    let p = pool();
+    let mut s = lock(p);
+    if s.tasks.is_empty() || s.last_pick.elapsed() < STUCK {
+        return;
+    }
+    s.last_pick = Instant::now();
+    if s.idle > 0 {
+        drop(s);
+        p.ready.notify_one();
+    } else {
+        spawn(&mut s);
+    }
+}
+
+fn spawn(s: &mut State) {
+    if s.total >= MAX_THREADS {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("vaurien-python".into())
+        .stack_size(STACK)
+        .spawn(worker);
+    if spawned.is_ok() {
+        s.total += 1;
+    }
 }
 
 fn worker() {
     let p = pool();
-    let mut s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = lock(p);
     loop {
         if let Some(task) = s.tasks.pop_front() {
+            s.last_pick = Instant::now();
             drop(s);
             task();
-            s = p.state.lock().unwrap_or_else(|e| e.into_inner());
+            s = lock(p);
             continue;
         }
         s.idle += 1;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pyo3::prelude::*;
 
-use super::behavior::{self as pyb, Call, Instance, Plugin, PyOptionSpec};
+use super::behavior::{self as pyb, Call, Instance, Plugin, PyOptionSpec, Step};
 use super::errors;
-use super::socket::{self, PeerInfo, ProtocolView, Request, Side};
-use crate::behavior::{Behavior, BehaviorError, Options};
+use super::socket::{self, Conduit, PeerInfo, Request, Side};
+use crate::behavior::{Behavior, Options};
 use crate::protocol::{self, after, before, between, Mode, Protocol, ProtocolError, ProtocolKind};
 use crate::proxy::session::Session;
 
@@ -108,23 +108,21 @@ impl Protocol for PyProtocol {
         } else {
             (s.backend, s.client)
         };
-        let (conduit, mut requests) = socket::channel();
+        let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
-            protocol: ProtocolView::new(self.name(), self.options()),
+            protocol: self.instance.views.get(self.name(), self.options()),
             to_backend,
             source: PeerInfo::of(src),
             dest: PeerInfo::of(dst),
             timeout: s.conn.timeout,
             conduit,
         };
-        let mut done = pyb::submit(call, "_handle", true);
+        let mut pending = pyb::submit(call, "_handle", true, first);
         let outcome = loop {
-            tokio::select! {
-                r = &mut done => break r.unwrap_or_else(|_| {
-                    Err(BehaviorError::Other("the Python call was dropped".into()))
-                })?,
-                Some(req) = requests.recv() => self.serve(req, s, to_backend, behavior).await,
+            match pending.step().await {
+                Step::Request(request) => self.serve(request, s, to_backend, behavior).await,
+                Step::Done(result) => break result?,
             }
         };
         if outcome.close_source {

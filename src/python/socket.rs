@@ -1,11 +1,11 @@
 //! The socket-like objects handed to Python hooks (`source`, `dest`), the `protocol` view and
 //! the `on_between_handle` callable of Python protocols.
 //!
-//! A Python hook never touches a real socket. Each method sends a [`Request`] over a bounded
-//! channel to the connection's task, which performs it on the real [`Peer`] (a `recv` on the
-//! source first drains the bytes the engine already read) and answers on a oneshot; the Python
-//! thread waits with the GIL released. When the hook returns, the task stops listening and the
-//! objects become unusable (`OSError(EBADF)`).
+//! A Python hook never touches a real socket. Each method sends a [`Request`] through the call's
+//! [`Conduit`] to the connection's task, which performs it on the real [`Peer`] (a `recv` on
+//! the source first drains the bytes the engine already read) and answers on a oneshot; the
+//! Python thread waits with the GIL released. When the hook returns, the task stops listening
+//! and the objects become unusable (`OSError(EBADF)`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,10 +16,13 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use pyo3::IntoPyObjectExt;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::oneshot;
+
+use super::behavior::Outcome;
 use super::errors;
-use crate::behavior::{Options, Value};
+use crate::behavior::{BehaviorError, Options, Value};
 use crate::proxy::peer::Peer;
 
 /// Which of the hook's two sockets.
@@ -58,25 +61,59 @@ pub enum Request {
     },
 }
 
-/// The Python end of a hook's channel.
-pub type Conduit = mpsc::Sender<Request>;
-
-/// A new channel for one hook call: the Python end and the task's end.
-pub fn channel() -> (Conduit, mpsc::Receiver<Request>) {
-    // One request in flight at a time per hook: Python waits for each answer.
-    mpsc::channel(1)
+/// What a pool thread sends the connection's task during a call: a request of the hook (with
+/// the receiver of the next message), or the call's result.
+pub enum Msg {
+    Request(Request, oneshot::Receiver<Msg>),
+    Done(Result<Outcome, BehaviorError>),
 }
 
-/// Sends a request and waits for its answer with the GIL released.
+/// The Python end of a call: each message goes on a oneshot of its own, and a request carries
+/// the receiver of the next one. A call that makes no request costs one oneshot.
+#[derive(Clone)]
+pub struct Conduit(Arc<Mutex<Option<oneshot::Sender<Msg>>>>);
+
+impl Conduit {
+    /// A conduit and the receiver of its first message.
+    pub fn new() -> (Conduit, oneshot::Receiver<Msg>) {
+        let (tx, rx) = oneshot::channel();
+        (Conduit(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    fn sender(&self) -> Option<oneshot::Sender<Msg>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Sends a request; false when the call is over (the task no longer listens).
+    fn request(&self, request: Request) -> bool {
+        let Some(tx) = self.sender() else {
+            return false;
+        };
+        let (next_tx, next_rx) = oneshot::channel();
+        if tx.send(Msg::Request(request, next_rx)).is_err() {
+            return false;
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(next_tx);
+        true
+    }
+
+    /// Sends the call's result; the conduit is closed from then on.
+    pub fn finish(&self, result: Result<Outcome, BehaviorError>) {
+        if let Some(tx) = self.sender() {
+            let _ = tx.send(Msg::Done(result));
+        }
+    }
+}
+
+/// Has a request performed and waits for its answer with the GIL released.
 fn roundtrip<T: Send + 'static>(
     py: Python<'_>,
     conduit: &Conduit,
     make: impl FnOnce(oneshot::Sender<T>) -> Request + Send,
 ) -> PyResult<T> {
-    let conduit = conduit.clone();
     py.detach(move || {
         let (tx, rx) = oneshot::channel();
-        conduit.blocking_send(make(tx)).ok()?;
+        conduit.request(make(tx)).then_some(())?;
         rx.blocking_recv().ok()
     })
     .ok_or_else(errors::socket_gone)
@@ -264,17 +301,38 @@ impl Socket {
 
 /// The `protocol` argument of a hook: `name`, `option(name)`, `settings`.
 #[pyclass(module = "vaurien._vaurien", name = "ProtocolView", frozen)]
-pub struct ProtocolView {
-    #[pyo3(get)]
-    name: String,
-    options: Options,
+pub struct ProtocolView(Arc<ViewData>);
+
+/// What a [`ProtocolView`] shows: shared by the views of every call with the same protocol.
+#[derive(PartialEq)]
+pub struct ViewData {
+    pub name: String,
+    pub options: Options,
 }
 
 impl ProtocolView {
-    pub fn new(name: &str, options: &Options) -> Self {
-        ProtocolView {
-            name: name.to_string(),
-            options: options.clone(),
+    pub fn new(data: Arc<ViewData>) -> Self {
+        ProtocolView(data)
+    }
+}
+
+/// The last view made, kept so that the next call with the same protocol shares it.
+#[derive(Default)]
+pub struct ViewCache(Mutex<Option<Arc<ViewData>>>);
+
+impl ViewCache {
+    pub fn get(&self, name: &str, options: &Options) -> Arc<ViewData> {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*last {
+            Some(d) if d.name == name && d.options == *options => d.clone(),
+            _ => {
+                let d = Arc::new(ViewData {
+                    name: name.to_string(),
+                    options: options.clone(),
+                });
+                *last = Some(d.clone());
+                d
+            }
         }
     }
 }
@@ -302,7 +360,7 @@ pub fn options_to_dict<'py>(py: Python<'py>, o: &Options) -> PyResult<Bound<'py,
 impl ProtocolView {
     /// The value of one option of the protocol (`KeyError` for an unknown name).
     fn option<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        match self.options.get(name) {
+        match self.0.options.get(name) {
             Some(v) => value_to_py(py, v),
             None => Err(PyKeyError::new_err(name.to_string())),
         }
@@ -310,11 +368,16 @@ impl ProtocolView {
 
     #[getter]
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        options_to_dict(py, &self.options)
+        options_to_dict(py, &self.0.options)
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.0.name
     }
 
     fn __repr__(&self) -> String {
-        format!("<vaurien protocol {}>", self.name)
+        format!("<vaurien protocol {}>", self.0.name)
     }
 }
 
