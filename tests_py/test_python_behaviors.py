@@ -32,6 +32,20 @@ class Sleepy(Dummy):
         return True
 
 
+class FirstSleeps(Dummy):
+    """The first exchange of the proxy sleeps; the ones after it pass at once."""
+
+    name = "py_first_sleeps"
+    options = {}
+    calls = 0
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        FirstSleeps.calls += 1
+        if FirstSleeps.calls == 1:
+            time.sleep(3)
+        return True
+
+
 class Refuse(Dummy):
     """Reads the request, answers an error itself and closes: the backend sees nothing."""
 
@@ -80,7 +94,7 @@ class Plain:
         return True
 
 
-for cls in (Sleepy, Refuse, Prefix, Boom, Plain):
+for cls in (Sleepy, FirstSleeps, Refuse, Prefix, Boom, Plain):
     Behavior.register(cls)
 
 
@@ -221,6 +235,26 @@ def test_fifty_connections_in_python_hooks_at_once(start):
     took = time.monotonic() - t0
     assert results == [b"echo:c%d" % i for i in range(50)]
     assert took < 5.0, "hooks must run concurrently (50 x 0.5 s took %.1fs)" % took
+
+
+def test_a_sleeping_hook_does_not_hold_up_the_hooks_queued_behind_it(start):
+    # One pool thread runs the queued hook calls back to back; while it sleeps in a hook,
+    # the calls behind it are taken over by another thread.
+    port, client = start("100:py_first_sleeps")
+    done = {}
+
+    def slow():
+        done["slow"] = exchange(port, b"slow", timeout=30)
+        done["slow_at"] = time.monotonic()
+
+    t = threading.Thread(target=slow)
+    t.start()
+    assert wait_until(lambda: FirstSleeps.calls >= 1)
+    assert exchange(port, b"fast", timeout=30) == b"echo:fast"
+    fast_at = time.monotonic()
+    t.join(60)
+    assert done["slow"] == b"echo:slow"
+    assert fast_at < done["slow_at"], "the quick exchange waited for the sleeping hook"
 
 
 class SocketProbe(Dummy):

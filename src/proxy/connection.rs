@@ -63,7 +63,7 @@ pub async fn serve(
     async {
         tokio::select! {
             _ = kill.cancelled() => tracing::debug!("closed by proxy stop"),
-            _ = run(&shared, id, stream, &backend_addr, &counts) => {}
+            _ = run(&shared, id, stream, addr, &backend_addr, &counts) => {}
             _ = watch(&shared, id) => tracing::debug!("closed by a toxic (timeout)"),
         }
     }
@@ -84,10 +84,11 @@ async fn run(
     shared: &Arc<ProxyShared>,
     id: u64,
     stream: TcpStream,
+    addr: SocketAddr,
     backend_addr: &str,
     counts: &Counts,
 ) {
-    let client = Peer::new(stream, Role::Client);
+    let client = Peer::new(stream, Role::Client, addr);
     let reuse = shared
         .protocol
         .option("reuse_socket")

@@ -35,8 +35,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(stream: TcpStream, role: Role) -> Self {
-        let addr = stream.peer_addr().ok();
+    /// A peer at `addr` (known from `accept` or `connect`: no system call to ask for it).
+    pub fn new(stream: TcpStream, role: Role, addr: SocketAddr) -> Self {
+        let addr = Some(addr);
         let _ = stream.set_nodelay(true);
         Peer {
             stream,

@@ -168,6 +168,9 @@ impl<'a> Half<'a> {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>, env: &Env<'_>) -> Poll<Outcome> {
+        if let State::Done(o) = self.state {
+            return Poll::Ready(o); // polled again while the other direction goes on
+        }
         match self.step(cx, env) {
             Poll::Ready(Ok(o)) => {
                 if o == Outcome::Eof {

@@ -67,7 +67,7 @@ impl Pool {
         let mut last = None;
         for a in addrs {
             match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
-                Ok(Ok(s)) => return Ok(Peer::new(s, Role::Backend)),
+                Ok(Ok(s)) => return Ok(Peer::new(s, Role::Backend, a)),
                 Ok(Err(e)) => last = Some(e),
                 Err(_) => {
                     last = Some(std::io::Error::new(
