@@ -46,6 +46,26 @@ class FirstSleeps(Dummy):
         return True
 
 
+class Order(Dummy):
+    """Records each hook call; `stop` makes on_between_handle return False."""
+
+    name = "py_order"
+    options = {"stop": ("between returns False", bool, False)}
+    seen = []
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        Order.seen.append(("before", to_backend))
+        return True
+
+    def on_between_handle(self, protocol, source, dest, to_backend):
+        Order.seen.append(("between", to_backend))
+        return not self.option("stop")
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        Order.seen.append(("after", to_backend))
+        return True
+
+
 class Refuse(Dummy):
     """Reads the request, answers an error itself and closes: the backend sees nothing."""
 
@@ -94,7 +114,7 @@ class Plain:
         return True
 
 
-for cls in (Sleepy, FirstSleeps, Refuse, Prefix, Boom, Plain):
+for cls in (Sleepy, FirstSleeps, Order, Refuse, Prefix, Boom, Plain):
     Behavior.register(cls)
 
 
@@ -255,6 +275,44 @@ def test_a_sleeping_hook_does_not_hold_up_the_hooks_queued_behind_it(start):
     t.join(60)
     assert done["slow"] == b"echo:slow"
     assert fast_at < done["slow_at"], "the quick exchange waited for the sleeping hook"
+
+
+def test_streaming_calls_before_between_after_per_chunk_in_order(start):
+    # tcp keep-alive + stay-connected streams: each chunk is an exchange, and its between and
+    # after hooks are made in one trip to Python; the order stays before, between, after.
+    backend = Backend(echo_lines)
+    try:
+        Order.seen = []
+        port, _ = start("100:py_order", "--protocol-tcp-keep-alive", "--stay-connected",
+                        backend=backend)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for i in range(3):
+                s.sendall(b"line%d\n" % i)
+                got = b""
+                while not got.endswith(b"\n"):
+                    got += s.recv(100)
+                assert got == b"echo:line%d\n" % i
+        assert wait_until(lambda: len([h for h, up in Order.seen if not up]) >= 9)
+        for direction in (True, False):
+            hooks = [h for h, up in Order.seen if up is direction]
+            assert hooks[:9] == ["before", "between", "after"] * 3, (direction, Order.seen)
+    finally:
+        backend.close()
+
+
+def test_streaming_between_false_still_calls_after_and_closes(start):
+    backend = Backend(echo_lines)
+    try:
+        Order.seen = []
+        port, _ = start("100:py_order", "--behavior-py-order-stop", "--protocol-tcp-keep-alive",
+                        "--stay-connected", backend=backend)
+        # The exchange that carried the line ends the connection (between returned False).
+        assert exchange(port, b"one\n") in (b"", b"echo:one\n")
+        assert backend.received[:1] == [b"one"]
+        up = [h for h, d in Order.seen if d]
+        assert up[:3] == ["before", "between", "after"], Order.seen
+    finally:
+        backend.close()
 
 
 class SocketProbe(Dummy):

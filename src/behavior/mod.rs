@@ -254,6 +254,17 @@ pub trait Behavior: Send + Sync + 'static {
     async fn on_after_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         Ok(Flow::Continue)
     }
+    /// `on_between_handle` then `on_after_handle`, where nothing happens between the two
+    /// (a streaming exchange): a behavior may make both in one go (a Python behavior: one trip
+    /// to Python instead of two). The after hook runs whatever the between hook returned.
+    async fn on_between_then_after(
+        &self,
+        cx: &mut Exchange<'_>,
+    ) -> Result<(Flow, Flow), BehaviorError> {
+        let between = self.on_between_handle(cx).await?;
+        let after = self.on_after_handle(cx).await?;
+        Ok((between, after))
+    }
     /// On each chunk of a link this fault is attached to (toxics).
     async fn on_chunk(&self, _cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         Ok(())

@@ -217,6 +217,23 @@ pub async fn between(
     Ok(flow == crate::behavior::Flow::Continue)
 }
 
+/// Runs the `between` hook, then the `after` hook (in one go where the behavior can: nothing
+/// happens between them); false when the connection must close.
+pub async fn between_then_after(
+    session: &mut Session<'_>,
+    protocol: &dyn Protocol,
+    to_backend: bool,
+    behavior: &dyn Behavior,
+) -> Result<bool, ProtocolError> {
+    if !behavior.has_exchange_hooks() {
+        return Ok(true);
+    }
+    let (between, after) = behavior
+        .on_between_then_after(&mut session.exchange(protocol, to_backend))
+        .await?;
+    Ok(between == crate::behavior::Flow::Continue && after != crate::behavior::Flow::Close)
+}
+
 /// Runs the `after` hook; false when the connection must close.
 pub async fn after(
     session: &mut Session<'_>,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{after, before, between, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::{
+    after, before, between, between_then_after, Mode, Protocol, ProtocolError, ProtocolKind,
+};
 use crate::behavior::{Behavior, Options};
 use crate::proxy::session::Session;
 
@@ -88,6 +90,10 @@ impl Protocol for Tcp {
         reclaim(s, to_backend, chunk);
         if !open {
             return Ok(false);
+        }
+        if s.streaming && self.keep_alive {
+            // Streaming: nothing else happens in this exchange.
+            return between_then_after(s, self, to_backend, behavior).await;
         }
         if !between(s, self, to_backend, behavior).await? {
             after(s, self, to_backend, behavior).await?;

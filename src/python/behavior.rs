@@ -96,6 +96,8 @@ impl Hook {
 pub struct Outcome {
     /// The call's truth value.
     pub keep: bool,
+    /// The second call's truth value, when one was asked for and made (see [`Call::run`]).
+    pub then: Option<bool>,
     /// `_closed` was set (or `close()` called) on the source / dest socket.
     pub close_source: bool,
     pub close_dest: bool,
@@ -114,52 +116,73 @@ pub struct Call {
 
 impl Call {
     /// Runs `method(protocol, source, dest, to_backend)` on the instance, or for a protocol
-    /// (`between` given) `_handle(source, dest, to_backend, on_between_handle)`. Runs on a pool
-    /// thread; takes the GIL for the Python part only.
-    pub fn run(self, method: &'static str, protocol_call: bool) -> Result<Outcome, BehaviorError> {
+    /// (`between` given) `_handle(source, dest, to_backend, on_between_handle)`; then `then`
+    /// the same way, with the same sockets, unless the first call closed one (the engine then
+    /// closes it before anything else runs). Runs on a pool thread; takes the GIL for the
+    /// Python part only.
+    pub fn run(
+        self,
+        method: &'static str,
+        then: Option<&'static str>,
+        protocol_call: bool,
+    ) -> Result<Outcome, BehaviorError> {
         if pool::finalizing() {
             return Err(BehaviorError::Other(
                 "the Python interpreter is shutting down".into(),
             ));
         }
         pool::attach(|py| {
-            let r = (|| -> PyResult<Outcome> {
-                let obj = self.instance.object(py)?;
-                let source = Bound::new(
+            let obj = self
+                .instance
+                .object(py)
+                .map_err(|e| errors::hook_failed(py, &self.instance.plugin.name, method, e))?;
+            let socket = |side, info: &PeerInfo| {
+                Bound::new(
                     py,
-                    Socket::new(
-                        self.conduit.clone(),
-                        Side::Source,
-                        self.source.clone(),
-                        self.timeout,
-                    ),
-                )?;
-                let dest = Bound::new(
-                    py,
-                    Socket::new(
-                        self.conduit.clone(),
-                        Side::Dest,
-                        self.dest.clone(),
-                        self.timeout,
-                    ),
-                )?;
+                    Socket::new(self.conduit.clone(), side, info.clone(), self.timeout),
+                )
+            };
+            let (source, dest) = match (
+                socket(Side::Source, &self.source),
+                socket(Side::Dest, &self.dest),
+            ) {
+                (Ok(s), Ok(d)) => (s, d),
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(errors::hook_failed(
+                        py,
+                        &self.instance.plugin.name,
+                        method,
+                        e,
+                    ))
+                }
+            };
+            let call = |method: &'static str| -> Result<bool, BehaviorError> {
                 let ret = if protocol_call {
-                    let between = Bound::new(py, BetweenHook::new(self.conduit.clone()))?;
-                    obj.call_method1(method, (&source, &dest, self.to_backend, between))?
+                    Bound::new(py, BetweenHook::new(self.conduit.clone())).and_then(|between| {
+                        obj.call_method1(method, (&source, &dest, self.to_backend, between))
+                    })
                 } else {
-                    let proto = Bound::new(py, ProtocolView::new(self.protocol))?;
-                    obj.call_method1(method, (proto, &source, &dest, self.to_backend))?
+                    Bound::new(py, ProtocolView::new(self.protocol.clone())).and_then(|proto| {
+                        obj.call_method1(method, (proto, &source, &dest, self.to_backend))
+                    })
                 };
-                let keep = ret.is_truthy()?;
-                let close_source = source.borrow().closed;
-                let close_dest = dest.borrow().closed;
-                Ok(Outcome {
-                    keep,
-                    close_source,
-                    close_dest,
-                })
-            })();
-            r.map_err(|e| errors::hook_failed(py, &self.instance.plugin.name, method, e))
+                ret.and_then(|r| r.is_truthy())
+                    .map_err(|e| errors::hook_failed(py, &self.instance.plugin.name, method, e))
+            };
+            let closed = || (source.borrow().closed, dest.borrow().closed);
+            let keep = call(method)?;
+            let (close_source, close_dest) = closed();
+            let then = match then {
+                Some(m) if !close_source && !close_dest => Some(call(m)?),
+                _ => None,
+            };
+            let (close_source, close_dest) = closed();
+            Ok(Outcome {
+                keep,
+                close_source,
+                close_dest,
+                then,
+            })
         })
     }
 }
@@ -184,11 +207,12 @@ pub enum Step {
 pub fn submit(
     call: Call,
     method: &'static str,
+    then: Option<&'static str>,
     protocol_call: bool,
     first: oneshot::Receiver<Msg>,
 ) -> Pending {
     let conduit = call.conduit.clone();
-    pool::submit(move || conduit.finish(call.run(method, protocol_call)));
+    pool::submit(move || conduit.finish(call.run(method, then, protocol_call)));
     let mut watch = tokio::time::interval(pool::STUCK);
     watch.reset();
     Pending { next: first, watch }
@@ -220,10 +244,25 @@ pub struct PyBehavior {
 }
 
 impl PyBehavior {
-    async fn call(&self, hook: Hook, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        if !self.instance.plugin.hooks[hook as usize] {
-            return Ok(Flow::Continue);
-        }
+    /// Calls `hook`, then `then` if given (one trip to Python for both). The second flow is
+    /// `None` when `then` was not called (the first call closed a side, or the class lacks it).
+    async fn call(
+        &self,
+        hook: Hook,
+        then: Option<Hook>,
+        cx: &mut Exchange<'_>,
+    ) -> Result<(Flow, Option<Flow>), BehaviorError> {
+        let has = |h: Hook| self.instance.plugin.hooks[h as usize];
+        let (hook, then) = match (has(hook), then.filter(|t| has(*t))) {
+            (true, then) => (hook, then),
+            (false, Some(t)) => {
+                return Ok((
+                    Flow::Continue,
+                    Some(Box::pin(self.call(t, None, cx)).await?.0),
+                ))
+            }
+            (false, None) => return Ok((Flow::Continue, then.map(|_| Flow::Continue))),
+        };
         let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
@@ -237,7 +276,7 @@ impl PyBehavior {
             timeout: cx.conn.timeout,
             conduit,
         };
-        let mut pending = submit(call, hook.method(), false, first);
+        let mut pending = submit(call, hook.method(), then.map(Hook::method), false, first);
         let outcome = loop {
             match pending.step().await {
                 Step::Request(request) => serve(request, cx).await,
@@ -251,7 +290,13 @@ impl PyBehavior {
             cx.dest().close();
         }
         let closed = outcome.close_source || outcome.close_dest;
-        Ok(Flow::from_bool(outcome.keep && !closed))
+        let flow = |keep: bool| Flow::from_bool(keep && !closed);
+        let second = match (then, outcome.then) {
+            (Some(_), Some(keep)) => Some(flow(keep)),
+            (Some(_), None) if !closed => Some(Flow::Continue),
+            _ => None,
+        };
+        Ok((flow(outcome.keep), second))
     }
 }
 
@@ -297,13 +342,23 @@ async fn serve(req: Request, cx: &mut Exchange<'_>) {
 #[async_trait]
 impl Behavior for PyBehavior {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        self.call(Hook::Before, cx).await
+        Ok(self.call(Hook::Before, None, cx).await?.0)
     }
     async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        self.call(Hook::Between, cx).await
+        Ok(self.call(Hook::Between, None, cx).await?.0)
     }
     async fn on_after_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        self.call(Hook::After, cx).await
+        Ok(self.call(Hook::After, None, cx).await?.0)
+    }
+    async fn on_between_then_after(
+        &self,
+        cx: &mut Exchange<'_>,
+    ) -> Result<(Flow, Flow), BehaviorError> {
+        match self.call(Hook::Between, Some(Hook::After), cx).await? {
+            (between, Some(after)) => Ok((between, after)),
+            // The between hook closed a side: the engine closed it; now the after hook.
+            (between, None) => Ok((between, self.on_after_handle(cx).await?)),
+        }
     }
     fn has_exchange_hooks(&self) -> bool {
         self.instance.plugin.hooks.iter().any(|h| *h)

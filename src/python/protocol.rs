@@ -118,7 +118,7 @@ impl Protocol for PyProtocol {
             timeout: s.conn.timeout,
             conduit,
         };
-        let mut pending = pyb::submit(call, "_handle", true, first);
+        let mut pending = pyb::submit(call, "_handle", None, true, first);
         let outcome = loop {
             match pending.step().await {
                 Step::Request(request) => self.serve(request, s, to_backend, behavior).await,
