@@ -55,6 +55,38 @@ async fn zero_copy_and_ordinary_paths_give_identical_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_is_byte_exact_for_small_messages_and_bulk() {
+    within(async {
+        let backend = echo_server().await;
+        let v = vaurien(backend)
+            .streaming()
+            .busy_poll(Duration::from_micros(200))
+            .start()
+            .await;
+        let mut s = v.connect().await;
+        // Request and answer, 500 times, sizes 1..=3000: every chunk goes through the
+        // busy-poll window (the proxy has one connection).
+        let data = payload(3000 * 500, 11);
+        let mut off = 0;
+        for i in 0..500usize {
+            let n = 1 + (i * 7919) % 3000;
+            let msg = &data[off..off + n];
+            off += n;
+            s.write_all(msg).await.unwrap();
+            let mut back = vec![0u8; n];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg, "message {i}");
+        }
+        // Then bulk and a half-close, on the same connection.
+        let bulk = payload(4 << 20, 12);
+        let got = roundtrip(&mut s, &bulk).await.unwrap();
+        assert_eq!(sha256(&got), sha256(&bulk));
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_close_keeps_the_other_direction_flowing() {
     within(async {
         // The backend reads everything until EOF, then answers with a large body.

@@ -413,6 +413,7 @@ async fn streaming(
                 client,
                 backend,
                 shared.settings.zero_copy,
+                shared.settings.busy_poll,
                 &mut changes,
                 activity,
                 &shared.metrics,

@@ -83,6 +83,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Use `splice(2)` on the streaming fast path (Linux); off: a plain copy loop.
     pub zero_copy: bool,
+    /// Busy polling on the streaming fast path (zero: off): see `pipe::Bidi::busy_poll`.
+    pub busy_poll: Duration,
 }
 
 impl Default for Settings {
@@ -98,9 +100,21 @@ impl Default for Settings {
             max_connections: default_max_connections(),
             // VAURIEN_SPLICE=0 turns the zero-copy path off (for measurements).
             zero_copy: std::env::var("VAURIEN_SPLICE").map_or(true, |v| v != "0"),
+            // VAURIEN_BUSY_POLL_US=N: busy polling for N µs after each chunk (at most 10 ms;
+            // 0 turns it off).
+            busy_poll: Duration::from_micros(
+                std::env::var("VAURIEN_BUSY_POLL_US")
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(DEFAULT_BUSY_POLL_US)
+                    .min(10_000),
+            ),
         }
     }
 }
+
+/// Busy polling of the streaming fast path by default, in microseconds (see [`pipe`]).
+pub const DEFAULT_BUSY_POLL_US: u64 = 100;
 
 /// Half the descriptor limit, less a margin: each connection takes two descriptors.
 pub fn default_max_connections() -> usize {

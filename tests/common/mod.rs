@@ -166,6 +166,10 @@ impl Vaurien {
         self.cfg.settings.zero_copy = on;
         self
     }
+    pub fn busy_poll(mut self, window: std::time::Duration) -> Self {
+        self.cfg.settings.busy_poll = window;
+        self
+    }
     pub fn http(mut self) -> Self {
         self.http = true;
         self
