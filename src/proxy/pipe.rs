@@ -132,17 +132,21 @@ impl<F: Future> Future for Bidi<'_, F> {
                 return Poll::Ready((u, d));
             }
             let spin = this.busy_poll;
-            // A connection that carries bulk data needs no help with latency.
-            if spin.is_zero() || this.stop || this.up.bulk || this.down.bulk {
+            // A connection that carries bulk data needs no help with latency, and with more
+            // connections open the runtime has other work (checked before reading the clock).
+            if spin.is_zero()
+                || this.stop
+                || this.up.bulk
+                || this.down.bulk
+                || this.metrics.connections_active.load(Ordering::Relaxed) > BUSY_POLL_CONNS
+            {
                 return Poll::Pending;
             }
             let now = std::time::Instant::now();
             if this.activity.get() != before {
                 this.spin_until = Some(now + spin);
             }
-            if this.spin_until.is_none_or(|t| now >= t)
-                || this.metrics.connections_active.load(Ordering::Relaxed) > BUSY_POLL_CONNS
-            {
+            if this.spin_until.is_none_or(|t| now >= t) {
                 return Poll::Pending;
             }
             // Look for the next chunk ourselves: the runtime only learns of it once it polls

@@ -245,7 +245,8 @@ pub struct PyBehavior {
 
 impl PyBehavior {
     /// Calls `hook`, then `then` if given (one trip to Python for both). The second flow is
-    /// `None` when `then` was not called (the first call closed a side, or the class lacks it).
+    /// `None` when `then` was not called here (the class lacks one of the two, or the first
+    /// call closed a side): the caller then makes it on its own.
     async fn call(
         &self,
         hook: Hook,
@@ -253,16 +254,10 @@ impl PyBehavior {
         cx: &mut Exchange<'_>,
     ) -> Result<(Flow, Option<Flow>), BehaviorError> {
         let has = |h: Hook| self.instance.plugin.hooks[h as usize];
-        let (hook, then) = match (has(hook), then.filter(|t| has(*t))) {
-            (true, then) => (hook, then),
-            (false, Some(t)) => {
-                return Ok((
-                    Flow::Continue,
-                    Some(Box::pin(self.call(t, None, cx)).await?.0),
-                ))
-            }
-            (false, None) => return Ok((Flow::Continue, then.map(|_| Flow::Continue))),
-        };
+        if !has(hook) {
+            return Ok((Flow::Continue, None)); // the caller makes `then` on its own
+        }
+        let then = then.filter(|t| has(*t));
         let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
@@ -291,12 +286,7 @@ impl PyBehavior {
         }
         let closed = outcome.close_source || outcome.close_dest;
         let flow = |keep: bool| Flow::from_bool(keep && !closed);
-        let second = match (then, outcome.then) {
-            (Some(_), Some(keep)) => Some(flow(keep)),
-            (Some(_), None) if !closed => Some(Flow::Continue),
-            _ => None,
-        };
-        Ok((flow(outcome.keep), second))
+        Ok((flow(outcome.keep), outcome.then.map(flow)))
     }
 }
 
@@ -356,7 +346,7 @@ impl Behavior for PyBehavior {
     ) -> Result<(Flow, Flow), BehaviorError> {
         match self.call(Hook::Between, Some(Hook::After), cx).await? {
             (between, Some(after)) => Ok((between, after)),
-            // The between hook closed a side: the engine closed it; now the after hook.
+            // Not made in the same trip (see `call`): now the after hook.
             (between, None) => Ok((between, self.on_after_handle(cx).await?)),
         }
     }
