@@ -1,10 +1,9 @@
 //! The threads Python code runs on when the engine calls it.
 //!
-//! A behavior hook runs on the connection's own thread (see [`super::behavior`]); a Python
-//! protocol, and every hook on a current-thread runtime, runs on this pool. A pool thread takes
-//! the GIL only while it runs Python code; the pool grows on demand (a hook that sleeps must
-//! not hold up the other connections) up to [`MAX_THREADS`], and idle threads leave after
-//! [`IDLE`].
+//! Every Python hook and protocol call runs on this pool, never on a tokio worker. A pool
+//! thread takes the GIL only while it runs Python code; the pool grows on demand (a hook that
+//! sleeps must not hold up the other connections) up to [`MAX_THREADS`], and idle threads
+//! leave after [`IDLE`].
 //!
 //! [`attach`] is how engine threads enter Python: it keeps the thread's Python thread state
 //! between calls, where `Python::attach` alone would make and free one per call (in CPython
@@ -128,6 +127,11 @@ pub fn submit(task: impl FnOnce() + Send + 'static) {
     if s.total > s.idle {
         return; // a running thread takes it next
     }
+    start_one(p, s);
+}
+
+/// Wakes an idle thread, or starts a new one.
+fn start_one(p: &Pool, mut s: std::sync::MutexGuard<'_, State>) {
     if s.idle > 0 {
         drop(s);
         p.ready.notify_one();
@@ -145,12 +149,7 @@ pub fn unstick() {
         return;
     }
     s.last_pick = Instant::now();
-    if s.idle > 0 {
-        drop(s);
-        p.ready.notify_one();
-    } else {
-        spawn(&mut s);
-    }
+    start_one(p, s);
 }
 
 fn spawn(s: &mut State) {
