@@ -7,6 +7,9 @@ ratio through/direct against the targets of issue 6:
 
     python3 bench/run.py [--quick] [--only WORKLOAD[,WORKLOAD]] [--vaurien PATH] [--peers]
 
+Beside vaurien it measures bench/floor.c, a minimal C epoll forwarder built with
+cc (--no-floor skips it): the floor of any user-space proxy on the machine.
+
 It installs nothing: `bench/setup.sh` does (Debian packages + release build).
 Everything it starts listens on 127.0.0.1 on ports picked at run time, every
 load run is bounded in count and time, and every process it starts is killed
@@ -471,6 +474,39 @@ class ToxiproxyProxy(ProxyKind):
             raise BenchError(f"toxiproxy: cannot create proxy: {e}") from None
         wait_listening(port, p, "toxiproxy proxy")
         return Running("toxiproxy tcp", port, p)
+
+
+class FloorProxy(ProxyKind):
+    """bench/floor.c: the floor of a user-space proxy (one thread, epoll, recv+send).
+
+    Not a peer but a reference point: where vaurien is close to it, the rest of
+    the gap to a direct connection is the kernel's cost of the second TCP
+    connection on this machine, which no user-space proxy avoids.
+    """
+
+    name = "floor"
+    protocols = ("tcp",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+    @staticmethod
+    def build(tmp: Path) -> str:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if not cc:
+            raise BenchError("no C compiler (cc) to build bench/floor.c")
+        out = tmp / "floor"
+        r = subprocess.run([cc, "-O2", "-o", str(out), str(BENCH_DIR / "floor.c")],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise BenchError(f"cannot build bench/floor.c: {r.stderr.strip()[-300:]}")
+        return str(out)
+
+    def start(self, procs, backend_port, protocol):
+        port = free_port()
+        p = procs.start([self.path, str(port), str(backend_port)], "floor")
+        wait_listening(port, p, "floor proxy (bench/floor.c)")
+        return Running("floor tcp", port, p)
 
 
 # A child Python process that starts the engine through the Python API with a
@@ -1126,7 +1162,8 @@ while True:
         bport = free_port()
         backend = self.procs.start([sys.executable, str(script), HOST, str(bport)], "echo-backend")
         n_target = self.idle_target()
-        subjects = [s for s in self.subjects(["tcp"]) if s[1] is not None]
+        subjects = [s for s in self.subjects(["tcp"])
+                    if s[1] is not None and not isinstance(s[1], FloorProxy)]
         try:
             wait_listening(bport, backend, "echo backend")
             base_fds = fd_count(backend.pid)
@@ -1405,6 +1442,9 @@ def parse_args(argv=None):
                     help="the vaurien binary (default: target/release/vaurien)")
     ap.add_argument("--peers", action="store_true",
                     help="also measure peer proxies that are installed (toxiproxy-server)")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="do not measure the reference floor proxy (bench/floor.c, "
+                         "a minimal C epoll forwarder built with cc)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
     ap.add_argument("--idle-conns", type=int, metavar="N",
                     help="idle connections for the memory workload "
@@ -1533,6 +1573,12 @@ def main(argv=None) -> int:
     procs = Procs(tmp / "logs")
     bench = Bench(args, settings, procs, tmp)
     bench.proxy = proxy
+    if not args.no_floor and not args.proxy_cmd and any(
+            w in runnable for w in ("bulk", "redis", "http", "churn")):
+        try:
+            peers.insert(0, FloorProxy(FloorProxy.build(tmp)))
+        except (BenchError, OSError, subprocess.SubprocessError) as e:
+            log(f"floor: skipped ({e})")
     bench.peers = peers
     bench.workload_status = status
     out_dir = Path(args.output)

@@ -100,8 +100,8 @@ impl Default for Settings {
             max_connections: default_max_connections(),
             // VAURIEN_SPLICE=0 turns the zero-copy path off (for measurements).
             zero_copy: std::env::var("VAURIEN_SPLICE").map_or(true, |v| v != "0"),
-            // VAURIEN_BUSY_POLL_US=N: busy polling for N µs after each chunk (at most 10 ms;
-            // 0 turns it off).
+            // VAURIEN_BUSY_POLL_US=N: busy polling for up to N µs after each chunk of dense
+            // traffic (at most 10 ms; 0 turns it off).
             busy_poll: Duration::from_micros(
                 std::env::var("VAURIEN_BUSY_POLL_US")
                     .ok()
@@ -114,7 +114,7 @@ impl Default for Settings {
 }
 
 /// Busy polling of the streaming fast path by default, in microseconds (see [`pipe`]).
-pub const DEFAULT_BUSY_POLL_US: u64 = 100;
+pub const DEFAULT_BUSY_POLL_US: u64 = 1000;
 
 /// Half the descriptor limit, less a margin: each connection takes two descriptors.
 pub fn default_max_connections() -> usize {
