@@ -87,6 +87,52 @@ async fn busy_polling_is_byte_exact_for_small_messages_and_bulk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_of_a_framed_protocol_keeps_every_reply_whole_and_in_order() {
+    within(async {
+        // A line server: each inline command `<text>\r\n` is answered `+<text>\r\n`.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut lines = tokio::io::BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                w.write_all(format!("+{line}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        });
+        let v = vaurien(backend)
+            .protocol("redis")
+            .stay_connected()
+            .busy_poll(Duration::from_micros(500))
+            .start()
+            .await;
+        let mut s = v.connect().await;
+        // 500 commands of 1..=2000 bytes, one at a time: both waits of each exchange (the
+        // command, then its reply) go through the busy-poll window (one connection).
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        for i in 0..500usize {
+            let n = 1 + (i * 7919) % 2000;
+            let text: Vec<u8> = (0..n)
+                .map(|k| alphabet[(i + k * 31) % alphabet.len()])
+                .collect();
+            let mut cmd = text.clone();
+            cmd.extend_from_slice(b"\r\n");
+            s.write_all(&cmd).await.unwrap();
+            let mut back = vec![0u8; n + 3];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back[0], b'+', "reply {i}");
+            assert_eq!(&back[1..=n], &text[..], "reply {i}");
+            assert_eq!(&back[n + 1..], b"\r\n", "reply {i}");
+        }
+        v.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_close_keeps_the_other_direction_flowing() {
     within(async {
         // The backend reads everything until EOF, then answers with a large body.

@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::busy_poll::BusyPoll;
 use super::peer::{Peer, Role};
 use super::pipe::{self, Activity, Outcome};
 use super::session::{Links, Session};
@@ -329,25 +330,45 @@ async fn exchanges(
     let mut client_buf = BytesMut::new();
     let mut backend_buf = BytesMut::new();
     let mut links = Links::default();
+    let mut spin = BusyPoll::new(shared.settings.busy_poll);
     loop {
         let to_backend = if !client_buf.is_empty() {
             true
         } else if !backend_buf.is_empty() {
             false
         } else {
-            // Read rather than wait for readiness: tokio keeps a socket "ready" after a read
-            // that returned data until one hits WouldBlock, so `readable()` may wake for a
-            // side that has nothing to say while the other one is talking. A read of 0 (EOF)
-            // still starts an exchange, which sees the EOF itself.
-            tokio::select! {
-                biased;
-                r = client.read_buf(&mut client_buf, conn.bufsize) => { if r.is_err() { return false; } true }
-                r = backend.read_buf(&mut backend_buf, conn.bufsize) => { if r.is_err() { return false; } false }
-                _ = tokio::time::sleep(conn.timeout) => {
-                    tracing::debug!("idle for --timeout; closing");
-                    return false;
+            // Busy polling first (a client talking to its server one request at a time).
+            let spinning = spin.enabled(&shared.metrics);
+            let caught = if spinning {
+                let a = (client, &mut client_buf);
+                let b = (backend, &mut backend_buf);
+                match Peer::spin_either(a, b, conn.bufsize, &spin).await {
+                    Ok(c) => c,
+                    Err(_) => return false,
                 }
+            } else {
+                None
+            };
+            let from_client = match caught {
+                Some(from_client) => from_client,
+                // Read rather than wait for readiness: tokio keeps a socket "ready" after a
+                // read that returned data until one hits WouldBlock, so `readable()` may wake
+                // for a side that has nothing to say while the other one is talking. A read
+                // of 0 (EOF) still starts an exchange, which sees the EOF itself.
+                None => tokio::select! {
+                    biased;
+                    r = client.read_buf(&mut client_buf, conn.bufsize) => { if r.is_err() { return false; } true }
+                    r = backend.read_buf(&mut backend_buf, conn.bufsize) => { if r.is_err() { return false; } false }
+                    _ = tokio::time::sleep(conn.timeout) => {
+                        tracing::debug!("idle for --timeout; closing");
+                        return false;
+                    }
+                },
+            };
+            if spinning {
+                spin.chunk_moved(std::time::Instant::now());
             }
+            from_client
         };
         let faults = shared.faults.load_full();
         let started = links.refresh(&faults, conn.id, rng);
@@ -370,6 +391,7 @@ async fn exchanges(
             links: &mut links,
             metrics: &shared.metrics,
             streaming: false,
+            spin: &mut spin,
         };
         let keep = match protocol
             .handle(&mut session, to_backend, hooks.as_ref())
@@ -471,6 +493,8 @@ async fn hooks_path(
     let mut own = BytesMut::new();
     let mut other = BytesMut::new();
     let mut links = Links::default();
+    // Each direction runs on its own here: no busy polling.
+    let mut no_spin = BusyPoll::new(std::time::Duration::ZERO);
     // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
     // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -516,6 +540,7 @@ async fn hooks_path(
                 links: &mut links,
                 metrics: &shared.metrics,
                 streaming: true,
+                spin: &mut no_spin,
             };
             match protocol
                 .handle(&mut session, to_backend, hooks.as_ref())

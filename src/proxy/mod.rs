@@ -10,6 +10,7 @@
 //! The active faults of a proxy ([`Faults`]) sit behind an `ArcSwap`: the control plane swaps
 //! in a new set, connections load it per exchange without a lock.
 
+pub mod busy_poll;
 pub mod connection;
 pub mod listener;
 pub mod peer;

@@ -7,12 +7,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use super::busy_poll::BusyPoll;
 
 /// Which side a peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +67,79 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Busy polling (see [`BusyPoll`]): reads what comes while `spin` stays open, looking
+    /// without waiting for the runtime to report the socket readable and yielding the CPU
+    /// between looks. `None` when the window closed with nothing read: the caller then waits
+    /// as usual.
+    pub async fn spin_read(
+        &self,
+        buf: &mut BytesMut,
+        max: usize,
+        spin: &BusyPoll,
+    ) -> io::Result<Option<usize>> {
+        if self.is_closed() || !cfg!(target_os = "linux") {
+            return Ok(None);
+        }
+        buf.reserve(max);
+        while spin.open(Instant::now()) {
+            if let Some(n) = self.look(buf, max)? {
+                return Ok(Some(n));
+            }
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
+        }
+        Ok(None)
+    }
+
+    /// [`Peer::spin_read`] on two peers at once, `a` first: which one brought something
+    /// (true: `a`), or `None` when the window closed with nothing read.
+    pub async fn spin_either(
+        a: (&Peer, &mut BytesMut),
+        b: (&Peer, &mut BytesMut),
+        max: usize,
+        spin: &BusyPoll,
+    ) -> io::Result<Option<bool>> {
+        if a.0.is_closed() || b.0.is_closed() || !cfg!(target_os = "linux") {
+            return Ok(None);
+        }
+        a.1.reserve(max);
+        b.1.reserve(max);
+        while spin.open(Instant::now()) {
+            if a.0.look(a.1, max)?.is_some() {
+                return Ok(Some(true));
+            }
+            if b.0.look(b.1, max)?.is_some() {
+                return Ok(Some(false));
+            }
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
+        }
+        Ok(None)
+    }
+
+    /// One read that does not ask the runtime whether the socket is readable: `None` when
+    /// nothing was there.
+    fn look(&self, buf: &mut BytesMut, max: usize) -> io::Result<Option<usize>> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            match crate::proxy::pipe::splice::recv_into(self.stream.as_raw_fd(), buf, max) {
+                Ok(0) => {
+                    self.eof.store(true, Ordering::Relaxed);
+                    Ok(Some(0))
+                }
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (buf, max);
+            Ok(None)
         }
     }
 

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::Rng;
 
+use super::busy_poll::BusyPoll;
 use super::{Faults, Toxic};
 use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct Session<'a> {
     pub metrics: &'a Metrics,
     /// True on the streaming path (each direction runs on its own; one chunk per exchange).
     pub streaming: bool,
+    /// Busy polling of the reads ([`Session::fill`]).
+    pub spin: &'a mut BusyPoll,
 }
 
 impl<'a> Session<'a> {
@@ -65,7 +68,15 @@ impl<'a> Session<'a> {
         } else {
             (self.backend, &mut *self.backend_buf)
         };
-        peer.read_buf_timeout(buf, max, self.conn.timeout).await
+        if !self.spin.enabled(self.metrics) {
+            return peer.read_buf_timeout(buf, max, self.conn.timeout).await;
+        }
+        let n = match peer.spin_read(buf, max, self.spin).await? {
+            Some(n) => n,
+            None => peer.read_buf_timeout(buf, max, self.conn.timeout).await?,
+        };
+        self.spin.chunk_moved(Instant::now());
+        Ok(n)
     }
 
     /// Forwards `data` to the backend (`to_backend`) or the client, through the toxics of that
