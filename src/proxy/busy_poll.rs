@@ -3,6 +3,7 @@
 //! time, each hop of a round trip then skips a wake-up. Used by the streaming fast path
 //! (`pipe`) and by the framed protocols' reads (`session`, `connection`).
 
+use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -17,14 +18,14 @@ pub const DENSE_GAP: Duration = Duration::from_micros(100);
 
 /// Busy polling of one connection: for up to `window` after a chunk moved, while the proxy
 /// has at most [`BUSY_POLL_CONNS`] connections and this connection's chunks follow each
-/// other closely, the fast path looks for the next chunk itself instead of letting the task
+/// other closely, the connection looks for the next chunk itself instead of letting its task
 /// sleep until the runtime reports a socket readable. A request and its answer with one
 /// client then skip their wake-ups, at the price of a busy core while that traffic flows
 /// (measured in the README, Benchmarks).
 #[derive(Debug)]
 pub struct BusyPoll {
     /// The longest look after a chunk (zero: busy polling off).
-    pub window: Duration,
+    window: Duration,
     /// Until when to keep looking.
     until: Option<Instant>,
     /// When the last chunk moved (in either direction), while busy polling is possible.
@@ -59,19 +60,32 @@ impl BusyPoll {
         self.until = (self.gap <= DENSE_GAP).then(|| now + self.window);
     }
 
-    /// Busy polling only while the proxy has at most [`BUSY_POLL_CONNS`] connections.
-    pub fn few_connections(metrics: &Metrics) -> bool {
-        metrics.connections_active.load(Ordering::Relaxed) <= BUSY_POLL_CONNS
-    }
-
-    /// Whether busy polling can apply now (checked before reading the clock).
+    /// Whether busy polling can apply now: on, and the proxy has at most
+    /// [`BUSY_POLL_CONNS`] connections (checked before reading the clock).
     pub fn enabled(&self, metrics: &Metrics) -> bool {
-        !self.window.is_zero() && Self::few_connections(metrics)
+        !self.window.is_zero()
+            && metrics.connections_active.load(Ordering::Relaxed) <= BUSY_POLL_CONNS
     }
 
     /// Whether to keep looking at `now`.
     pub fn open(&self, now: Instant) -> bool {
         self.until.is_some_and(|t| now < t)
+    }
+
+    /// Calls `look` until it finds something or the window closes (`None`), yielding the CPU
+    /// to the machine's other threads and the runtime's other tasks between two looks.
+    pub async fn look_for<T>(
+        &self,
+        mut look: impl FnMut() -> io::Result<Option<T>>,
+    ) -> io::Result<Option<T>> {
+        while self.open(Instant::now()) {
+            if let Some(found) = look()? {
+                return Ok(Some(found));
+            }
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
+        }
+        Ok(None)
     }
 }
 

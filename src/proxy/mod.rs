@@ -84,7 +84,7 @@ pub struct Settings {
     pub max_connections: usize,
     /// Use `splice(2)` on the streaming fast path (Linux); off: a plain copy loop.
     pub zero_copy: bool,
-    /// Busy polling on the streaming fast path (zero: off): see `pipe::Bidi::busy_poll`.
+    /// The longest busy-poll look after a chunk (zero: off): see [`busy_poll::BusyPoll`].
     pub busy_poll: Duration,
 }
 
@@ -114,7 +114,7 @@ impl Default for Settings {
     }
 }
 
-/// Busy polling of the streaming fast path by default, in microseconds (see [`pipe`]).
+/// The default busy-poll window, in microseconds (see [`busy_poll::BusyPoll`]).
 pub const DEFAULT_BUSY_POLL_US: u64 = 1000;
 
 /// Half the descriptor limit, less a margin: each connection takes two descriptors.

@@ -7,7 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use socket2::SockRef;
@@ -70,28 +70,20 @@ impl Peer {
         }
     }
 
-    /// Busy polling (see [`BusyPoll`]): reads what comes while `spin` stays open, looking
-    /// without waiting for the runtime to report the socket readable and yielding the CPU
-    /// between looks. `None` when the window closed with nothing read: the caller then waits
-    /// as usual.
+    /// Busy polling (see [`BusyPoll`]): reads what comes while `spin` stays open, without
+    /// waiting for the runtime to report the socket readable. `None` when the window closed
+    /// with nothing read: the caller then waits as usual.
     pub async fn spin_read(
         &self,
         buf: &mut BytesMut,
         max: usize,
         spin: &BusyPoll,
     ) -> io::Result<Option<usize>> {
-        if self.is_closed() || !cfg!(target_os = "linux") {
+        if self.is_closed() {
             return Ok(None);
         }
         buf.reserve(max);
-        while spin.open(Instant::now()) {
-            if let Some(n) = self.look(buf, max)? {
-                return Ok(Some(n));
-            }
-            std::thread::yield_now();
-            tokio::task::yield_now().await;
-        }
-        Ok(None)
+        spin.look_for(|| self.look(buf, max)).await
     }
 
     /// [`Peer::spin_read`] on two peers at once, `a` first: which one brought something
@@ -102,26 +94,22 @@ impl Peer {
         max: usize,
         spin: &BusyPoll,
     ) -> io::Result<Option<bool>> {
-        if a.0.is_closed() || b.0.is_closed() || !cfg!(target_os = "linux") {
+        if a.0.is_closed() || b.0.is_closed() {
             return Ok(None);
         }
         a.1.reserve(max);
         b.1.reserve(max);
-        while spin.open(Instant::now()) {
+        spin.look_for(|| {
             if a.0.look(a.1, max)?.is_some() {
                 return Ok(Some(true));
             }
-            if b.0.look(b.1, max)?.is_some() {
-                return Ok(Some(false));
-            }
-            std::thread::yield_now();
-            tokio::task::yield_now().await;
-        }
-        Ok(None)
+            Ok(b.0.look(b.1, max)?.map(|_| false))
+        })
+        .await
     }
 
     /// One read that does not ask the runtime whether the socket is readable: `None` when
-    /// nothing was there.
+    /// nothing was there (always, off Linux: busy polling is a Linux feature here).
     fn look(&self, buf: &mut BytesMut, max: usize) -> io::Result<Option<usize>> {
         #[cfg(target_os = "linux")]
         {
@@ -282,3 +270,78 @@ impl Peer {
 
 #[cfg(not(target_os = "linux"))]
 use bytes::BufMut;
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A connected pair on loopback: (the proxy's peer, the far end that writes to it).
+    async fn pair() -> (Peer, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let far = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (near, addr) = l.accept().await.unwrap();
+        (Peer::new(near, Role::Client, addr), far)
+    }
+
+    /// A window opened now (one chunk, no gap yet).
+    fn open_window(window: Duration) -> BusyPoll {
+        let mut spin = BusyPoll::new(window);
+        spin.chunk_moved(Instant::now());
+        spin
+    }
+
+    async fn within<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("test timed out")
+    }
+
+    #[tokio::test]
+    async fn spin_read_takes_what_is_there_then_reports_an_empty_window_then_eof() {
+        within(async {
+            let (peer, mut far) = pair().await;
+            far.write_all(b"hello").await.unwrap();
+            let mut buf = BytesMut::new();
+            // The bytes may need a moment to cross loopback: a 1 s window waits for them.
+            let spin = open_window(Duration::from_secs(1));
+            assert_eq!(peer.spin_read(&mut buf, 64, &spin).await.unwrap(), Some(5));
+            assert_eq!(&buf[..], b"hello");
+            // Nothing more comes: the window closes with nothing read.
+            let spin = open_window(Duration::from_millis(5));
+            assert_eq!(peer.spin_read(&mut buf, 64, &spin).await.unwrap(), None);
+            assert!(!peer.saw_eof());
+            drop(far);
+            let spin = open_window(Duration::from_secs(1));
+            assert_eq!(peer.spin_read(&mut buf, 64, &spin).await.unwrap(), Some(0));
+            assert!(peer.saw_eof());
+            assert_eq!(&buf[..], b"hello");
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn spin_either_says_which_side_spoke_and_a_shut_window_reads_nothing() {
+        within(async {
+            let (a, _far_a) = pair().await;
+            let (b, mut far_b) = pair().await;
+            let (mut buf_a, mut buf_b) = (BytesMut::new(), BytesMut::new());
+            far_b.write_all(b"from b").await.unwrap();
+            // A window that never opened (busy polling off) does not read.
+            let off = BusyPoll::new(Duration::ZERO);
+            let got = Peer::spin_either((&a, &mut buf_a), (&b, &mut buf_b), 64, &off).await;
+            assert_eq!(got.unwrap(), None);
+            assert!(buf_b.is_empty());
+            let spin = open_window(Duration::from_secs(1));
+            let got = Peer::spin_either((&a, &mut buf_a), (&b, &mut buf_b), 64, &spin).await;
+            assert_eq!(got.unwrap(), Some(false));
+            assert!(buf_a.is_empty());
+            assert_eq!(&buf_b[..], b"from b");
+        })
+        .await
+    }
+}

@@ -124,12 +124,7 @@ impl<F: Future> Future for Bidi<'_, F> {
             }
             // A connection that carries bulk data needs no help with latency, and with more
             // connections open the runtime has other work (checked before reading the clock).
-            if this.spin.window.is_zero()
-                || this.stop
-                || this.up.bulk
-                || this.down.bulk
-                || !BusyPoll::few_connections(this.metrics)
-            {
+            if !this.spin.enabled(this.metrics) || this.stop || this.up.bulk || this.down.bulk {
                 return Poll::Pending;
             }
             let now = Instant::now();
