@@ -476,6 +476,70 @@ class ToxiproxyProxy(ProxyKind):
         return Running("toxiproxy tcp", port, p)
 
 
+class HaproxyProxy(ProxyKind):
+    """HAProxy in `mode tcp` (Debian's haproxy): the usual fast TCP proxy (peer comparison)."""
+
+    name = "haproxy"
+    protocols = ("tcp",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def start(self, procs, backend_port, protocol):
+        port = free_port()
+        conf = procs.logdir.parent / f"haproxy-{port}.cfg"
+        conf.write_text(f"""
+global
+    maxconn 9000
+    nbthread {os.cpu_count() or 1}
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend bench
+    bind {HOST}:{port}
+    default_backend backend
+backend backend
+    server s1 {HOST}:{backend_port}
+""")
+        p = procs.start([self.path, "-db", "-f", str(conf)], "haproxy")
+        wait_listening(port, p, "haproxy")
+        return Running("haproxy tcp", port, p)
+
+
+class NginxStreamProxy(ProxyKind):
+    """nginx's stream module (Debian's libnginx-mod-stream): TCP proxying (peer comparison)."""
+
+    name = "nginx-stream"
+    protocols = ("tcp",)
+    MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+
+    def start(self, procs, backend_port, protocol):
+        port = free_port()
+        d = procs.logdir.parent / f"nginx-stream-{port}"
+        d.mkdir(parents=True)
+        conf = d / "nginx.conf"
+        conf.write_text(f"""
+load_module {self.MODULE};
+worker_processes {os.cpu_count() or 1};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_rlimit_nofile 20000;
+events {{ worker_connections 16384; }}
+stream {{
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        proxy_pass {HOST}:{backend_port};
+    }}
+}}
+""")
+        p = procs.start(["nginx", "-p", str(d), "-c", str(conf), "-e", str(d / "error.log"),
+                         "-g", "daemon off;"], "nginx-stream")
+        wait_listening(port, p, "nginx stream proxy")
+        return Running("nginx-stream tcp", port, p)
+
+
 class FloorProxy(ProxyKind):
     """bench/floor.c: the floor of a user-space proxy (one thread, epoll, recv+send).
 
@@ -1042,7 +1106,10 @@ http {{
 
     def _wrk_once(self, extra: list[str]):
         def once(c, label, p, run):
+            cpu0 = cpu_seconds(run.pid) if run else 0.0
             j = self.wrk(p, extra)
+            if run:
+                c.add(label, "cpu_us", (cpu_seconds(run.pid) - cpu0) * 1e6 / j["requests"])
             c.add(label, "rps", j["rps"])
             c.add(label, "p50", j["p50_us"])
             c.add(label, "p99", j["p99_us"])
@@ -1085,6 +1152,8 @@ http {{
             self.rows.append(make_row(c, "p50", "HTTP keep-alive, p50 latency", subj, "µs"))
             self.rows.append(make_row(c, "p99", "HTTP keep-alive, p99 latency", subj, "µs",
                                       tp99))
+            self.rows.append(make_row(c, "cpu_us", "HTTP keep-alive, proxy CPU per request",
+                                      subj, "CPU µs", direct_subject=None))
         self.finish(c)
 
     def churn(self) -> None:
@@ -1102,6 +1171,8 @@ http {{
                          subj, "conn/s", t)
             self._error_note(c, r)
             self.rows.append(r)
+            self.rows.append(make_row(c, "cpu_us", "connection churn, proxy CPU per connection",
+                                      subj, "CPU µs", direct_subject=None))
         self.finish(c)
 
     # -- memory per idle connection ------------------------------------------
@@ -1441,7 +1512,8 @@ def parse_args(argv=None):
     ap.add_argument("--vaurien", metavar="PATH", default=str(DEFAULT_VAURIEN),
                     help="the vaurien binary (default: target/release/vaurien)")
     ap.add_argument("--peers", action="store_true",
-                    help="also measure peer proxies that are installed (toxiproxy-server)")
+                    help="also measure peer proxies that are installed (haproxy, nginx stream, "
+                         "toxiproxy-server)")
     ap.add_argument("--no-floor", action="store_true",
                     help="do not measure the reference floor proxy (bench/floor.c, "
                          "a minimal C epoll forwarder built with cc)")
@@ -1564,6 +1636,16 @@ def main(argv=None) -> int:
         else:
             log("peers: toxiproxy-server not found on PATH: skipped (it is not packaged in "
                 "Debian, PyPI, npm or crates.io; put a toxiproxy-server binary on PATH)")
+        ha = shutil.which("haproxy")
+        if ha:
+            peers.append(HaproxyProxy(ha))
+        else:
+            log("peers: haproxy not found: skipped (apt-get install haproxy)")
+        if shutil.which("nginx") and NginxStreamProxy.MODULE.exists():
+            peers.append(NginxStreamProxy())
+        else:
+            log("peers: nginx stream module not found: skipped "
+                "(apt-get install nginx libnginx-mod-stream)")
 
     # -- run --------------------------------------------------------------------
     started = time.monotonic()

@@ -33,8 +33,9 @@ $SUDO apt-get update
 # required: load generators and backends
 $SUDO apt-get install -y --no-install-recommends \
     iperf3 redis-server redis-tools nginx wrk python3 procps
-# optional: socat (stand-in proxy for testing the harness), hyperfine, perf (--perf profiles)
-for pkg in socat hyperfine linux-perf; do
+# optional: haproxy and nginx's stream module (--peers), socat (stand-in proxy for testing
+# the harness), hyperfine, perf (--perf profiles)
+for pkg in haproxy libnginx-mod-stream socat hyperfine linux-perf; do
     $SUDO apt-get install -y --no-install-recommends "$pkg" \
         || echo "setup.sh: optional package $pkg not installed (continuing)"
 done
