@@ -157,6 +157,48 @@ async fn half_close_keeps_the_other_direction_flowing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_half_closes_first_still_gets_all_data_and_eof() {
+    within(async {
+        // The backend speaks first and half-closes, then reads until the client's EOF: that
+        // last EOF reaches it when the proxy closes the connection (both ways are over).
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = l.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    s.write_all(b"banner").await.unwrap();
+                    s.shutdown().await.unwrap();
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).await.unwrap();
+                    let _ = tx.send(got);
+                });
+            }
+        });
+        for zero_copy in [true, false] {
+            let v = vaurien(backend)
+                .streaming()
+                .zero_copy(zero_copy)
+                .start()
+                .await;
+            let mut s = v.connect().await;
+            let mut banner = Vec::new();
+            s.read_to_end(&mut banner).await.unwrap();
+            assert_eq!(banner, b"banner", "zero_copy={zero_copy}");
+            let data = payload(1 << 20, 9);
+            s.write_all(&data).await.unwrap();
+            s.shutdown().await.unwrap();
+            let got = rx.recv().await.unwrap();
+            assert_eq!(got.len(), data.len(), "zero_copy={zero_copy}");
+            assert_eq!(sha256(&got), sha256(&data), "zero_copy={zero_copy}");
+            v.stop().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_at_once_stay_separate() {
     within(async {
         let backend = echo_server().await;

@@ -257,6 +257,11 @@ impl Peer {
         self.eof.load(Ordering::Relaxed)
     }
 
+    /// Records an EOF read from this peer outside the `Peer` read functions (the fast path).
+    pub fn mark_eof(&self) {
+        self.eof.store(true, Ordering::Relaxed);
+    }
+
     /// True when the socket is still usable for a new exchange: not closed, no EOF or error
     /// pending and no unread data (used before reusing a pooled backend connection).
     pub fn is_reusable(&self) -> bool {

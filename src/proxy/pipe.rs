@@ -231,7 +231,13 @@ impl<'a> Half<'a> {
         match r {
             Poll::Ready(Ok(o)) => {
                 if o == Outcome::Eof {
-                    let _ = self.dst.shutdown_write();
+                    self.src.mark_eof();
+                    // When the destination's own EOF came already, both ways are over and the
+                    // connection closes both sockets next; nothing is left unread, so that
+                    // close sends the same FIN as a shutdown would: spare the call.
+                    if !self.dst.saw_eof() {
+                        let _ = self.dst.shutdown_write();
+                    }
                 }
                 self.state = State::Done(o);
                 Poll::Ready(o)

@@ -2,6 +2,7 @@
 //! at most `pool_max_size` idle connections per backend, each usable for `pool_timeout`.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -66,7 +67,7 @@ impl Pool {
         let addrs = resolve(backend).await?;
         let mut last = None;
         for a in addrs {
-            match tokio::time::timeout(timeout, TcpStream::connect(a)).await {
+            match tokio::time::timeout(timeout, connect(a)).await {
                 Ok(Ok(s)) => return Ok(Peer::new(s, Role::Backend, a)),
                 Ok(Err(e)) => last = Some(e),
                 Err(_) => {
@@ -95,5 +96,101 @@ impl Pool {
             .values()
             .map(|q| q.len())
             .sum()
+    }
+}
+
+/// Connects to `addr` without a trip through the event loop when it can: on loopback the
+/// handshake is usually over when `connect()` returns `EINPROGRESS`, so the socket is checked
+/// at once (`getpeername`) and only a connection still under way waits for writability.
+async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+    let pending = match sock.connect(&addr.into()) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => sock.peer_addr().is_err(),
+        Err(e) => return Err(e),
+    };
+    let stream = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    if pending {
+        stream.writable().await?;
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        // writable without an error, but not connected: refused or reset on the way
+        stream.peer_addr()?;
+    }
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect;
+    use std::time::{Duration, Instant};
+
+    /// A listening socket on a free loopback port with the shortest accept queue.
+    fn listener() -> std::net::TcpListener {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        s.listen(1).unwrap();
+        s.into()
+    }
+
+    #[tokio::test]
+    async fn connects_at_once_to_a_listening_port() {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        let s = tokio::time::timeout(Duration::from_secs(5), connect(addr))
+            .await
+            .expect("in time")
+            .expect("connected");
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        let (_, from) = l.accept().unwrap();
+        assert_eq!(from, s.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_error() {
+        let addr = listener().local_addr().unwrap(); // dropped: nothing listens there
+        let r = tokio::time::timeout(Duration::from_secs(5), connect(addr))
+            .await
+            .expect("in time");
+        assert_eq!(
+            r.expect_err("refused").kind(),
+            std::io::ErrorKind::ConnectionRefused
+        );
+    }
+
+    /// A backend whose accept queue is full drops the SYN: the connection is still under
+    /// way when `connect()` returns, and completes when the queue drains (SYN retransmitted).
+    #[tokio::test]
+    async fn a_handshake_that_completes_late_still_connects() {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        let mut held = Vec::new();
+        let started = loop {
+            assert!(held.len() < 16, "the accept queue never filled");
+            let t0 = Instant::now();
+            let mut pending = Box::pin(connect(addr));
+            match tokio::time::timeout(Duration::from_millis(300), pending.as_mut()).await {
+                Ok(s) => held.push(s.expect("connected while the queue has room")),
+                Err(_) => break (t0, pending),
+            }
+        };
+        let (t0, pending) = started;
+        l.set_nonblocking(true).unwrap();
+        while l.accept().is_ok() {} // drain the queue: the retransmitted SYN gets in
+        let s = tokio::time::timeout(Duration::from_secs(10), pending)
+            .await
+            .expect("connected after the SYN was retransmitted")
+            .expect("connected");
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        assert!(t0.elapsed() >= Duration::from_millis(300));
     }
 }
