@@ -179,7 +179,7 @@ async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 mod tests {
     use super::{connect, Resolver};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_host_name_is_resolved_once_per_ttl_and_again_when_forgotten() {
@@ -258,14 +258,13 @@ mod tests {
         let mut held = Vec::new();
         let started = loop {
             assert!(held.len() < 16, "the accept queue never filled");
-            let t0 = Instant::now();
             let mut pending = Box::pin(connect(addr));
             match tokio::time::timeout(Duration::from_millis(300), pending.as_mut()).await {
                 Ok(s) => held.push(s.expect("connected while the queue has room")),
-                Err(_) => break (t0, pending),
+                Err(_) => break pending,
             }
         };
-        let (t0, pending) = started;
+        let pending = started;
         l.set_nonblocking(true).unwrap();
         while l.accept().is_ok() {} // drain the queue: the retransmitted SYN gets in
         let s = tokio::time::timeout(Duration::from_secs(10), pending)
@@ -273,6 +272,5 @@ mod tests {
             .expect("connected after the SYN was retransmitted")
             .expect("connected");
         assert_eq!(s.peer_addr().unwrap(), addr);
-        assert!(t0.elapsed() >= Duration::from_millis(300));
     }
 }
