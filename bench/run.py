@@ -289,6 +289,8 @@ def wait_listening(port: int, proc: subprocess.Popen | None, what: str,
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# A direct run that keeps this share of the cores busy is CPU-bound (see Bench.account_row).
+CPU_BOUND = 0.85
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -321,15 +323,52 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
-def cpu_seconds(root: int) -> float:
-    """utime+stime (all threads) of the tree, plus that of reaped children."""
-    total = 0
+def cpu_split(root: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the tree (all threads), reaped children included."""
+    user = system = 0
     for pid in process_tree(root):
         fields = _stat_fields(pid)
         if fields:
             # utime, stime, cutime, cstime are fields 14..17 of /proc/PID/stat
-            total += sum(int(x) for x in fields[11:15])
-    return total / CLK_TCK
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(root: int) -> float:
+    """utime+stime (all threads) of the tree, plus that of reaped children."""
+    return sum(cpu_split(root))
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (user, nice, system, irq, softirq; not idle,
+    iowait or steal), all cores together."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+class CpuAccount:
+    """Where the machine's CPU went during one measurement: the whole machine busy, the
+    proxy's user-space and kernel time. The ceiling a proxy with no user-space cost at all
+    would reach in a CPU-bound run is ratio × busy / (busy − proxy user)."""
+
+    def __init__(self, run):
+        self.pid = run.pid if run else None
+        self.t0 = time.monotonic()
+        self.b0 = machine_busy()
+        self.p0 = cpu_split(self.pid) if self.pid else (0.0, 0.0)
+
+    def record(self, c, label: str, key: str) -> None:
+        wall = time.monotonic() - self.t0
+        busy = machine_busy() - self.b0
+        p1 = cpu_split(self.pid) if self.pid else (0.0, 0.0)
+        c.add(label, f"acct_{key}_busy", busy / (wall * (os.cpu_count() or 1)))
+        if self.pid:
+            user, system = p1[0] - self.p0[0], p1[1] - self.p0[1]
+            c.add(label, f"acct_{key}_user", user / busy if busy else 0.0)
+            c.add(label, f"acct_{key}_sys", system / busy if busy else 0.0)
 
 
 def rss_kib(root: int) -> int:
@@ -761,6 +800,7 @@ class Bench:
         self.procs = procs
         self.tmp = tmp
         self.rows: list[Row] = []
+        self.accounts: list[dict] = []   # where the CPU went, per workload and proxy
         self.workload_status: dict[str, str] = {}
         self.extra: dict = {}
         self.proxy: ProxyKind | None = None
@@ -887,7 +927,9 @@ class Bench:
                 for name, extra in variants:
                     argv = ["iperf3", "-c", HOST, "-p", str(p), "-t", str(t), "-J", *extra]
                     cpu0 = cpu_seconds(run.pid) if run else 0.0
+                    acct = CpuAccount(run)
                     j = self._iperf(argv, t)
+                    acct.record(c, label, name)
                     cpu1 = cpu_seconds(run.pid) if run else 0.0
                     s = j["end"]["sum_received"]
                     gbit = s["bits_per_second"] / 1e9
@@ -916,6 +958,7 @@ class Bench:
                 tgt = (Target(">=", targets[name], "direct", f"≥ {targets[name]:g}× direct")
                        if subj.startswith(self.proxy.name) else None)
                 self.rows.append(make_row(c, name, text, subj, "Gbit/s", tgt))
+                self.account_row(c, name, text, subj)
             tgt = (Target("<=", 0.3, "value", "≤ 0.3 s/GB")
                    if subj.startswith(self.proxy.name) else None)
             self.rows.append(make_row(c, "cpu_per_gb_total",
@@ -976,7 +1019,9 @@ class Bench:
         n50, n1, cl = self.s["redis_n50"], self.s["redis_n1"], self.s["redis_clients"]
 
         def once(c, label, p, run):
+            acct = CpuAccount(run)
             r50 = self.redis_benchmark(p, cl, n50)
+            acct.record(c, label, "c50")
             r1 = self.redis_benchmark(p, 1, n1)
             for test, rec in r50.items():
                 c.add(label, f"c50_{test}", rec["rps"])
@@ -1013,6 +1058,7 @@ class Bench:
                 t1 = Target(">=", 0.8, ours_tcp, "≥ 0.8× tcp")
             self.rows.append(make_row(c, "c50", f"redis PING+SET+GET, {cl} clients",
                                       subj, "req/s", t50))
+            self.account_row(c, "c50", f"redis PING+SET+GET, {cl} clients", subj)
             self.rows.append(make_row(c, "c1", "redis PING+SET+GET, 1 client",
                                       subj, "req/s", t1))
             self.rows.append(make_row(c, "c1p50", "redis, 1 client, p50 latency",
@@ -1107,7 +1153,9 @@ http {{
     def _wrk_once(self, extra: list[str]):
         def once(c, label, p, run):
             cpu0 = cpu_seconds(run.pid) if run else 0.0
+            acct = CpuAccount(run)
             j = self.wrk(p, extra)
+            acct.record(c, label, "rps")
             if run:
                 c.add(label, "cpu_us", (cpu_seconds(run.pid) - cpu0) * 1e6 / j["requests"])
             c.add(label, "rps", j["rps"])
@@ -1149,6 +1197,7 @@ http {{
             r = make_row(c, "rps", f"HTTP keep-alive, {w}", subj, "req/s", trps)
             self._error_note(c, r)
             self.rows.append(r)
+            self.account_row(c, "rps", f"HTTP keep-alive, {w}", subj)
             self.rows.append(make_row(c, "p50", "HTTP keep-alive, p50 latency", subj, "µs"))
             self.rows.append(make_row(c, "p99", "HTTP keep-alive, p99 latency", subj, "µs",
                                       tp99))
@@ -1171,6 +1220,7 @@ http {{
                          subj, "conn/s", t)
             self._error_note(c, r)
             self.rows.append(r)
+            self.account_row(c, "rps", "connection churn", subj)
             self.rows.append(make_row(c, "cpu_us", "connection churn, proxy CPU per connection",
                                       subj, "CPU µs", direct_subject=None))
         self.finish(c)
@@ -1374,6 +1424,25 @@ while True:
 
     # -- bookkeeping -----------------------------------------------------------
 
+    def account_row(self, c: Collector, key: str, text: str, subj: str) -> None:
+        """One line of "where the CPU goes": how busy the machine was directly and through
+        `subj`, the proxy's user-space and kernel shares of it, and the ratio a proxy with no
+        user-space cost at all would reach (only where the direct run kept the cores busy:
+        otherwise the run is bound by latency, not CPU, and no ceiling is given)."""
+        def med(s, m):
+            return median(c.get(s, f"acct_{key}_{m}"))
+        ratio_row = make_row(c, key, text, subj, "")
+        d_busy, busy = med("direct", "busy"), med(subj, "busy")
+        user, system = med(subj, "user"), med(subj, "sys")
+        if None in (d_busy, busy, user, system, ratio_row.ratio):
+            return
+        ceiling = None
+        if d_busy >= CPU_BOUND and user < 1:
+            ceiling = ratio_row.ratio / (1 - user)
+        self.accounts.append(dict(workload=text, subject=subj, direct_busy=d_busy, busy=busy,
+                                  proxy_user=user, proxy_sys=system, ratio=ratio_row.ratio,
+                                  ceiling=ceiling))
+
     def finish(self, c: Collector) -> None:
         self.extra[c.workload] = dict(samples=c.samples, errors=c.errors, extra=c.extra)
         if c.errors:
@@ -1445,7 +1514,25 @@ def tool_versions() -> dict:
     return out
 
 
-def markdown(meta: dict, rows: list[Row], status: dict) -> str:
+def account_table(accounts: list[dict]) -> list[str]:
+    """The "where the CPU goes" table (see Bench.account_row)."""
+    if not accounts:
+        return []
+    lines = ["", "Where the CPU goes (machine busy: all cores together; proxy user / kernel: its "
+             "share of that busy time; ceiling: the ratio with the proxy's user-space time "
+             f"taken away, given where the direct run kept ≥ {CPU_BOUND:.0%} of the cores busy):",
+             "", "| Workload | Through | Machine busy, direct | Machine busy, proxied "
+             "| Proxy user | Proxy kernel | Ratio | Ceiling |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for a in accounts:
+        ceiling = f"{a['ceiling']:.2f}" if a["ceiling"] is not None else "—"
+        lines.append(f"| {a['workload']} | {a['subject']} | {a['direct_busy']:.0%} | "
+                     f"{a['busy']:.0%} | {a['proxy_user']:.0%} | {a['proxy_sys']:.0%} | "
+                     f"{a['ratio']:.2f} | {ceiling} |")
+    return lines
+
+
+def markdown(meta: dict, rows: list[Row], status: dict, accounts: list[dict]) -> str:
     m = meta["machine"]
     s = meta["settings"]
     lines = [
@@ -1478,6 +1565,7 @@ def markdown(meta: dict, rows: list[Row], status: dict) -> str:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "—"
         lines.append(f"| {r.metric}{note} | {r.subject} | {fmt(r.direct, r.unit)} | "
                      f"{fmt(r.value, r.unit)} | {r.unit} | {ratio} | {target} | {result} |")
+    lines += account_table(accounts)
     busy = {k: v for k, v in meta.get("cpu_busy_before_workload", {}).items() if v > BUSY_WARN}
     if busy:
         lines.append("")
@@ -1716,13 +1804,14 @@ def main(argv=None) -> int:
     )
     doc = dict(meta, workloads=status,
                rows=[r.as_json() for r in bench.rows], details=bench.extra,
+               cpu_accounts=bench.accounts,
                summary=dict(passed=sum(1 for r in bench.rows if r.passed is True),
                             failed=sum(1 for r in bench.rows if r.passed is False)))
     host = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in machine["host"])
     suffix = ("-quick" if args.quick else "") + ("-standin" if args.proxy_cmd else "")
     json_path = out_dir / f"{date.strftime('%Y-%m-%d')}-{host}{suffix}.json"
     json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    md = markdown(meta, bench.rows, status)
+    md = markdown(meta, bench.rows, status, bench.accounts)
     md_path = out_dir / ("latest-standin.md" if args.proxy_cmd else "latest.md")
     md_path.write_text(md)
     print(md)
