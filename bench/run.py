@@ -851,7 +851,7 @@ class Bench:
                         self.procs.stop(running.pop(label).proc)
                 if self.args.perf and rep == reps - 1:
                     for label, kind, _ in subjects:
-                        if label in running and isinstance(kind, VaurienProxy):
+                        if label in running and isinstance(kind, (VaurienProxy, PythonApiProxy)):
                             self.profile(c, label, running[label], backend_port, once)
         finally:
             for r in running.values():
@@ -890,9 +890,13 @@ class Bench:
             graph = self.procs.run([perf, "report", "--stdio", "--no-children", "-i", str(data),
                                     "-g", "caller,2", "--percent-limit", "3",
                                     "--sort", "symbol"], timeout=120, name="perf report")
+            threads = self.procs.run([perf, "report", "--stdio", "--no-children", "-i",
+                                      str(data), "-g", "none", "--percent-limit", "0.5",
+                                      "--sort", "comm,dso"], timeout=120, name="perf report")
             out.write_text(f"# perf profile of {label} during the {c.workload} workload\n"
                            f"# (perf record -F 999 -g -p PID; one extra, unmeasured run)\n\n"
-                           + flat + "\n\n# call graphs (callers, >= 3%)\n\n" + graph)
+                           + flat + "\n\n# by thread (comm) and object\n\n" + threads
+                           + "\n\n# call graphs (callers, >= 3%)\n\n" + graph)
             log(f"    profile: {out}")
         except BenchError as e:
             log(f"    (perf report failed: {e})")
