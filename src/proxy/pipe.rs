@@ -436,7 +436,7 @@ pub(crate) mod splice {
     /// Bytes moved by one splice call, and the capacity asked for each pipe (the default
     /// `fs.pipe-max-size`). A bigger pipe moves what queued up while the proxy waited in one
     /// call pair instead of several, and wakes the receiver once: on one iperf3 stream 1 MiB
-    /// cost 0.28–0.39 CPU s/GB against 0.40–0.50 with 256 KiB (alternating runs, same machine).
+    /// cost 0.28–0.39 CPU s/GB against 0.40–0.56 with 256 KiB (alternating runs, same machine).
     /// Only the pipe's slot array is allocated up front; its pages are the sockets' own.
     pub const CHUNK: usize = 1024 * 1024;
 
