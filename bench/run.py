@@ -335,11 +335,6 @@ def cpu_split(root: int) -> tuple[float, float]:
     return user / CLK_TCK, system / CLK_TCK
 
 
-def cpu_seconds(root: int) -> float:
-    """utime+stime (all threads) of the tree, plus that of reaped children."""
-    return sum(cpu_split(root))
-
-
 def machine_busy() -> float:
     """CPU seconds the whole machine spent busy (user, nice, system, irq, softirq; not idle,
     iowait or steal), all cores together."""
@@ -360,15 +355,18 @@ class CpuAccount:
         self.b0 = machine_busy()
         self.p0 = cpu_split(self.pid) if self.pid else (0.0, 0.0)
 
-    def record(self, c, label: str, key: str) -> None:
+    def record(self, c, label: str, key: str) -> float:
+        """Records the shares under `key`; returns the proxy's CPU seconds (0 when direct)."""
         wall = time.monotonic() - self.t0
         busy = machine_busy() - self.b0
-        p1 = cpu_split(self.pid) if self.pid else (0.0, 0.0)
         c.add(label, f"acct_{key}_busy", busy / (wall * (os.cpu_count() or 1)))
-        if self.pid:
-            user, system = p1[0] - self.p0[0], p1[1] - self.p0[1]
-            c.add(label, f"acct_{key}_user", user / busy if busy else 0.0)
-            c.add(label, f"acct_{key}_sys", system / busy if busy else 0.0)
+        if not self.pid:
+            return 0.0
+        p1 = cpu_split(self.pid)
+        user, system = p1[0] - self.p0[0], p1[1] - self.p0[1]
+        c.add(label, f"acct_{key}_user", user / busy if busy else 0.0)
+        c.add(label, f"acct_{key}_sys", system / busy if busy else 0.0)
+        return user + system
 
 
 def rss_kib(root: int) -> int:
@@ -930,20 +928,18 @@ class Bench:
             def once(c, label, p, run):
                 for name, extra in variants:
                     argv = ["iperf3", "-c", HOST, "-p", str(p), "-t", str(t), "-J", *extra]
-                    cpu0 = cpu_seconds(run.pid) if run else 0.0
                     acct = CpuAccount(run)
                     j = self._iperf(argv, t)
-                    acct.record(c, label, name)
-                    cpu1 = cpu_seconds(run.pid) if run else 0.0
+                    cpu = acct.record(c, label, name)
                     s = j["end"]["sum_received"]
                     gbit = s["bits_per_second"] / 1e9
                     c.add(label, name, gbit)
                     if run:
-                        c.add(label, "cpu_s", cpu1 - cpu0)
+                        c.add(label, "cpu_s", cpu)
                         c.add(label, "gb", s["bytes"] / 1e9)
-                        c.add(label, f"cpu_{name}", (cpu1 - cpu0) / (s["bytes"] / 1e9))
+                        c.add(label, f"cpu_{name}", cpu / (s["bytes"] / 1e9))
                     log(f"    {label:<16} {name:<6} {gbit:8.2f} Gbit/s"
-                        + (f"   proxy cpu {cpu1 - cpu0:.2f}s for {s['bytes'] / 1e9:.1f} GB"
+                        + (f"   proxy cpu {cpu:.2f}s for {s['bytes'] / 1e9:.1f} GB"
                            if run else ""))
 
             self.measure(c, port, self.subjects(["tcp"]), once)
@@ -1156,12 +1152,11 @@ http {{
 
     def _wrk_once(self, extra: list[str]):
         def once(c, label, p, run):
-            cpu0 = cpu_seconds(run.pid) if run else 0.0
             acct = CpuAccount(run)
             j = self.wrk(p, extra)
-            acct.record(c, label, "rps")
+            cpu = acct.record(c, label, "rps")
             if run:
-                c.add(label, "cpu_us", (cpu_seconds(run.pid) - cpu0) * 1e6 / j["requests"])
+                c.add(label, "cpu_us", cpu * 1e6 / j["requests"])
             c.add(label, "rps", j["rps"])
             c.add(label, "p50", j["p50_us"])
             c.add(label, "p99", j["p99_us"])

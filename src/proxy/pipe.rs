@@ -425,8 +425,8 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; SCRATCH_SIZE].into_boxed_slice());
 }
 
-/// The only `unsafe` of the crate: the `pipe2`, `fcntl`, `splice`, `recv` and `close` system
-/// calls.
+/// The fast path's only `unsafe`: the `pipe2`, `fcntl`, `splice`, `recv` and `close` system
+/// calls (and `geteuid` in its tests).
 #[cfg(target_os = "linux")]
 pub(crate) mod splice {
     use std::cell::RefCell;
