@@ -295,10 +295,16 @@ def test_proxy_without_http(echo_backend):
 
 # -- the console scripts -----------------------------------------------------------------
 
+def _default_sigint() -> None:
+    # A suite started in the background by a shell script inherits SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the child the disposition a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_module(args):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "vaurien.run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, env=env, preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
