@@ -328,13 +328,13 @@ impl Server {
                 self.on_runtime(async move { o.disable().await }).await;
             }
             match self.build(spec).await {
-                Ok((p, failed)) => {
+                // As Toxiproxy's `AddOrReplace`: the new proxy goes in only once started; a
+                // proxy it was to replace stays as it was, stopped.
+                Ok((p, None)) => {
                     self.insert(p.clone());
-                    if let Some(e) = failed {
-                        return Err((e.into(), done));
-                    }
                     done.push(p);
                 }
+                Ok((_, Some(e))) => return Err((e.into(), done)),
                 Err(e) => return Err((e.into(), done)),
             }
         }

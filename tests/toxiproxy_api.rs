@@ -302,9 +302,11 @@ async fn populate_and_reset() {
             &format!(r#"[{{"name":"a","upstream":"{up}"}},{{"upstream":"{up}"}}]"#),
         )
         .await;
+    // Populate errors are JSON with the proxies done, as Toxiproxy's (not `http.Error` text).
+    assert_eq!(r.content_type, "application/json");
     assert_eq!(
         r.json(),
-        json!({"error":"missing required field: name at proxy 2","status":400})
+        json!({"error":"missing required field: name at proxy 2","status":400,"proxies":[]})
     );
     assert_eq!(api.get("/proxies").await.body, "{}", "nothing changed");
     // Two proxies, one with its toxics declared inline (a vaurien extra).
@@ -482,4 +484,139 @@ async fn removing_a_toxic_under_load_returns_promptly() {
     for t in tasks {
         let _ = within(t).await;
     }
+}
+
+#[tokio::test]
+async fn populate_failures_leave_the_table_as_toxiproxy_does() {
+    let (_s, api) = server().await;
+    let up = echo().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    // A new proxy that cannot bind is not added.
+    let r = api
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"new","listen":"{busy}","upstream":"{up}"}}]"#),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(api.get("/proxies/new").await.status, 404);
+    // A replacement that cannot bind leaves the old proxy in place, stopped.
+    let r = api
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"rep","listen":"127.0.0.1:0","upstream":"{up}"}}]"#),
+        )
+        .await;
+    let old_listen = r.json()["proxies"][0]["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"rep","listen":"{busy}","upstream":"{up}"}}]"#),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let rep = api.get("/proxies/rep").await.json();
+    assert_eq!(rep["listen"], json!(old_listen));
+    assert_eq!(rep["enabled"], json!(false));
+    // So /reset can start everything again.
+    let r = api.post("/reset", "").await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(api.get("/proxies/rep").await.json()["enabled"], json!(true));
+    // A listen address that is not HOST:PORT fails as Go's net.Listen does: a 500.
+    let r = api
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"bad","listen":"foo","upstream":"{up}"}}]"#),
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json()["error"],
+        json!("listen tcp: address foo: missing port in address")
+    );
+}
+
+#[tokio::test]
+async fn less_common_errors_in_gos_order_and_words() {
+    let (_s, api) = server().await;
+    let up = echo().await;
+    let r = api
+        .post(
+            "/proxies",
+            &format!(r#"{{"name":"l","listen":"foo","upstream":"{up}"}}"#),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (
+            500,
+            json!("listen tcp: address foo: missing port in address")
+        )
+    );
+    assert_eq!(api.get("/proxies/l").await.status, 404);
+    api.proxy("p", up).await;
+    // An empty stream is a bad stream (absent or null means downstream).
+    let r = api
+        .post(
+            "/proxies/p/toxics",
+            r#"{"name":"e","type":"latency","stream":""}"#,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (
+            400,
+            json!("stream was invalid, can be either upstream or downstream")
+        )
+    );
+    let r = api
+        .post(
+            "/proxies/p/toxics",
+            r#"{"name":"n","type":"latency","stream":null}"#,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["stream"].clone()),
+        (200, json!("downstream"))
+    );
+    // The duplicate check comes before the attributes are decoded.
+    let r = api
+        .post(
+            "/proxies/p/toxics",
+            r#"{"name":"n","type":"latency","attributes":{"latency":"x"}}"#,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (409, json!("toxic already exists"))
+    );
+    // What follows the JSON value is left unread, as Go's decoder does.
+    let r = api
+        .post(
+            "/proxies/p/toxics",
+            r#"{"name":"t","type":"noop"} trailing"#,
+        )
+        .await;
+    assert_eq!((r.status, r.json()["name"].clone()), (200, json!("t")));
+    let r = api
+        .post(
+            "/populate",
+            &format!(r#"[{{"name":"q","upstream":"{up}"}}] x"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The browser block is a matched route: it carries the request id.
+    let client = reqwest::Client::builder()
+        .user_agent("Mozilla/5.0 (X11)")
+        .build()
+        .unwrap();
+    let r = within(client.get(format!("{}/proxies", api.base)).send())
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.headers().contains_key("x-toxiproxy-request-id"));
 }

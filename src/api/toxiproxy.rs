@@ -119,7 +119,7 @@ fn with_id(mut resp: HttpResponse) -> HttpResponse {
 macro_rules! matched {
     ($req:expr, $body:expr) => {{
         if let Some(r) = guard(&$req) {
-            return r;
+            return with_id(r);
         }
         with_id($body)
     }};
@@ -146,7 +146,13 @@ fn decode(body: &[u8]) -> Result<Value, BadBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BadBody("EOF".into()));
     }
-    serde_json::from_slice(body).map_err(|e| BadBody(go_syntax_error(body, &e)))
+    // Go's `json.Decoder.Decode` reads one value and leaves what follows it unread.
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    match values.next() {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(BadBody(go_syntax_error(body, &e))),
+        None => Err(BadBody("EOF".into())),
+    }
 }
 
 fn go_syntax_error(body: &[u8], e: &serde_json::Error) -> String {
@@ -455,7 +461,34 @@ fn collection_error(e: &CollectionError) -> HttpResponse {
     }
 }
 
-fn status_and_message(e: &CollectionError) -> (u16, String) {
+/// A `listen` that is not HOST:PORT fails in Go when the proxy starts, as a 500 in
+/// `net.Listen`'s words (an `upstream` that is not HOST:PORT stays a 400: see the README).
+fn go_listen_error(e: &CollectionError, listen: Option<&str>) -> Option<String> {
+    match e {
+        CollectionError::Proxy(ProxyError::Address(a)) if Some(a.as_str()) == listen => {
+            let why = if a.contains(':') {
+                "invalid port"
+            } else {
+                "missing port in address"
+            };
+            Some(format!("listen tcp: address {a}: {why}"))
+        }
+        _ => None,
+    }
+}
+
+/// [`collection_error`], with a bad `listen` answered as Go does.
+fn collection_error_at(e: &CollectionError, listen: Option<&str>) -> HttpResponse {
+    match go_listen_error(e, listen) {
+        Some(m) => toxiproxy_error(500, &m),
+        None => collection_error(e),
+    }
+}
+
+fn status_and_message(e: &CollectionError, listen: Option<&str>) -> (u16, String) {
+    if let Some(m) = go_listen_error(e, listen) {
+        return (500, m);
+    }
     let resp = collection_error(e);
     let status = resp.status().as_u16();
     let msg = match e {
@@ -503,10 +536,9 @@ fn proxy_spec(v: &Value, go_type: &str, at: Option<usize>) -> Result<ProxySpec, 
             )));
         };
         for item in items {
-            let spec = toxic_spec(item)?;
-            if toxics.iter().any(|t: &ToxicSpec| t.name == spec.name) {
-                return Err(toxiproxy_error(409, "toxic already exists"));
-            }
+            let spec = toxic_spec(item, &|name| {
+                toxics.iter().any(|t: &ToxicSpec| t.name == name)
+            })?;
             toxics.push(spec);
         }
     }
@@ -521,17 +553,16 @@ fn proxy_spec(v: &Value, go_type: &str, at: Option<usize>) -> Result<ProxySpec, 
     })
 }
 
-/// A toxic declaration, checked in Toxiproxy's order: stream, default name, type, attributes
-/// (the duplicate check is the caller's).
-fn toxic_spec(v: &Value) -> Result<ToxicSpec, HttpResponse> {
+/// A toxic declaration, checked in Toxiproxy's order: stream, default name, type, duplicate
+/// name (`taken`: 409), attributes.
+fn toxic_spec(v: &Value, taken: &dyn Fn(&str) -> bool) -> Result<ToxicSpec, HttpResponse> {
     let obj = object(v, "toxics.ToxicWrapper").map_err(bad_body)?;
     let name = string_field(obj, "name", "ToxicWrapper").map_err(bad_body)?;
     let kind = string_field(obj, "type", "ToxicWrapper").map_err(bad_body)?;
     let stream = string_field(obj, "stream", "ToxicWrapper").map_err(bad_body)?;
     let toxicity = f32_field(obj, "toxicity", "ToxicWrapper").map_err(bad_body)?;
-    let stream = stream
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "downstream".into());
+    // Absent (or null) is "downstream"; an empty string is a bad stream, as in Go.
+    let stream = stream.unwrap_or_else(|| "downstream".into());
     if crate::behavior::Direction::parse(&stream).is_none() {
         return Err(toxiproxy_error(
             400,
@@ -545,6 +576,9 @@ fn toxic_spec(v: &Value) -> Result<ToxicSpec, HttpResponse> {
     let kind = registry()
         .get(&kind_name)
         .map_err(|_| toxiproxy_error(400, "invalid toxic type"))?;
+    if taken(&name) {
+        return Err(toxiproxy_error(409, "toxic already exists"));
+    }
     let attributes = attributes(
         &kind,
         &Options::defaults(&kind.options),
@@ -630,7 +664,7 @@ async fn create_proxy(
             Err(r) => r,
             Ok(spec) => match server.create_proxy(&spec).await {
                 Ok(p) => ok_json(201, &proxy_json(&p).await),
-                Err(e) => collection_error(&e),
+                Err(e) => collection_error_at(&e, Some(&spec.listen)),
             },
         }
     })
@@ -670,9 +704,10 @@ async fn update_proxy(
             Ok(_) => match parsed {
                 Err(e) => bad_body(e),
                 Ok((listen, upstream, enabled)) => {
+                    let asked = listen.clone();
                     match server.update_proxy(&path, listen, upstream, enabled).await {
                         Ok(p) => ok_json(200, &proxy_json(&p).await),
-                        Err(e) => collection_error(&e),
+                        Err(e) => collection_error_at(&e, asked.as_deref()),
                     }
                 }
             },
@@ -696,7 +731,15 @@ async fn delete_proxy(
 async fn populate(req: HttpRequest, server: web::Data<Server>, body: web::Bytes) -> HttpResponse {
     matched!(req, {
         match populate_specs(&body) {
-            Err(r) => r,
+            // As every populate error in Toxiproxy: JSON, with the (no) proxies done.
+            Err(r) => {
+                let status = r.status().as_u16();
+                let message = error_text(r).await;
+                ok_json(
+                    status,
+                    &json!({"error": message, "status": status, "proxies": []}),
+                )
+            }
             Ok(specs) => match server.populate(&specs).await {
                 Ok(done) => {
                     let mut list = Vec::new();
@@ -707,7 +750,9 @@ async fn populate(req: HttpRequest, server: web::Data<Server>, body: web::Bytes)
                     ok_json(201, &json!({ "proxies": list }))
                 }
                 Err((e, done)) => {
-                    let (status, message) = status_and_message(&e);
+                    // The entry that failed is the one after those done.
+                    let listen = specs.get(done.len()).map(|s| s.listen.as_str());
+                    let (status, message) = status_and_message(&e, listen);
                     let mut list = Vec::new();
                     for p in &done {
                         list.push(proxy_json(p).await);
@@ -797,7 +842,11 @@ async fn create_toxic(
             Ok(p) => p,
             Err(r) => return with_id(r),
         };
-        let spec = match decode(&body).map_err(bad_body).and_then(|v| toxic_spec(&v)) {
+        let taken = |name: &str| p.shared.toxics().iter().any(|t| t.name == name);
+        let spec = match decode(&body)
+            .map_err(bad_body)
+            .and_then(|v| toxic_spec(&v, &taken))
+        {
             Ok(s) => s,
             Err(r) => return with_id(r),
         };
