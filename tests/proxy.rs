@@ -238,6 +238,52 @@ async fn tcp_without_keep_alive_forwards_the_first_read_and_relays_until_close()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_without_keep_alive_forwards_at_most_buffer_bytes_of_the_first_read() {
+    within(async {
+        // The backend answers with how many bytes it got before the proxy stopped sending.
+        let counter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = counter.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = counter.accept().await {
+                tokio::spawn(async move {
+                    let mut got = 0;
+                    let mut buf = [0u8; 65536];
+                    // Whatever arrives within 300 ms of the first byte.
+                    let first = c.read(&mut buf).await.unwrap_or(0);
+                    got += first;
+                    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+                    while let Ok(Ok(n)) = tokio::time::timeout_at(until, c.read(&mut buf)).await {
+                        if n == 0 {
+                            break;
+                        }
+                        got += n;
+                    }
+                    let _ = c.write_all(got.to_string().as_bytes()).await;
+                });
+            }
+        });
+        let data = payload(20_000, 3);
+        for (buffer, want) in [(None, 8124), (Some(100), 100)] {
+            let mut b = vaurien(backend);
+            if let Some(n) = buffer {
+                b = b.protocol_option("buffer", vaurien::behavior::Value::Int(n));
+            }
+            let v = b.timeout(1.0).start().await;
+            let mut s = v.connect().await;
+            s.write_all(&data).await.unwrap();
+            let (got, _) = read_all(&mut s).await;
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                want.to_string(),
+                "buffer={buffer:?}"
+            );
+            v.stop().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_without_keep_alive_closes_after_timeout_when_the_backend_stays() {
     within(async {
         let backend = reply_server(|req| [b"re:".as_slice(), req].concat()).await;

@@ -331,6 +331,13 @@ async fn exchanges(
     let mut backend_buf = BytesMut::new();
     let mut links = Links::default();
     let mut spin = BusyPoll::new(shared.settings.busy_poll);
+    // An exchange starts with one read of at most the protocol's `buffer` (the original's read
+    // size: tcp without keep_alive forwards only that much of the client's first data).
+    let first_read = protocol
+        .option("buffer")
+        .map(|v| v.as_i64())
+        .filter(|n| *n > 0)
+        .map_or(conn.bufsize, |n| (n as usize).min(16 << 20));
     loop {
         let to_backend = if !client_buf.is_empty() {
             true
@@ -342,7 +349,7 @@ async fn exchanges(
             let caught = if spinning {
                 let a = (client, &mut client_buf);
                 let b = (backend, &mut backend_buf);
-                match Peer::spin_either(a, b, conn.bufsize, &spin).await {
+                match Peer::spin_either(a, b, first_read, &spin).await {
                     Ok(c) => c,
                     Err(_) => return false,
                 }
@@ -357,8 +364,8 @@ async fn exchanges(
                 // of 0 (EOF) still starts an exchange, which sees the EOF itself.
                 None => tokio::select! {
                     biased;
-                    r = client.read_buf(&mut client_buf, conn.bufsize) => { if r.is_err() { return false; } true }
-                    r = backend.read_buf(&mut backend_buf, conn.bufsize) => { if r.is_err() { return false; } false }
+                    r = client.read_buf(&mut client_buf, first_read) => { if r.is_err() { return false; } true }
+                    r = backend.read_buf(&mut backend_buf, first_read) => { if r.is_err() { return false; } false }
                     _ = tokio::time::sleep(conn.timeout) => {
                         tracing::debug!("idle for --timeout; closing");
                         return false;
