@@ -1,7 +1,8 @@
 """The protocols against the real thing: real servers (servers.py), real client libraries, the
 `vaurien` binary in between. For each protocol: `dummy` gives the same results as talking to
-the server directly, `delay` delays, and `error` makes the client library raise its own
-protocol error (not a parse failure, not a hang)."""
+the server directly, `delay` delays, `error` gives the client 1000 random bytes once the request
+reached the server (as the original documents), and `error` with `protocol_reply` makes the
+client library raise its own protocol error (not a parse failure, not a hang)."""
 from __future__ import annotations
 
 import contextlib
@@ -183,13 +184,51 @@ def test_redis_delay(redis_server):
 
 
 def test_redis_error_is_a_response_error(redis_server):
-    with proxy(redis_server, "redis", "100:error", "--stay-connected") as port:
+    with proxy(redis_server, "redis", "100:error", "--stay-connected", "--behavior-error-protocol-reply") as port:
         r = redis.Redis(port=port, protocol=2)
         with pytest.raises(redis.ResponseError, match="vaurien"):
             r.get("x")
         with pytest.raises(redis.ResponseError, match="vaurien"):
             r.set("x", "y")
         r.close()
+
+
+def test_error_sends_random_bytes_after_the_request_reached_the_server(redis_server, memcached_server):
+    # As the original documents: the request goes through, 1000 random bytes replace the answer.
+    direct = redis.Redis(port=redis_server)
+    direct.delete("vaurien:side")
+    with proxy(redis_server, "redis", "100:error", "--stay-connected") as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$12\r\nvaurien:side\r\n$1\r\n1\r\n")
+            got = recv_all(s)
+        assert len(got) == 1000 and got != b"+OK\r\n"
+    assert direct.get("vaurien:side") == b"1", "the request reached redis"
+    direct.close()
+    with proxy(memcached_server, "memcache", "100:error", "--stay-connected") as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"version\r\n")
+            assert len(recv_all(s)) == 1000
+        c = MemcacheClient(("127.0.0.1", port), timeout=5)
+        with pytest.raises(Exception):
+            c.get("vm:any")
+        c.close()
+
+
+def test_error_inject_puts_100_random_bytes_in_the_real_answer(redis_server):
+    with proxy(redis_server, "redis", "100:error", "--stay-connected", "--behavior-error-inject") as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"PING\r\n")
+            got = b""
+            deadline = time.monotonic() + 10
+            while len(got) < 107 and time.monotonic() < deadline:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+    # `+PONG\r\n` with 100 bytes in its middle.
+    assert len(got) == 107, got
+    assert got.startswith(b"+PO") and got.endswith(b"NG\r\n"), got
 
 
 @pytest.mark.timeout(120)
@@ -273,7 +312,7 @@ def test_memcache_delay(memcached_server):
 
 
 def test_memcache_error_is_a_server_error(memcached_server):
-    with proxy(memcached_server, "memcache", "100:error", "--stay-connected") as port:
+    with proxy(memcached_server, "memcache", "100:error", "--stay-connected", "--behavior-error-protocol-reply") as port:
         c = MemcacheClient(("127.0.0.1", port), timeout=10, default_noreply=False)
         with pytest.raises(MemcacheServerError, match="vaurien"):
             c.get("vm:any")
@@ -341,7 +380,7 @@ def test_mysql_delay(mariadb_server):
 
 def test_mysql_error_is_a_pymysql_error(mariadb_server):
     # From the first exchange: the greeting is replaced by an ERR packet.
-    with proxy(mariadb_server, "mysql", "100:error") as port:
+    with proxy(mariadb_server, "mysql", "100:error", "--behavior-error-protocol-reply") as port:
         with pytest.raises((pymysql.err.OperationalError, pymysql.err.InternalError)):
             pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5, read_timeout=5)
     # After the handshake: the control API turns `error` on, and the next query gets the ERR
@@ -353,7 +392,7 @@ def test_mysql_error_is_a_pymysql_error(mariadb_server):
         conn = pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5, read_timeout=5)
         with conn.cursor() as c:
             c.execute("SELECT 1")
-            set_behavior(api, {"name": "error"})
+            set_behavior(api, {"name": "error", "protocol_reply": True})
             with pytest.raises(pymysql.err.OperationalError) as e:
                 c.execute("SELECT 2")
             assert e.value.args[0] == 1105 and "vaurien" in e.value.args[1]
@@ -415,11 +454,11 @@ def test_smtp_delay(smtp_server):
 
 def test_smtp_error_is_an_smtp_error(smtp_server):
     port, _ = smtp_server
-    with proxy(port, "smtp", "100:error") as pport:
+    with proxy(port, "smtp", "100:error", "--behavior-error-protocol-reply") as pport:
         with pytest.raises(smtplib.SMTPResponseException) as e:
             smtplib.SMTP("127.0.0.1", pport, timeout=5)
         assert e.value.smtp_code == 451
-    with proxy(port, "smtp", "100:error", "--behavior-error-warmup", "2") as pport:
+    with proxy(port, "smtp", "100:error", "--behavior-error-warmup", "2", "--behavior-error-protocol-reply") as pport:
         s = smtplib.SMTP("127.0.0.1", pport, timeout=5)
         with pytest.raises(smtplib.SMTPResponseException) as e:
             s.sendmail("a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nhi\r\n")

@@ -1,7 +1,9 @@
-//! `error`: after `warmup` exchanges, answers with an error. With a protocol that has an error
-//! answer (http 50x, redis `-ERR`, memcache `SERVER_ERROR`, a MySQL ERR packet, an SMTP 4xx/5xx)
-//! the request is read and answered with it; otherwise 1000 random bytes replace the answer,
-//! or with `inject` 100 random bytes are inserted in the middle of the real answer.
+//! `error`: after `warmup` exchanges, answers with an error. With http, a random 50x response
+//! (as the original); with the other protocols, as the original documents, the request reaches
+//! the backend and 1000 random bytes replace the answer, or with `inject` 100 random bytes are
+//! inserted in the middle of the real answer. With `protocol_reply`, a protocol that has an
+//! error answer of its own (redis `-ERR`, memcache `SERVER_ERROR`, a MySQL ERR packet, an SMTP
+//! 451) answers the request with it instead, and the connection goes on.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use super::{Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Options, 
 
 pub struct Error {
     inject: bool,
+    /// Answer with the protocol's own error reply (always so for http).
+    protocol_reply: bool,
     warmup: i64,
     /// Exchanges seen so far, shared by every connection of the proxy.
     seen: AtomicI64,
@@ -22,6 +26,7 @@ impl Error {
     pub fn new(o: &Options) -> Self {
         Error {
             inject: o.bool("inject"),
+            protocol_reply: o.bool("protocol_reply"),
             warmup: o.int("warmup"),
             seen: AtomicI64::new(0),
         }
@@ -33,7 +38,8 @@ impl Error {
 
     /// Answers the exchange with an error (no warmup check).
     pub async fn fail(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        if let Some(reply) = cx.protocol.error_reply(cx.rng) {
+        let own_reply = self.protocol_reply || cx.protocol.name() == "http";
+        if let Some(reply) = own_reply.then(|| cx.protocol.error_reply(cx.rng)).flatten() {
             // Read the whole request so that the connection stays in step, then answer it.
             if cx.to_backend {
                 let n = cx.read_message().await?;
@@ -92,6 +98,11 @@ pub(super) fn options() -> Vec<OptionSpec> {
             "inject 100 random bytes in the middle of the answer instead of replacing it",
         ),
         OptionSpec::int("warmup", 0, "number of exchanges served normally first"),
+        OptionSpec::bool(
+            "protocol_reply",
+            false,
+            "answer with the protocol's own error (redis -ERR, memcache SERVER_ERROR, MySQL ERR, SMTP 451) instead of random bytes",
+        ),
     ]
 }
 
