@@ -227,7 +227,8 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
         message: format!("[vaurien] {key} = {v:?} is not {what}"),
     };
     let mut g = Given::default();
-    if let Some(v) = sections.get("vaurien") {
+    let vaurien = vaurien_section(&shown, sections)?;
+    if let Some(v) = vaurien.as_ref() {
         for key in v.keys() {
             if !KEYS.contains(&key.as_str()) && key != "extends" {
                 return Err(ConfigError::Parse {
@@ -289,7 +290,10 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
     for (section, values) in sections {
         let (kind, name) = match section.split_once(':') {
             Some((k, n)) => (k.trim(), n.trim()),
-            None => continue,
+            None if ["vaurien", "statsd", "DEFAULT", "default"].contains(&section.as_str()) => {
+                continue
+            }
+            None => ("", section.as_str()),
         };
         let (options, callables) = match kind {
             "behavior" => (&mut g.behavior_options, &mut g.behavior_callables),
@@ -298,7 +302,7 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
                 return Err(ConfigError::Parse {
                     path: shown.clone(),
                     message: format!(
-                        "unknown section [{section}] (expected [behavior:NAME] or [protocol:NAME])"
+                        "unknown section [{section}] (expected [vaurien], [statsd], [behavior:NAME] or [protocol:NAME])"
                     ),
                 })
             }
@@ -315,6 +319,46 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
         }
     }
     Ok(g)
+}
+
+/// The `[vaurien]` settings, with the original's statsd spellings folded in: `statsd.enabled`,
+/// `statsd.host`, ... in `[vaurien]`, or `enabled`, `host`, ... in a `[statsd]` section, are
+/// `statsd`, `statsd_host`, ...
+fn vaurien_section(
+    shown: &str,
+    sections: &Sections,
+) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+    let statsd_key = |k: &str| match k {
+        "enabled" => "statsd".to_string(),
+        other => format!("statsd_{other}"),
+    };
+    let mut out: Option<BTreeMap<String, String>> = None;
+    if let Some(v) = sections.get("vaurien") {
+        let map = out.get_or_insert_with(BTreeMap::new);
+        for (k, val) in v {
+            let key = match k.strip_prefix("statsd.") {
+                Some(rest) => statsd_key(rest),
+                None => k.clone(),
+            };
+            map.insert(key, val.clone());
+        }
+    }
+    if let Some(v) = sections.get("statsd") {
+        let map = out.get_or_insert_with(BTreeMap::new);
+        for (k, val) in v {
+            let key = statsd_key(k);
+            if !KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::Parse {
+                    path: shown.to_string(),
+                    message: format!(
+                        "unknown key '{k}' in [statsd] (known: enabled, host, port, prefix, sample_rate)"
+                    ),
+                });
+            }
+            map.entry(key).or_insert_with(|| val.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// `a` where given, else `b`.
@@ -520,6 +564,36 @@ mod tests {
         assert_eq!(pc.behavior_options["delay"].float("sleep"), 3.0);
         assert!(!pc.behavior_options["delay"].bool("before"));
         assert!(pc.protocol_options.bool("keep_alive"));
+    }
+
+    #[test]
+    fn the_originals_statsd_spellings_and_unknown_sections() {
+        let d = tempdir();
+        let p = write(
+            &d,
+            "dotted.ini",
+            "[vaurien]\nstatsd.enabled = true\nstatsd.port = 9125\nstatsd.prefix = app\n",
+        );
+        let g = read_ini(&p).unwrap();
+        assert_eq!(
+            (g.statsd, g.statsd_port, g.statsd_prefix.as_deref()),
+            (Some(true), Some(9125), Some("app"))
+        );
+        let p = write(
+            &d,
+            "section.ini",
+            "[statsd]\nenabled = true\nhost = 127.0.0.1\nsample_rate = 0.5\n",
+        );
+        let g = read_ini(&p).unwrap();
+        assert_eq!(g.statsd, Some(true));
+        assert_eq!(g.statsd_host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(g.statsd_sample_rate, Some(0.5));
+        let p = write(&d, "badkey.ini", "[statsd]\ncolour = blue\n");
+        let e = read_ini(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown key 'colour' in [statsd]"), "{e}");
+        let p = write(&d, "foo.ini", "[vaurien]\nbackend = a:1\n[foo]\nx = 1\n");
+        let e = read_ini(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown section [foo]"), "{e}");
     }
 
     #[test]
