@@ -423,7 +423,9 @@ pub async fn recv_from(
         let n = max.min(buf.len());
         return Ok(buf.split_to(n).to_vec());
     }
-    let mut tmp = BytesMut::with_capacity(max.min(1 << 20));
+    // A recv returns at most what one read gives: never reserve more than 1 MiB for it.
+    let max = max.min(1 << 20);
+    let mut tmp = BytesMut::with_capacity(max);
     let r = match timeout {
         Some(t) => peer.read_buf_timeout(&mut tmp, max, t).await,
         None => peer.read_buf(&mut tmp, max).await,
