@@ -429,8 +429,9 @@ async fn reuse_socket_pools_backend_connections() {
                 });
             }
         });
-        // keep_alive without --stay-connected: one exchange per client connection, and the
-        // backend connection goes back to the pool for the next client.
+        // keep_alive without --stay-connected: the conversation ends when the client leaves
+        // (its EOF ends the connection, as the original), and the backend connection goes
+        // back to the pool for the next client.
         let v = vaurien(backend)
             .protocol_option("keep_alive", vaurien::behavior::Value::Bool(true))
             .protocol_option("reuse_socket", vaurien::behavior::Value::Bool(true))
@@ -443,6 +444,7 @@ async fn reuse_socket_pools_backend_connections() {
             let mut buf = vec![0u8; msg.len()];
             s.read_exact(&mut buf).await.unwrap();
             assert_eq!(buf, msg.as_bytes());
+            s.shutdown().await.unwrap();
             let (rest, _) = read_all(&mut s).await;
             assert!(rest.is_empty());
         }

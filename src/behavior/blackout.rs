@@ -1,4 +1,6 @@
-//! `blackout`: closes the client connection at once.
+//! `blackout`: closes the client connection at once. As the original (which closed the client
+//! socket with the request unread), the client sees a reset; on an exchange the backend starts
+//! (a greeting), the backend connection is closed and the client's ends with a FIN.
 
 use std::sync::Arc;
 
@@ -11,7 +13,12 @@ pub struct Blackout;
 #[async_trait]
 impl Behavior for Blackout {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        cx.client.close();
+        if cx.to_backend {
+            cx.client.reset();
+        } else {
+            cx.backend.close();
+            cx.client.close();
+        }
         Ok(Flow::Close)
     }
 }

@@ -1,4 +1,6 @@
-//! `delay`: sleeps before the exchange, or after it when `before` is false.
+//! `delay`: sleeps before the exchange, or after it when `before` is false. With smtp and mysql
+//! (which the original ran as tcp, one exchange per read in each direction) it also sleeps
+//! between the request and the answer, so that a round trip takes twice the sleep, as there.
 
 use std::sync::Arc;
 
@@ -15,6 +17,12 @@ pub struct Delay {
 impl Behavior for Delay {
     async fn on_before_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         if self.before {
+            sleep_secs(self.sleep).await;
+        }
+        Ok(Flow::Continue)
+    }
+    async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
+        if cx.protocol.hooks_each_direction() {
             sleep_secs(self.sleep).await;
         }
         Ok(Flow::Continue)

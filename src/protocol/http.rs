@@ -7,9 +7,9 @@
 //! `CONNECT` tunnel) hands the connection over to raw forwarding both ways.
 //!
 //! As the original, the client connection is closed after each response unless both the
-//! `keep_alive` and `reuse_socket` options are given; when it is going to be closed, the
-//! response says `Connection: close` so that the client knows. `overwrite_host_header`
-//! rewrites the `Host:` header to the backend's address.
+//! `keep_alive` and `reuse_socket` options are given (the response goes as the backend sent
+//! it: no `Connection: close` is added). `overwrite_host_header` (on by default, as the
+//! original) rewrites the `Host:` header to the backend as given.
 
 use std::sync::Arc;
 
@@ -44,8 +44,8 @@ pub(crate) fn kind() -> ProtocolKind {
         "HTTP/1.1: one request and its response per exchange",
         vec![OptionSpec::bool(
             "overwrite_host_header",
-            false,
-            "rewrite the Host header to the backend's address",
+            true,
+            "rewrite the Host header to the backend as given (--backend), as the original did by default",
         )],
         |o| Ok(Arc::new(Http::new(o.clone())) as Arc<dyn Protocol>),
     )
@@ -473,32 +473,6 @@ pub fn rewrite_host(head: &[u8], host: &str) -> Vec<u8> {
     out
 }
 
-/// `head` saying `Connection: close` (its `Connection` and `Keep-Alive` headers replaced).
-pub fn with_close(head: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + 19);
-    let mut first = true;
-    for l in head_lines(head) {
-        let blank = l == b"\r\n" || l == b"\n";
-        if blank && !first {
-            out.extend_from_slice(b"Connection: close\r\n");
-            out.extend_from_slice(l);
-            continue;
-        }
-        if !first
-            && header_name(l).is_some_and(|n| {
-                n.eq_ignore_ascii_case(b"connection") || n.eq_ignore_ascii_case(b"keep-alive")
-            })
-        {
-            continue;
-        }
-        if !blank {
-            first = false;
-        }
-        out.extend_from_slice(l);
-    }
-    out
-}
-
 /// How reading a head from one side ended.
 enum HeadRead {
     Head(Head),
@@ -578,11 +552,9 @@ impl Http {
                 continue;
             }
             let keep = req.keep_alive && head.keep_alive;
-            let mut head_bytes = if !(head.says_close || keep && self.stay) {
-                with_close(&raw)
-            } else {
-                raw.to_vec()
-            };
+            // As the original, the head goes as the backend sent it, even when the proxy is
+            // going to close the client connection after this response.
+            let mut head_bytes = raw.to_vec();
             // A body already read whole goes out with its head, in one write.
             let whole = match head.body {
                 BodyKind::Empty => Some(0),
@@ -833,11 +805,6 @@ mod tests {
         assert_eq!(
             rewrite_host(b"GET / HTTP/1.0\r\n\r\n", "h:1"),
             b"GET / HTTP/1.0\r\nHost: h:1\r\n\r\n".to_vec()
-        );
-        let head = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(
-            with_close(head),
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
         );
     }
 

@@ -253,10 +253,10 @@ impl Protocol for Memcache {
         &self.options
     }
 
-    fn mode(&self, stay_connected: bool) -> Mode {
-        Mode::Exchanges {
-            stay: stay_connected,
-        }
+    fn mode(&self, _stay_connected: bool) -> Mode {
+        // As the original: a conversation goes on after each reply (until the client leaves,
+        // or stays quiet for --timeout without --stay-connected).
+        Mode::Exchanges { stay: true }
     }
 
     fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {

@@ -78,6 +78,12 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = to_backend;
         (!buf.is_empty()).then_some(buf.len())
     }
+    /// True for the protocols the original ran as tcp with `keep_alive` (smtp, mysql): it called
+    /// the behavior once per read in each direction, so a `delay` applied to the request and
+    /// again to the answer (a round trip took twice the sleep).
+    fn hooks_each_direction(&self) -> bool {
+        false
+    }
     /// The protocol's own error answer, or `None` when it has none (random bytes are sent).
     fn error_reply(&self, rng: &mut SmallRng) -> Option<ErrorReply> {
         let _ = rng;

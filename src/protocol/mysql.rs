@@ -454,6 +454,10 @@ impl Protocol for Mysql {
         Mode::Exchanges { stay: true }
     }
 
+    fn hooks_each_direction(&self) -> bool {
+        true
+    }
+
     fn frame_len(&self, buf: &[u8], _to_backend: bool) -> Option<usize> {
         packet_len(buf)
     }

@@ -235,6 +235,10 @@ impl Protocol for Smtp {
         Mode::Exchanges { stay: true }
     }
 
+    fn hooks_each_direction(&self) -> bool {
+        true
+    }
+
     fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
         if to_backend {
             command_len(buf)

@@ -1,9 +1,10 @@
 //! `tcp`: reads what one side sent and forwards it. Without `keep_alive` (the original's
 //! default) only the first read of the client is forwarded, then the backend's answer is
 //! relayed until the backend closes or `--timeout` expires, and the connection closes. With
-//! `keep_alive` and `--stay-connected`, each chunk in either direction is one exchange; with
-//! `keep_alive` alone, an exchange is one read of the client and one read of the answer, and
-//! the backend connection may then be reused (`reuse_socket`).
+//! `keep_alive`, both directions stream and each chunk in either direction is one exchange;
+//! without `--stay-connected` the first EOF from either side (or `--timeout` without traffic)
+//! ends the connection, as the original's loop did, and a backend the client left may be
+//! reused (`reuse_socket`).
 
 use std::sync::Arc;
 
@@ -53,7 +54,7 @@ impl Protocol for Tcp {
     }
 
     fn mode(&self, stay_connected: bool) -> Mode {
-        if self.keep_alive && stay_connected {
+        if self.keep_alive {
             Mode::Streaming
         } else {
             Mode::Exchanges {
@@ -91,50 +92,21 @@ impl Protocol for Tcp {
         if !open {
             return Ok(false);
         }
-        if s.streaming && self.keep_alive {
-            // Streaming: nothing else happens in this exchange.
+        if s.streaming {
+            // Streaming (keep_alive): nothing else happens in this exchange.
             return between_then_after(s, self, to_backend, behavior).await;
         }
         if !between(s, self, to_backend, behavior).await? {
             after(s, self, to_backend, behavior).await?;
             return Ok(false);
         }
-        if !self.keep_alive {
-            // Relay the answer until the other side closes or goes quiet for --timeout.
-            loop {
-                match s.fill(!to_backend, self.buffer).await {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
-                    Err(e) => return Err(e.into()),
-                }
-                let chunk = if to_backend {
-                    s.backend_buf.split()
-                } else {
-                    s.client_buf.split()
-                };
-                let open = s.forward(!to_backend, &chunk).await?;
-                reclaim(s, !to_backend, chunk);
-                if !open {
-                    break;
-                }
-            }
-            after(s, self, to_backend, behavior).await?;
-            return Ok(false);
-        }
-        if !s.streaming {
-            // keep_alive, one exchange at a time: the answer is one read of the other side,
-            // after which the backend connection may be reused.
+        // Without keep_alive: relay the answer until the other side closes or goes quiet for
+        // --timeout, then the connection closes.
+        loop {
             match s.fill(!to_backend, self.buffer).await {
-                Ok(0) => {
-                    after(s, self, to_backend, behavior).await?;
-                    return Ok(false);
-                }
+                Ok(0) => break,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    after(s, self, to_backend, behavior).await?;
-                    return Ok(false);
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
                 Err(e) => return Err(e.into()),
             }
             let chunk = if to_backend {
@@ -145,10 +117,11 @@ impl Protocol for Tcp {
             let open = s.forward(!to_backend, &chunk).await?;
             reclaim(s, !to_backend, chunk);
             if !open {
-                return Ok(false);
+                break;
             }
         }
-        after(s, self, to_backend, behavior).await
+        after(s, self, to_backend, behavior).await?;
+        Ok(false)
     }
 }
 

@@ -118,10 +118,7 @@ async fn run(
     };
     let mut rng = SmallRng::seed_from_u64(shared.chooser.next_u64());
     let clean = match shared.protocol.mode(shared.settings.stay_connected) {
-        Mode::Streaming => {
-            streaming(shared, &conn, &client, &backend, &mut rng, counts).await;
-            false
-        }
+        Mode::Streaming => streaming(shared, &conn, &client, &backend, &mut rng, counts).await,
         Mode::Exchanges { stay } => {
             Box::pin(exchanges(
                 shared, &conn, &client, &backend, &mut rng, stay, counts,
@@ -331,6 +328,7 @@ async fn exchanges(
     let mut backend_buf = BytesMut::new();
     let mut links = Links::default();
     let mut spin = BusyPoll::new(shared.settings.busy_poll);
+    let stay_connected = shared.settings.stay_connected;
     // An exchange starts with one read of at most the protocol's `buffer` (the original's read
     // size: tcp without keep_alive forwards only that much of the client's first data).
     let first_read = protocol
@@ -362,11 +360,14 @@ async fn exchanges(
                 // read that returned data until one hits WouldBlock, so `readable()` may wake
                 // for a side that has nothing to say while the other one is talking. A read
                 // of 0 (EOF) still starts an exchange, which sees the EOF itself.
+                // Between exchanges, as the original: without --stay-connected a connection
+                // quiet for --timeout is closed; with it, it waits for as long as both sides
+                // keep it open.
                 None => tokio::select! {
                     biased;
                     r = client.read_buf(&mut client_buf, first_read) => { if r.is_err() { return false; } true }
                     r = backend.read_buf(&mut backend_buf, first_read) => { if r.is_err() { return false; } false }
-                    _ = tokio::time::sleep(conn.timeout) => {
+                    _ = tokio::time::sleep(conn.timeout), if !stay_connected => {
                         tracing::debug!("idle for --timeout; closing");
                         return false;
                     }
@@ -413,15 +414,21 @@ async fn exchanges(
         if client.is_closed() || backend.is_closed() {
             return false;
         }
-        if !keep || !stay {
+        // A protocol that closes after each exchange unless --stay-connected (redis) still
+        // answers the requests the client had already sent (a pipeline read in one go), as the
+        // original, which forwarded a whole read and relayed the answer.
+        if !keep || (!stay && client_buf.is_empty()) {
             return keep;
         }
     }
 }
 
-/// Both directions at once (tcp with keep_alive and --stay-connected): the zero-copy path while
-/// nothing can touch the bytes, the per-chunk hooks otherwise. Half-close is passed on; the
-/// connection ends when both directions are done or a behavior closes it.
+/// Both directions at once (tcp with keep_alive): the zero-copy path while nothing can touch
+/// the bytes, the per-chunk hooks otherwise. With --stay-connected, half-close is passed on and
+/// the connection ends when both directions are done or a behavior closes it; without it (the
+/// original's select loop), the first EOF from either side ends the connection, and so does
+/// --timeout without traffic. Returns true when the backend connection may be reused (the
+/// client left first, nothing unread).
 async fn streaming(
     shared: &Arc<ProxyShared>,
     conn: &ConnInfo,
@@ -429,9 +436,16 @@ async fn streaming(
     backend: &Peer,
     rng: &mut SmallRng,
     counts: &Counts,
-) {
+) -> bool {
+    let stay = shared.settings.stay_connected;
     let activity = &Activity::default();
-    let idle = activity.idle(conn.timeout);
+    let idle = async {
+        if stay {
+            std::future::pending::<()>().await
+        } else {
+            activity.idle(conn.timeout).await
+        }
+    };
     tokio::pin!(idle);
     let up_seed = rand::RngCore::next_u64(rng);
     let down_seed = rand::RngCore::next_u64(rng);
@@ -443,6 +457,7 @@ async fn streaming(
                 backend,
                 shared.settings.zero_copy,
                 shared.settings.busy_poll,
+                stay,
                 &mut changes,
                 activity,
                 &shared.metrics,
@@ -451,6 +466,14 @@ async fn streaming(
         } else {
             (Outcome::Changed, Outcome::Changed)
         };
+        if !stay && (up == Outcome::Eof || down == Outcome::Eof) {
+            // The first EOF ends the connection; a backend the client left may be reused.
+            client.close();
+            if up != Outcome::Eof {
+                backend.close();
+            }
+            return;
+        }
         if up == Outcome::Abort || down == Outcome::Abort {
             client.close();
             backend.close();
@@ -478,8 +501,12 @@ async fn streaming(
     };
     tokio::select! {
         _ = all => {}
-        _ = &mut idle => tracing::debug!("idle for --timeout; closing"),
+        _ = &mut idle => {
+            tracing::debug!("idle for --timeout; closing");
+            return false;
+        }
     }
+    !stay && client.saw_eof() && !backend.saw_eof() && !backend.is_closed()
 }
 
 /// The hooks' path of one streaming direction: one exchange per chunk.
@@ -549,10 +576,13 @@ async fn hooks_path(
                 streaming: true,
                 spin: &mut no_spin,
             };
-            match protocol
+            let kept = protocol
                 .handle(&mut session, to_backend, hooks.as_ref())
-                .await
-            {
+                .await;
+            // The chunk went out (after any delay): --timeout counts from here, as the
+            // original's select loop did.
+            activity.tick();
+            match kept {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -564,7 +594,12 @@ async fn hooks_path(
             }
             break;
         }
-        if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
+        if !shared.settings.stay_connected && src.saw_eof() {
+            // Without --stay-connected the first EOF ends the connection (the other direction
+            // sees the closed sockets and stops too).
+            client.close();
+            backend.close();
+        } else if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
             // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
             let link = if to_backend {
                 &mut links.up

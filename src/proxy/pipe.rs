@@ -25,7 +25,8 @@ use crate::metrics::Metrics;
 /// How one direction of the fast path ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The source closed its side; the destination was half-closed.
+    /// The source closed its side; the destination was half-closed (or, without half-close,
+    /// the connection ends).
     Eof,
     /// The active faults changed: the hooks take over from here.
     Changed,
@@ -45,27 +46,37 @@ impl Activity {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-    /// Resolves once a whole `period` went by with no chunk in either direction.
+    /// Resolves once a whole `period` went by with no chunk in either direction (within an
+    /// eighth of it: the count is looked at on that step, so that chunks cost no clock read).
     pub async fn idle(&self, period: Duration) {
+        let step = (period / 8).max(Duration::from_millis(1));
         let mut last = self.get();
-        loop {
-            tokio::time::sleep(period).await;
+        let mut quiet = Duration::ZERO;
+        while quiet < period {
+            tokio::time::sleep(step).await;
             let now = self.get();
             if now == last {
-                return;
+                quiet += step;
+            } else {
+                quiet = Duration::ZERO;
+                last = now;
             }
-            last = now;
         }
     }
 }
 
 /// Forwards both directions until each ends (EOF, error) or the active faults change.
-/// Returns the outcome of the upstream and the downstream direction.
+/// Returns the outcome of the upstream and the downstream direction. With `half_close`, an EOF
+/// is passed on and the other direction goes on; without it (the original's tcp `keep_alive`
+/// without `--stay-connected`), the first EOF ends both (the other direction's outcome is then
+/// `Abort`), and nothing is shut down: the caller closes the sockets.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward_both(
     client: &Peer,
     backend: &Peer,
     zero_copy: bool,
     busy_poll: Duration,
+    half_close: bool,
     changes: &mut watch::Receiver<u64>,
     activity: &Activity,
     metrics: &Metrics,
@@ -76,6 +87,7 @@ pub async fn forward_both(
         up: Half::new(client, backend, Direction::Upstream),
         down: Half::new(backend, client, Direction::Downstream),
         zero_copy: zero_copy && cfg!(target_os = "linux"),
+        half_close,
         changed: changed.as_mut(),
         stop: false,
         activity,
@@ -90,6 +102,8 @@ struct Bidi<'a, F> {
     up: Half<'a>,
     down: Half<'a>,
     zero_copy: bool,
+    /// An EOF is passed on and the other direction goes on (else the first EOF ends both).
+    half_close: bool,
     /// Resolves when the active faults change (polled until then only).
     changed: Pin<&'a mut F>,
     /// The faults changed: each direction stops at its next chunk boundary.
@@ -110,6 +124,7 @@ impl<F: Future> Future for Bidi<'_, F> {
         }
         let env = Env {
             zero_copy: this.zero_copy,
+            half_close: this.half_close,
             stop: this.stop,
             activity: this.activity,
             metrics: this.metrics,
@@ -121,6 +136,17 @@ impl<F: Future> Future for Bidi<'_, F> {
             let down = this.down.poll(cx, &env);
             if let (Poll::Ready(u), Poll::Ready(d)) = (up, down) {
                 return Poll::Ready((u, d));
+            }
+            if !this.half_close {
+                let over =
+                    |p: &Poll<Outcome>| matches!(p, Poll::Ready(Outcome::Eof | Outcome::Abort));
+                if over(&up) || over(&down) {
+                    let or_abort = |p: Poll<Outcome>| match p {
+                        Poll::Ready(o) => o,
+                        Poll::Pending => Outcome::Abort,
+                    };
+                    return Poll::Ready((or_abort(up), or_abort(down)));
+                }
             }
             // A connection that carries bulk data needs no help with latency, and with more
             // connections open the runtime has other work (checked before reading the clock).
@@ -158,6 +184,7 @@ impl<F: Future> Future for Bidi<'_, F> {
 /// What both directions share while polled.
 struct Env<'a> {
     zero_copy: bool,
+    half_close: bool,
     stop: bool,
     activity: &'a Activity,
     metrics: &'a Metrics,
@@ -209,7 +236,7 @@ impl<'a> Half<'a> {
             return Poll::Ready(o); // polled again while the other direction goes on
         }
         let r = self.step(cx, env);
-        self.settle(r)
+        self.settle(r, env)
     }
 
     /// Looks for the next chunk itself (a read that does not wait for the runtime to report
@@ -223,11 +250,11 @@ impl<'a> Half<'a> {
             Ok(Some(o)) => Poll::Ready(Ok(o)),
             Err(e) => Poll::Ready(Err(e)),
         };
-        self.settle(r)
+        self.settle(r, env)
     }
 
     /// Ends the direction when `r` says it is over.
-    fn settle(&mut self, r: Poll<io::Result<Outcome>>) -> Poll<Outcome> {
+    fn settle(&mut self, r: Poll<io::Result<Outcome>>, env: &Env<'_>) -> Poll<Outcome> {
         match r {
             Poll::Ready(Ok(o)) => {
                 if o == Outcome::Eof {
@@ -235,7 +262,7 @@ impl<'a> Half<'a> {
                     // When the destination's own EOF came already, both ways are over and the
                     // connection closes both sockets next; nothing is left unread, so that
                     // close sends the same FIN as a shutdown would: spare the call.
-                    if !self.dst.saw_eof() {
+                    if env.half_close && !self.dst.saw_eof() {
                         let _ = self.dst.shutdown_write();
                     }
                 }
