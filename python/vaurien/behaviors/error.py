@@ -233,3 +233,4 @@ class Error(Dummy):
 
 _KEYS: type = type({}.keys())
 sys.modules[__name__].__class__ = _Module
+_sync()  # a reload starts the engine from these tables again
