@@ -26,6 +26,11 @@ def cli_main(argv: Sequence[str]) -> int:
     """The ``vaurien`` command in this process; returns the exit status."""
 
 def finalize() -> None: ...
+def set_http_errors(responses: Optional[Sequence[bytes]]) -> None:
+    """The whole HTTP responses ``error`` picks from with http, for every proxy of this
+    process (``vaurien.behaviors.error`` sets them from its tables); None restores the
+    built-in ones; an empty list makes ``error`` close without answering."""
+
 def set_log_level(level: str) -> None: ...
 def register_behavior(
     name: str, help: str, options: Sequence[_OptionInfo], cls: type, hooks: Tuple[bool, bool, bool]

@@ -1,15 +1,28 @@
 """Helpers: start and stop proxies in this process (``start_proxy``/``stop_proxy``, the
-:class:`Proxy` context manager), ``get_data`` for behaviors, ``import_string``."""
+:class:`Proxy` context manager), ``get_data`` for behaviors, and the original's other helpers (``import_string``,
+``parse_address``, ``get_prefixed_sections``, ``extract_settings``, ``chunked``)."""
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from vaurien import _vaurien
 
-__all__ = ["Proxy", "start_proxy", "stop_proxy", "get_data", "import_string", "parse_address", "chunked"]
+__all__ = [
+    "ImportStringError",
+    "Proxy",
+    "chunked",
+    "extract_settings",
+    "get_data",
+    "get_prefixed_sections",
+    "import_string",
+    "parse_address",
+    "start_proxy",
+    "stop_proxy",
+]
 
 _FILE_HANDLERS: Dict[str, logging.Handler] = {}
 
@@ -23,6 +36,14 @@ def _log_to(output: str) -> None:
     handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(message)s"))
     logging.getLogger("vaurien").addHandler(handler)
     _FILE_HANDLERS[output] = handler
+
+
+def _sync_tables() -> None:
+    """Hands the engine ``vaurien.behaviors.error``'s tables as they are now (they are handed
+    over as they change; this catches edits of a dict assigned to ``_ERRORS`` afterwards)."""
+    module = sys.modules.get("vaurien.behaviors.error")
+    if module is not None:
+        module._sync()
 
 
 def start_proxy(
@@ -57,6 +78,7 @@ def start_proxy(
         args += ["--http", "--http-host", http_host, "--http-port", str(int(http_port))]
     if options is not None:
         args += [str(o) for o in options]
+    _sync_tables()
     pid = _vaurien.start(args, float(warmup))
     _log_to(log_output)
     return pid
@@ -129,6 +151,7 @@ class Proxy:
             host, port = _split(self.http_address)
             args += ["--http", "--http-host", host, "--http-port", str(port)]
         args += self.options
+        _sync_tables()
         self.id = _vaurien.start(args, float(self.warmup))
         proxy, api = _vaurien.addresses(self.id)
         if proxy:
@@ -201,40 +224,129 @@ def get_data(sock: Any, buffer: int = 1024) -> bytes:
         return b""
 
 
-def import_string(import_name: str) -> Any:
-    """Imports ``pkg.mod.Name`` or ``pkg.mod:Name``."""
+class ImportStringError(ImportError):
+    """Provides information about a failed :func:`import_string` attempt."""
+
+    #: String in dotted notation that failed to be imported.
+    import_name: Optional[str] = None
+    #: Wrapped exception.
+    exception: Optional[BaseException] = None
+
+    def __init__(self, import_name: str, exception: BaseException) -> None:
+        self.import_name = import_name
+        self.exception = exception
+
+        msg = (
+            "import_string() failed for %r. Possible reasons are:\n\n"
+            "- missing __init__.py in a package;\n"
+            "- package or module path not included in sys.path;\n"
+            "- duplicated package or module name taking precedence in "
+            "sys.path;\n"
+            "- missing module, class, function or variable;\n\n"
+            "Debugged import:\n\n%s\n\n"
+            "Original exception:\n\n%s: %s"
+        )
+
+        name = ""
+        tracked = []
+        for part in import_name.replace(":", ".").split("."):
+            name += (name and ".") + part
+            imported = import_string(name, silent=True)
+            if imported:
+                tracked.append((name, getattr(imported, "__file__", None)))
+            else:
+                track = ["- %r found in %r." % (n, i) for n, i in tracked]
+                track.append("- %r not found." % name)
+                msg = msg % (import_name, "\n".join(track), exception.__class__.__name__, str(exception))
+                break
+
+        ImportError.__init__(self, msg)
+
+    def __repr__(self) -> str:
+        return "<%s(%r, %r)>" % (self.__class__.__name__, self.import_name, self.exception)
+
+
+def import_string(import_name: str, silent: bool = False) -> Any:
+    """Imports an object based on a string: dotted (``xml.sax.saxutils.escape``) or with a
+    colon before the object (``xml.sax.saxutils:escape``). With ``silent``, None instead of
+    :class:`ImportStringError` when the import fails."""
     import importlib
 
-    if ":" in import_name:
-        module, obj = import_name.split(":", 1)
-    elif "." in import_name:
-        module, obj = import_name.rsplit(".", 1)
-    else:
-        return importlib.import_module(import_name)
     try:
-        return getattr(importlib.import_module(module), obj)
-    except AttributeError:
-        return importlib.import_module(module + "." + obj)
+        if ":" in import_name:
+            module, obj = import_name.split(":", 1)
+        elif "." in import_name:
+            module, obj = import_name.rsplit(".", 1)
+        else:
+            return importlib.import_module(import_name)
+        try:
+            return getattr(importlib.import_module(module), obj)
+        except (ImportError, AttributeError):
+            # support importing modules not yet set up by the parent module
+            # (or package for that matter)
+            return importlib.import_module(module + "." + obj)
+    except ImportError as e:
+        if not silent:
+            raise ImportStringError(import_name, e).with_traceback(sys.exc_info()[2]) from None
+    return None
 
 
 def parse_address(address: str) -> Tuple[str, int]:
-    """``host:port`` → ``(host, port)``; exits with a message when malformed (as the original)."""
+    """``host:port`` → ``(ip, port)``, the host resolved as the original did (an IPv6 literal
+    is kept); exits with a message when malformed."""
     try:
-        return _split(address)
+        host, port = _split(address)
     except ValueError:
         sys.exit("Expected HOST:PORT: %r" % address)
+    return (host if ":" in host else socket.gethostbyname(host)), port
+
+
+def get_prefixed_sections(settings: Any, prefix: str, logger: Optional[logging.Logger] = None) -> Dict[str, Any]:
+    """``{name: class}`` of the ``[PREFIX:NAME]`` sections (``PREFIX.NAME.*`` keys of a
+    :class:`vaurien.config.SettingsDict`) that have a ``callable``."""
+    behaviors: Dict[str, Any] = {}
+    if logger is None:
+        logger = logging.getLogger("vaurien")
+
+    for section in settings.sections():
+        if section.startswith("%s." % prefix):
+            prefixed_name = section[len("%s." % prefix):]
+            location = settings.getsection(section).get("callable", None)
+            if not location:
+                logger.warning("callable not found for %s" % prefixed_name)
+                continue
+            behaviors[prefixed_name] = import_string(location)
+    return behaviors
+
+
+def extract_settings(args: Any, prefix: str, name: str) -> Dict[str, Any]:
+    """The ``PREFIX_NAME_*`` attributes of an argparse namespace, without the prefix."""
+    settings = {}
+    prefix = "%s_%s_" % (prefix, name)
+    for arg in dir(args):
+        if arg.startswith(prefix):
+            settings[arg[len(prefix):]] = getattr(args, arg)
+    return settings
 
 
 def chunked(total: int, chunk: int) -> Iterator[int]:
-    """Sizes of the chunks of ``total`` bytes read ``chunk`` at a time."""
-    while total > 0:
-        yield min(total, chunk)
+    """Sizes of the reads of ``total`` bytes, ``chunk`` at a time (``total`` itself when it
+    fits in one)."""
+    if total <= chunk:
+        yield total
+        return
+    while total > chunk:
+        yield chunk
         total -= chunk
+    yield total
 
 
 def _load_plugin(kind: str, name: str, callable: str) -> None:
     """Called by the engine for ``callable = ...`` in ``[behavior:NAME]`` / ``[protocol:NAME]``."""
-    klass = import_string(callable)
+    try:
+        klass = import_string(callable)
+    except ImportStringError as e:
+        raise ImportError(str(e.exception)) from None
     if kind == "behavior":
         from vaurien.behaviors import Behavior
 

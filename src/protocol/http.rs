@@ -11,7 +11,7 @@
 //! it: no `Connection: close` is added). `overwrite_host_header` (on by default, as the
 //! original) rewrites the `Host:` header to the backend as given.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
@@ -581,22 +581,63 @@ impl Http {
     }
 }
 
-/// The 50x answer of the `error` behavior.
+/// The 50x answers of the `error` behavior, as the original's `_ERRORS` table had them.
+const ERRORS: [(u16, &str, &str); 4] = [
+    (
+        500,
+        "Internal Server Error",
+        "<p>The server encountered an internal error and was unable to complete your request.  \
+         Either the server is overloaded or there is an error in the application.</p>",
+    ),
+    (
+        501,
+        "Not Implemented",
+        "<p>The server does not support the action requested by the browser.</p>",
+    ),
+    (
+        502,
+        "Bad Gateway",
+        "<p>The proxy server received an invalid response from an upstream server.</p>",
+    ),
+    (
+        503,
+        "Service Unavailable",
+        "<p>The server is temporarily unable to service your request due to maintenance \
+         downtime or capacity problems.  Please try again later.</p>",
+    ),
+];
+
+/// Answers set by the embedding program (Python's `vaurien.behaviors.error._ERRORS` table),
+/// used instead of [`ERRORS`]; an empty table makes `error` close without answering.
+static CUSTOM_ERRORS: RwLock<Option<Arc<[Vec<u8>]>>> = RwLock::new(None);
+
+/// Replaces the answers of the `error` behavior (process-wide); `None` restores the built-in
+/// ones.
+pub fn set_error_responses(responses: Option<Vec<Vec<u8>>>) {
+    *CUSTOM_ERRORS.write().unwrap_or_else(|e| e.into_inner()) = responses.map(Arc::from);
+}
+
+/// The 50x answer of the `error` behavior: the original's page (with `\r\n` line ends and a
+/// `Content-Length`), or one of the answers set by [`set_error_responses`].
 pub fn error_response(rng: &mut SmallRng) -> Vec<u8> {
-    const STATUSES: [(u16, &str); 4] = [
-        (500, "Internal Server Error"),
-        (501, "Not Implemented"),
-        (502, "Bad Gateway"),
-        (503, "Service Unavailable"),
-    ];
-    let (code, reason) = STATUSES[rng.random_range(0..STATUSES.len())];
+    let custom = CUSTOM_ERRORS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(table) = custom {
+        return match table.len() {
+            0 => Vec::new(),
+            n => table[rng.random_range(0..n)].clone(),
+        };
+    }
+    let (code, reason, description) = ERRORS[rng.random_range(0..ERRORS.len())];
     let body = format!(
-        "<!DOCTYPE html>\r\n<html><head><title>{code} {reason}</title></head>\r\n\
-         <body><h1>{code} {reason}</h1><p>vaurien: injected error</p></body></html>\r\n"
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\r\n\
+         <title>{code} {reason}</title>\r\n<h1>{reason}</h1>\r\n{description}\r\n"
     );
     format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/html; charset=UTF-8\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()

@@ -41,6 +41,7 @@ fn _vaurien(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(proxy::cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::check_args, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::finalize, m)?)?;
+    m.add_function(wrap_pyfunction!(proxy::set_http_errors, m)?)?;
     m.add_function(wrap_pyfunction!(behavior::register_behavior, m)?)?;
     m.add_function(wrap_pyfunction!(behavior::behavior_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(protocol::register_protocol, m)?)?;

@@ -222,6 +222,15 @@ pub fn check_args(args: Vec<String>) -> PyResult<()> {
     parse(args).map(|_| ()).map_err(errors::parse_error)
 }
 
+/// The answers of the `error` behavior with the http protocol, for every proxy of this
+/// process: whole HTTP responses, one picked at random each time (`vaurien.behaviors.error`
+/// sets them from its `_ERRORS` table); `None` restores the built-in ones.
+#[pyfunction]
+#[pyo3(signature = (responses))]
+pub fn set_http_errors(responses: Option<Vec<Vec<u8>>>) {
+    crate::protocol::http::set_error_responses(responses);
+}
+
 /// The `vaurien` console script: the CLI's parser, messages and exit statuses, served in this
 /// process so that Python plugins work. Waits for Ctrl-C (or SIGTERM, which `vaurien.run` turns
 /// into KeyboardInterrupt) on the Python side, then stops in order and returns 0.

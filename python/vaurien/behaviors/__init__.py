@@ -2,8 +2,11 @@
 everywhere a built-in is: ``--behavior`` mixes, ``--behavior-NAME-OPTION`` flags, ini
 ``[behavior:NAME]`` sections, ``PUT /behavior`` and ``GET /behaviors``.
 
-The built-in behaviors run in the engine; ``get_behaviors()`` lists them too (as stand-in
-classes that describe their options)."""
+The built-in behaviors run in the engine. Their Python forms, ported from the original
+(``vaurien.behaviors.error.Error``, ``.delay.Delay``, ``.hang.Hang``, ``.blackout.Blackout``,
+``.transient.Transient``, ``.abort.Abort``, ``.dummy.Dummy``), are what ``get_behaviors()``
+lists for them, and work as base classes: a subclass registered under a name of its own runs
+its hooks, inherited ones included, in the engine."""
 from __future__ import annotations
 
 from abc import ABCMeta
@@ -12,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from vaurien import _vaurien
 from vaurien.behaviors.dummy import Dummy
 
-__all__ = ["Behavior", "Dummy", "get_behaviors", "get_behavior"]
+__all__ = ["Abort", "Behavior", "Blackout", "Delay", "Dummy", "Error", "Hang", "Transient", "get_behaviors", "get_behavior"]
 
 HOOKS = ("on_before_handle", "on_between_handle", "on_after_handle")
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
@@ -71,8 +74,8 @@ class Behavior(metaclass=ABCMeta):
                 continue
             if name in cls._classes:
                 out[name] = cls._classes[name]
-            elif name == "dummy":
-                out[name] = Dummy
+            elif name in _PORTED:
+                out[name] = _PORTED[name]
             else:
                 out[name] = _builtin(name, _help, options)
         return out
@@ -98,6 +101,8 @@ class Behavior(metaclass=ABCMeta):
 
 
 _BUILTINS: Dict[str, type] = {}
+#: The Python forms of the built-ins (filled in at the end of this module).
+_PORTED: Dict[str, type] = {}
 _PYTYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
@@ -126,3 +131,18 @@ def get_behaviors() -> Dict[str, Any]:
 def get_behavior(name: str) -> Any:
     """The instance of behavior ``name``; ``KeyError`` when there is none."""
     return Behavior.get_behavior(name)
+
+
+# The Python forms of the built-ins (the original registered them here). They are not given to
+# the engine, which runs its own; `Behavior.register` of a subclass does.
+from vaurien.behaviors.abort import Abort  # noqa: E402
+from vaurien.behaviors.blackout import Blackout  # noqa: E402
+from vaurien.behaviors.delay import Delay  # noqa: E402
+from vaurien.behaviors.error import Error  # noqa: E402
+from vaurien.behaviors.hang import Hang  # noqa: E402
+from vaurien.behaviors.transient import Transient  # noqa: E402
+
+for _klass in (Abort, Blackout, Delay, Dummy, Error, Hang, Transient):
+    ABCMeta.register(Behavior, _klass)
+    _PORTED[_klass.name] = _klass
+del _klass

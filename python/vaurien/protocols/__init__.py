@@ -1,6 +1,11 @@
 """The protocol registry. ``Protocol.register(cls)`` makes a Python protocol (a subclass of
 ``vaurien.protocols.base.BaseProtocol``) usable as ``--protocol NAME``, with
-``--protocol-NAME-OPTION`` flags and ini ``[protocol:NAME]`` sections."""
+``--protocol-NAME-OPTION`` flags and ini ``[protocol:NAME]`` sections.
+
+The built-in protocols run in the engine. Their Python forms, ported from the original
+(``vaurien.protocols.tcp.TCP``, ``.http.Http``, ``.redis.Redis``, ``.memcache.Memcache``,
+``.smtp.SMTP``, ``.mysql.MySql``), are what ``get_protocols()`` lists for them, and work as
+base classes: a subclass registered under a name of its own runs in the engine."""
 from __future__ import annotations
 
 from abc import ABCMeta
@@ -9,13 +14,14 @@ from typing import Any, Dict, Optional
 from vaurien import _vaurien
 from vaurien.behaviors import _schema
 
-__all__ = ["Protocol", "get_protocols", "get_protocol"]
+__all__ = ["Http", "Memcache", "MySql", "Protocol", "Redis", "SMTP", "TCP", "get_protocols", "get_protocol"]
 
 
 class Protocol(metaclass=ABCMeta):
     """Registry of protocols."""
 
     _classes: Dict[str, type] = {}
+    _cache: Dict[str, Any] = {}
 
     @classmethod
     def register(cls, subclass: type, name: Optional[str] = None) -> type:  # type: ignore[override]
@@ -32,23 +38,57 @@ class Protocol(metaclass=ABCMeta):
             subclass,
         )
         cls._classes[name] = subclass
+        cls._cache.pop(name, None)
         return subclass
 
     @classmethod
+    def _class(cls, name: str) -> Optional[type]:
+        return cls._classes.get(name) or _PORTED.get(name)
+
+    @classmethod
     def get_protocols(cls) -> Dict[str, Any]:
-        """``{name: class or None}``: Python protocols by class; built-ins (which run in the
-        engine) as None."""
-        return {name: cls._classes.get(name) for name, *_ in _vaurien.protocol_kinds()}
+        """``{name: instance}`` of every protocol: registered ones, and the Python forms of the
+        built-ins (None for a built-in without one)."""
+        out: Dict[str, Any] = {}
+        for name, *_ in _vaurien.protocol_kinds():
+            klass = cls._class(name)
+            if klass is None:
+                out[name] = None
+            else:
+                if type(cls._cache.get(name)) is not klass:
+                    cls._cache[name] = klass()
+                out[name] = cls._cache[name]
+        return out
 
     @classmethod
     def get_protocol(cls, name: str) -> Any:
-        """An instance of Python protocol ``name``; ``KeyError`` when there is none."""
-        return cls._classes[name]()
+        """The instance of protocol ``name``; ``KeyError`` when there is none."""
+        instance = cls.get_protocols().get(name)
+        if instance is None:
+            raise KeyError(name)
+        return instance
 
 
 get_protocols = Protocol.get_protocols
 
 
 def get_protocol(name: str) -> Any:
-    """An instance of Python protocol ``name``."""
+    """The instance of protocol ``name``; ``KeyError`` when there is none."""
     return Protocol.get_protocol(name)
+
+
+# The Python forms of the built-ins (the original registered them here). They are not given to
+# the engine, which runs its own; `Protocol.register` of a subclass does.
+_PORTED: Dict[str, type] = {}
+
+from vaurien.protocols.http import Http  # noqa: E402
+from vaurien.protocols.memcache import Memcache  # noqa: E402
+from vaurien.protocols.mysql import MySql  # noqa: E402
+from vaurien.protocols.redis import Redis  # noqa: E402
+from vaurien.protocols.smtp import SMTP  # noqa: E402
+from vaurien.protocols.tcp import TCP  # noqa: E402
+
+for _klass in (Http, Memcache, MySql, Redis, SMTP, TCP):
+    ABCMeta.register(Protocol, _klass)
+    _PORTED[_klass.name] = _klass
+del _klass

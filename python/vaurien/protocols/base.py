@@ -21,7 +21,7 @@ class BaseProtocol:
     name = ""
     options: Dict[str, Tuple[str, type, Any]] = {
         "reuse_socket": ("If True, the socket is reused.", bool, False),
-        "buffer": ("Buffer size", int, 2048),
+        "buffer": ("Buffer size", int, 8124),
         "keep_alive": ("Keep the connection alive", bool, False),
     }
 
