@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh machine: installs the real servers and Python packages the
-# tests use, then runs the cargo tests (without and with the python feature), installs the
-# Python package and runs pytest. Usage: bash scripts/test.sh
+# The whole test suite from a fresh machine: installs the real servers the tests use, a Python
+# virtualenv of its own (.venv: works on Debian's own Python too), the original Vaurien 1.9
+# under Python 2.7 (the differential suite's oracle), then runs the cargo tests (without and
+# with the python feature), builds and installs the wheel, and runs pytest (tests_py) and the
+# differential suite against the original (tests_compat). Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n==> %s\n' "$*"; }
+START=$SECONDS
+STEP_START=$SECONDS
+STEP=""
+log() {
+  if [ -n "$STEP" ]; then
+    printf '    (%s: %ds)\n' "$STEP" "$((SECONDS - STEP_START))"
+  fi
+  STEP=$1
+  STEP_START=$SECONDS
+  printf '\n==> %s  [+%ds]\n' "$1" "$((SECONDS - START))"
+}
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  log "Debian packages"
+  log "Debian packages (servers the tests talk to)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    redis-server redis-tools memcached mariadb-server mariadb-client nginx ca-certificates >/dev/null
+    redis-server redis-tools memcached mariadb-server mariadb-client nginx ca-certificates \
+    python3-venv >/dev/null
   # Node.js for the toxiproxy-node-client test: the machine's own (it ships npm) when present.
   if ! command -v npm >/dev/null; then
     apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   fi
 fi
 
-PY="${PYTHON:-python3}"
-log "Python packages"
-"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  "maturin>=1.7,<2" pytest pytest-timeout redis pymemcache PyMySQL aiosmtpd toxiproxy-python
+log "Python virtualenv .venv and its packages"
+BASE_PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$BASE_PY" -m venv .venv
+fi
+PY=.venv/bin/python
+"$PY" -m pip install -q --disable-pip-version-check \
+  "maturin>=1.7,<2" pytest pytest-timeout pytest-xdist redis pymemcache PyMySQL aiosmtpd toxiproxy-python
+
+log "the original Vaurien 1.9 under Python 2.7 (oracle of tests_compat)"
+bash scripts/setup_original.sh
 
 log "cargo fmt / clippy"
 cargo fmt --all -- --check
@@ -30,6 +50,7 @@ cargo clippy --all-targets -- -D warnings
 if grep -q '^python = ' Cargo.toml; then
   cargo clippy --all-targets --features python -- -D warnings
 fi
+python3 ../shared/tools/module_cycles.py src 2>/dev/null | tail -1 || true
 
 log "cargo test"
 cargo test
@@ -42,14 +63,22 @@ log "the wheel (maturin build --release), installed as \`pip install vaurien\` w
 rm -rf target/wheels
 "$PY" -m maturin build --release --quiet --out target/wheels
 WHEEL=$(ls target/wheels/vaurien-*abi3*.whl)
-"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore --force-reinstall --no-deps "$WHEEL"
+"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
-log "pytest"
+log "pytest tests_py"
 cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
 "$PY" -m pytest tests_py
+
+log "the differential suite against the original (tests_compat)"
+if [ -x .venv-original/bin/vaurien ]; then
+  "$PY" -m pytest tests_compat -n 3
+else
+  echo "tests_compat skipped: no Python 2.7 for the original Vaurien (see scripts/setup_original.sh)"
+fi
 
 # The Python package's suite on the oldest and newest CPython available, with the same wheel.
 if [ -x /root/.pyenv/versions/3.9.18/bin/python3 ] && [ -x /root/.pyenv/versions/3.13.0/bin/python3 ]; then
   log "the Python package on CPython 3.9 and 3.13"
-  WHEEL="$WHEEL" bash tests_py/run_versions.sh
+  WHEEL="$WHEEL" MATURIN=.venv/bin/maturin bash tests_py/run_versions.sh
 fi
+log "done"

@@ -142,7 +142,9 @@ async fn http_chunked_trailers_split_reads_byte_exact() {
     let request = b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab\r\n\r\n0\r\nX-T: 1\r\n\r\n".to_vec();
     let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n".to_vec();
     let backend = fake_backend(vec![step(&request, &response, 7)]).await;
-    let (_p, addr) = start_proxy(&backend, "http", false, &[]).await;
+    // The fake backend checks the bytes as the client sent them: Host left alone.
+    let (_p, addr) =
+        start_proxy(&backend, "http", false, &[("overwrite_host_header", false)]).await;
     let got = round_trip(
         &addr,
         &[&request[..20], &request[20..60], &request[60..]],
@@ -173,7 +175,11 @@ async fn http_pipelined_requests_each_answered_in_order() {
         &backend,
         "http",
         false,
-        &[("keep_alive", true), ("reuse_socket", true)],
+        &[
+            ("keep_alive", true),
+            ("reuse_socket", true),
+            ("overwrite_host_header", false),
+        ],
     )
     .await;
     let got = round_trip(&addr, &[&requests], all.len()).await;

@@ -225,6 +225,10 @@ def backend(kind: str) -> Iterator[Backend]:
 # Running a proxy.
 
 
+class Refused(RuntimeError):
+    """The command exited instead of listening (bad flag, unknown behavior...)."""
+
+
 @dataclasses.dataclass
 class Running:
     impl: Impl
@@ -277,7 +281,7 @@ def proxy(
         deadline = time.monotonic() + wait
         while not (listening(port) and (http_port is None or listening(http_port))):
             if proc.poll() is not None:
-                raise RuntimeError("%s exited with %s: %s" % (impl.name, proc.returncode, log.read_text(errors="replace")))
+                raise Refused("%s exited with %s: %s" % (impl.name, proc.returncode, log.read_text(errors="replace")))
             if time.monotonic() > deadline:
                 raise TimeoutError("%s did not listen within %ss: %s" % (impl.name, wait, log.read_text(errors="replace")))
             time.sleep(0.02)

@@ -60,8 +60,11 @@ for mode in ("tcp-keep-alive", "tcp-keep-alive-stay"):
 
 # The backend closes at once, or answers then closes.
 for mode in TCP_MODES:
-    SCENARIOS.append(with_backend("backend-closes/%s" % mode, "close", MODES[mode][1],
-                                  [("send", b"hello\n"), ("read", 0.2, 5), ("end", 5)]))
+    if mode != "tcp-keep-alive-stay":
+        # (With --stay-connected, 1.9 either spins with the client open or fails on writing the
+        # request to the closed backend: a race, so not compared.)
+        SCENARIOS.append(with_backend("backend-closes/%s" % mode, "close", MODES[mode][1],
+                                      [("send", b"hello\n"), ("read", 0.2, 5), ("end", 5)]))
     SCENARIOS.append(with_backend("backend-answers-closes/%s" % mode, "late_close", MODES[mode][1],
                                   [("send", b"hello\n"), ("read", 0.5, 5), ("end", 5)]))
     SCENARIOS.append(with_backend("answer-open/%s" % mode, "answer_open", MODES[mode][1],
@@ -151,6 +154,34 @@ def smtp_mail(mode: str, beh: str) -> Scenario:
 for mode in ("smtp", "smtp-stay"):
     for beh in ("dummy", "delay"):
         SCENARIOS.append(smtp_mail(mode, beh))
+
+
+def http_series(sid: str, args: List[str], n: int = 4) -> Scenario:
+    """`n` GETs, each on a new connection: which of them a counting behavior (warmup, agitate,
+    shared by all connections of the proxy) answers with an error."""
+
+    def run(impl, ctx):
+        out = []
+        with proxy(impl, ["--protocol", "http", *args, *TIMEOUT], ctx["http"]) as p:
+            for _ in range(n):
+                obs = converse(p.port, [("send", b"GET /n HTTP/1.1\r\nHost: h\r\n\r\n"), ("read", 0.3, 5)])
+                out.append(_shape_steps("http", obs)[1][0])
+        return {"answers": [a if isinstance(a, str) else a.split(b"\r\n", 1)[0] for a in out]}
+
+    s = Scenario(sid, run)
+    s.server = "http"  # type: ignore[attr-defined]
+    return s
+
+
+SCENARIOS += [
+    http_series("counters/http/error-warmup-2", ["--behavior", "100:error", "--behavior-error-warmup", "2"]),
+    http_series("counters/http/transient", ["--behavior", "100:transient"]),
+    http_series("counters/http/transient-agitate-2", ["--behavior", "100:transient", "--behavior-transient-agitate", "2"]),
+    http_series("counters/http/transient-agitate-2-warmup-1",
+                ["--behavior", "100:transient", "--behavior-transient-agitate", "2", "--behavior-transient-warmup", "1"]),
+    http_series("counters/http/transient-agitate-1-warmup-3",
+                ["--behavior", "100:transient", "--behavior-transient-agitate", "1", "--behavior-transient-warmup", "3"]),
+]
 
 
 @pytest.fixture

@@ -654,7 +654,10 @@ impl Protocol for Http {
     }
 
     fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges { stay: self.stay }
+        Mode::Exchanges {
+            stay: self.stay,
+            drain: false,
+        }
     }
 
     fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {

@@ -256,7 +256,10 @@ impl Protocol for Memcache {
     fn mode(&self, _stay_connected: bool) -> Mode {
         // As the original: a conversation goes on after each reply (until the client leaves,
         // or stays quiet for --timeout without --stay-connected).
-        Mode::Exchanges { stay: true }
+        Mode::Exchanges {
+            stay: true,
+            drain: false,
+        }
     }
 
     fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {

@@ -30,8 +30,9 @@ pub enum Mode {
     /// (tcp with `keep_alive` and `--stay-connected`).
     Streaming,
     /// One exchange at a time, started by whichever side speaks; `stay` says whether the
-    /// client connection is kept after an exchange that asked to keep it.
-    Exchanges { stay: bool },
+    /// client connection is kept after an exchange that asked to keep it. Without `stay`,
+    /// `drain` still answers the requests the client had already sent (read in one go).
+    Exchanges { stay: bool, drain: bool },
 }
 
 /// The answer a protocol gives in place of the backend's for the `error` behavior.

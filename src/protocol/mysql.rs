@@ -451,7 +451,10 @@ impl Protocol for Mysql {
     }
 
     fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges { stay: true }
+        Mode::Exchanges {
+            stay: true,
+            drain: false,
+        }
     }
 
     fn hooks_each_direction(&self) -> bool {

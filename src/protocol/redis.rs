@@ -323,8 +323,11 @@ impl Protocol for Redis {
     }
 
     fn mode(&self, stay_connected: bool) -> Mode {
+        // As the original (which forwarded a whole read and relayed the answer), the commands
+        // of a pipeline read in one go are all answered before the connection closes.
         Mode::Exchanges {
             stay: stay_connected,
+            drain: true,
         }
     }
 

@@ -232,7 +232,10 @@ impl Protocol for Smtp {
     }
 
     fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges { stay: true }
+        Mode::Exchanges {
+            stay: true,
+            drain: false,
+        }
     }
 
     fn hooks_each_direction(&self) -> bool {

@@ -59,6 +59,7 @@ impl Protocol for Tcp {
         } else {
             Mode::Exchanges {
                 stay: stay_connected,
+                drain: false,
             }
         }
     }

@@ -119,9 +119,15 @@ async fn run(
     let mut rng = SmallRng::seed_from_u64(shared.chooser.next_u64());
     let clean = match shared.protocol.mode(shared.settings.stay_connected) {
         Mode::Streaming => streaming(shared, &conn, &client, &backend, &mut rng, counts).await,
-        Mode::Exchanges { stay } => {
+        Mode::Exchanges { stay, drain } => {
             Box::pin(exchanges(
-                shared, &conn, &client, &backend, &mut rng, stay, counts,
+                shared,
+                &conn,
+                &client,
+                &backend,
+                &mut rng,
+                (stay, drain),
+                counts,
             ))
             .await
         }
@@ -320,7 +326,7 @@ async fn exchanges(
     client: &Peer,
     backend: &Peer,
     rng: &mut SmallRng,
-    stay: bool,
+    (stay, drain): (bool, bool),
     counts: &Counts,
 ) -> bool {
     let protocol = shared.protocol.clone();
@@ -414,10 +420,10 @@ async fn exchanges(
         if client.is_closed() || backend.is_closed() {
             return false;
         }
-        // A protocol that closes after each exchange unless --stay-connected (redis) still
-        // answers the requests the client had already sent (a pipeline read in one go), as the
-        // original, which forwarded a whole read and relayed the answer.
-        if !keep || (!stay && client_buf.is_empty()) {
+        // A protocol that closes after each exchange unless --stay-connected may still answer
+        // the requests the client had already sent (`drain`: a redis pipeline read in one go).
+        let go_on = keep && (stay || (drain && !client_buf.is_empty()));
+        if !go_on {
             return keep;
         }
     }

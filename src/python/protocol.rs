@@ -91,6 +91,7 @@ impl Protocol for PyProtocol {
     fn mode(&self, stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: stay_connected,
+            drain: false,
         }
     }
 
