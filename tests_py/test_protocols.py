@@ -123,6 +123,28 @@ def test_redis_without_stay_connected_closes_after_each_reply(redis_server):
             assert recv_all(s) == b"+PONG\r\n"
 
 
+def test_redis_pipeline_in_one_write_is_answered_whole_without_stay_connected(redis_server):
+    # As the original (it forwarded a whole read): every command of the write is answered,
+    # then the connection closes.
+    with proxy(redis_server, "redis") as port:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1\r\na\r\n")
+            assert recv_all(s) == b"+PONG\r\n$1\r\na\r\n"
+
+
+def test_a_client_closing_is_not_an_exchange(redis_server):
+    # transient with agitate=3: the first three commands fail, whatever connections they
+    # come on; each client's close between exchanges does not count as one.
+    with proxy(redis_server, "redis", "100:transient", "--stay-connected", "--behavior-transient-agitate", "3",
+               "--behavior-error-protocol-reply", "--behavior-transient-protocol-reply") as port:
+        answers = []
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                answers.append(recv_until(s, b"\r\n")[:4])
+    assert answers == [b"-ERR", b"-ERR", b"-ERR", b"+PON", b"+PON"]
+
+
 def test_redis_pipelined_raw_and_split_commands(redis_server):
     with proxy(redis_server, "redis", "100:dummy", "--stay-connected") as port:
         with socket.create_connection(("127.0.0.1", port)) as s:
@@ -379,10 +401,12 @@ def test_mysql_delay(mariadb_server):
 
 
 def test_mysql_error_is_a_pymysql_error(mariadb_server):
-    # From the first exchange: the greeting is replaced by an ERR packet.
+    # From the first exchange: the greeting is replaced by an ERR packet (sequence id 0, the
+    # first packet of the connection): PyMySQL raises it with the server's code.
     with proxy(mariadb_server, "mysql", "100:error", "--behavior-error-protocol-reply") as port:
-        with pytest.raises((pymysql.err.OperationalError, pymysql.err.InternalError)):
+        with pytest.raises(pymysql.err.OperationalError) as e:
             pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=5, read_timeout=5)
+        assert e.value.args[0] == 1105 and "vaurien" in e.value.args[1]
     # After the handshake: the control API turns `error` on, and the next query gets the ERR
     # packet, raised by PyMySQL as an OperationalError (and the connection still works).
     port, api = free_port(), free_port()

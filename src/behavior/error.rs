@@ -39,7 +39,10 @@ impl Error {
     /// Answers the exchange with an error (no warmup check).
     pub async fn fail(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         let own_reply = self.protocol_reply || cx.protocol.name() == "http";
-        if let Some(reply) = own_reply.then(|| cx.protocol.error_reply(cx.rng)).flatten() {
+        if let Some(reply) = own_reply
+            .then(|| cx.protocol.error_reply(cx.rng, cx.to_backend))
+            .flatten()
+        {
             // Read the whole request so that the connection stays in step, then answer it.
             if cx.to_backend {
                 let n = cx.read_message().await?;

@@ -668,7 +668,7 @@ impl Protocol for Http {
         }
     }
 
-    fn error_reply(&self, rng: &mut SmallRng) -> Option<ErrorReply> {
+    fn error_reply(&self, rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
         Some(ErrorReply {
             bytes: error_response(rng),
             close: true,

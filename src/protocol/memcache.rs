@@ -270,7 +270,7 @@ impl Protocol for Memcache {
         }
     }
 
-    fn error_reply(&self, _rng: &mut SmallRng) -> Option<ErrorReply> {
+    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
         Some(ErrorReply {
             bytes: b"SERVER_ERROR vaurien\r\n".to_vec(),
             close: false,

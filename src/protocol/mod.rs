@@ -86,8 +86,10 @@ pub trait Protocol: Send + Sync + 'static {
         false
     }
     /// The protocol's own error answer, or `None` when it has none (random bytes are sent).
-    fn error_reply(&self, rng: &mut SmallRng) -> Option<ErrorReply> {
-        let _ = rng;
+    /// `to_backend` says whether it answers a request (else it replaces a message the backend
+    /// started, such as a greeting).
+    fn error_reply(&self, rng: &mut SmallRng, to_backend: bool) -> Option<ErrorReply> {
+        let _ = (rng, to_backend);
         None
     }
     /// Runs one exchange that starts with data from the client (`to_backend`) or the backend,

@@ -465,10 +465,12 @@ impl Protocol for Mysql {
         packet_len(buf)
     }
 
-    fn error_reply(&self, _rng: &mut SmallRng) -> Option<ErrorReply> {
-        // Commands have sequence id 0, so their answer has 1.
+    fn error_reply(&self, _rng: &mut SmallRng, to_backend: bool) -> Option<ErrorReply> {
+        // Commands have sequence id 0, so their answer has 1; in place of the server's greeting
+        // (an exchange the backend starts) the ERR packet is the first packet: 0.
+        let seq = if to_backend { 1 } else { 0 };
         Some(ErrorReply {
-            bytes: err_packet(1, 1105, "HY000", "vaurien: injected error"),
+            bytes: err_packet(seq, 1105, "HY000", "vaurien: injected error"),
             close: false,
         })
     }

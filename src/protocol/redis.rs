@@ -339,7 +339,7 @@ impl Protocol for Redis {
         }
     }
 
-    fn error_reply(&self, _rng: &mut SmallRng) -> Option<ErrorReply> {
+    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
         Some(ErrorReply {
             bytes: b"-ERR vaurien: injected error\r\n".to_vec(),
             close: false,

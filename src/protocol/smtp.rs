@@ -250,7 +250,7 @@ impl Protocol for Smtp {
         }
     }
 
-    fn error_reply(&self, _rng: &mut SmallRng) -> Option<ErrorReply> {
+    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
         Some(ErrorReply {
             bytes: b"451 4.3.0 vaurien error\r\n".to_vec(),
             close: false,

@@ -382,6 +382,21 @@ async fn exchanges(
             if spinning {
                 spin.chunk_moved(std::time::Instant::now());
             }
+            // A side that closed between exchanges ends the connection: its close is not an
+            // exchange (no hooks, no fault, no count). A client that left cleanly leaves the
+            // backend connection reusable.
+            let (nothing, eof) = if from_client {
+                (client_buf.is_empty(), client.saw_eof())
+            } else {
+                (backend_buf.is_empty(), backend.saw_eof())
+            };
+            if nothing && eof {
+                tracing::debug!(
+                    side = if from_client { "client" } else { "backend" },
+                    "closed between exchanges"
+                );
+                return from_client;
+            }
             from_client
         };
         let faults = shared.faults.load_full();
