@@ -400,6 +400,28 @@ def test_mysql_delay(mariadb_server):
         assert time.monotonic() - start >= 0.5
 
 
+def _mysql_login_and_quit_in_one_write(port: int) -> bytes:
+    """Reads the greeting, then sends the handshake response (root, no password) and COM_QUIT
+    in one write; returns everything the server sends back until it closes."""
+    import struct
+
+    def packet(seq: int, payload: bytes) -> bytes:
+        return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.recv(65536)  # the greeting
+        login = struct.pack("<IIB23x", 0x8200, 1 << 24, 33) + b"root\0" + b"\0"  # PROTOCOL_41 | SECURE_CONNECTION
+        s.sendall(packet(1, login) + packet(0, b"\x01"))
+        return recv_all(s)
+
+
+def test_mysql_login_and_quit_in_one_write_get_the_ok(mariadb_server):
+    direct = _mysql_login_and_quit_in_one_write(mariadb_server)
+    assert direct[3:5] == b"\x02\x00"  # the OK packet (sequence id 2)
+    with proxy(mariadb_server, "mysql") as port:
+        assert _mysql_login_and_quit_in_one_write(port) == direct
+
+
 def test_mysql_error_is_a_pymysql_error(mariadb_server):
     # From the first exchange: the greeting is replaced by an ERR packet (sequence id 0, the
     # first packet of the connection): PyMySQL raises it with the server's code.

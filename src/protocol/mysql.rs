@@ -504,9 +504,27 @@ impl Protocol for Mysql {
             return x.after(s).await;
         }
         let command = packet.command().unwrap_or(0);
-        if matches!(command, COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA) {
-            let go_on = x.after(s).await?;
-            return Ok(go_on && command != COM_QUIT);
+        if command == COM_QUIT {
+            // The server closes after COM_QUIT. What it still sends first (the answer to a
+            // packet that came in the same write, such as the handshake response's OK) reaches
+            // the client before the connection ends.
+            loop {
+                let pending = s.backend_buf.split();
+                if !pending.is_empty() && !s.forward(false, &pending).await? {
+                    break;
+                }
+                match s.fill(false, self.buffer).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            x.after(s).await?;
+            return Ok(false);
+        }
+        if matches!(command, COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA) {
+            return x.after(s).await;
         }
         let mut response = ResponseFramer::new(command);
         if !x.message(s, false, &mut response, false).await? {
