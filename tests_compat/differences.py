@@ -41,6 +41,12 @@ BUG_MEMCACHE_PIPELINE = (
     "answers each command of the pipeline"
 )
 
+V20_ABORT = (
+    "2.0 change: the `abort` behavior is new in 2.0 (1.9 refuses `--behavior 100:abort` as an "
+    "unknown behavior); this vaurien does what the reference says: the request reaches the "
+    "backend, then the connection is cut before any answer"
+)
+
 DIFFERENCES: Dict[str, Dict[str, object]] = {
     'answer-open/tcp': {"why": V20_TIMEOUT, "v20": True,
         "original": "{'client': ['sent', [b'reply:one\\n', 'open', 'now'], 'sent', [b'', 'open', '5s'], ['open', '5s']], 'backend': [b'one\\n']}",
@@ -208,4 +214,49 @@ DIFFERENCES: Dict[str, Dict[str, object]] = {
     'tcp/transient': {"why": BUG_ERROR, "v20": False,
         "original": "{'client': ['sent', [b'', 'eof', '3s'], 'gone', [b'', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
         "ours": "{'client': ['sent', ['<1000 random bytes>', 'eof', 'now'], 'gone', [b'', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}"},
+    'http-keep-alive-reuse/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'http-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'http/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'memcache-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'memcache/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'mysql-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['connect failed']}"},
+    'mysql/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['connect failed']}"},
+    'redis-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'redis/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'smtp-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': [[b'220 localhost Python SMTP 1.4.6\\r\\n', 'open', 'now'], 'sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'smtp/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': [[b'220 localhost Python SMTP 1.4.6\\r\\n', 'open', 'now'], 'sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']]}"},
+    'tcp-keep-alive-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'hello\\n']}"},
+    'tcp-keep-alive/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'hello\\n']}"},
+    'tcp-stay/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'hello\\n']}"},
+    'tcp/abort': {"why": V20_ABORT, "v20": True,
+        "original": "{'refused': 'did not start'}",
+        "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'hello\\n']}"},
 }

@@ -1,4 +1,5 @@
-//! `transient`: behaves as `error` for the first `agitate` exchanges, then as `dummy`.
+//! `transient`: behaves as `error` for the first `agitate` exchanges, then as `dummy` (error's
+//! `warmup` counts on the same counter, as in the original).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -10,18 +11,27 @@ use super::{Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Origin};
 
 pub struct Transient {
     agitate: i64,
+    warmup: i64,
     error: Error,
-    /// Exchanges failed so far, shared by every connection.
-    failed: AtomicI64,
+    /// The original's one counter (`current`), shared by every connection: `agitate` and
+    /// error's `warmup` both count on it, so with a warmup the first `agitate` calls still
+    /// include the warmup ones (warmup >= agitate: never fails).
+    current: AtomicI64,
 }
 
 #[async_trait]
 impl Behavior for Transient {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        if self.failed.fetch_add(1, Ordering::Relaxed) >= self.agitate {
+        let c = self.current.fetch_add(1, Ordering::Relaxed);
+        if c >= self.agitate {
             return Ok(Flow::Continue);
         }
-        self.error.on_before_handle(cx).await
+        if c + 1 < self.warmup {
+            // error's warmup, on the same counter.
+            self.current.fetch_add(1, Ordering::Relaxed);
+            return Ok(Flow::Continue);
+        }
+        self.error.fail(cx).await
     }
 }
 
@@ -40,8 +50,9 @@ pub(super) fn kind() -> Kind {
         |o| {
             Ok(Arc::new(Transient {
                 agitate: o.int("agitate"),
+                warmup: o.int("warmup"),
                 error: Error::new(o),
-                failed: AtomicI64::new(0),
+                current: AtomicI64::new(0),
             }))
         },
     )
