@@ -60,7 +60,9 @@ impl Activity {
 }
 
 /// Forwards both directions until each ends (EOF, error) or the active faults change.
-/// Returns the outcome of the upstream and the downstream direction.
+/// Returns the outcome of the upstream and the downstream direction. A direction that is
+/// already `over` (its EOF was passed on earlier) is not forwarded and ends as `Eof`.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward_both(
     client: &Peer,
     backend: &Peer,
@@ -69,12 +71,20 @@ pub async fn forward_both(
     changes: &mut watch::Receiver<u64>,
     activity: &Activity,
     metrics: &Metrics,
+    over: (bool, bool),
 ) -> (Outcome, Outcome) {
     let changed = changes.changed();
     tokio::pin!(changed);
+    let half = |src, dst, dir, over: bool| {
+        let mut h = Half::new(src, dst, dir);
+        if over {
+            h.state = State::Done(Outcome::Eof);
+        }
+        h
+    };
     Bidi {
-        up: Half::new(client, backend, Direction::Upstream),
-        down: Half::new(backend, client, Direction::Downstream),
+        up: half(client, backend, Direction::Upstream, over.0),
+        down: half(backend, client, Direction::Downstream, over.1),
         zero_copy: zero_copy && cfg!(target_os = "linux"),
         changed: changed.as_mut(),
         stop: false,
