@@ -214,8 +214,10 @@ mod tests {
 
     #[test]
     fn the_lead_follows_the_lateness_and_stays_bounded() {
-        let mut t = Timer::default();
-        t.lead = Duration::ZERO;
+        let mut t = Timer {
+            lead: Duration::ZERO,
+            ..Default::default()
+        };
         for _ in 0..100 {
             t.learn(Duration::from_micros(40));
         }
