@@ -781,6 +781,84 @@ class Fidelity:
         self.tp.call("DELETE", f"/proxies/{name}")
 
 
+class FaultPeer:
+    """fault-cli (`fault run FILE`, crates.io fault-cli 1.2.1) as a peer: one process per
+    configuration, since it takes its faults from a file."""
+
+    def __init__(self, path: str, tmp: Path, backend: int):
+        self.path, self.tmp, self.backend = path, tmp, backend
+        self.n = 0
+
+    def start(self, faults: list[dict]):
+        self.n += 1
+        port = free_port()
+        doc = {"schema_version": 1, "name": f"fidelity {self.n}",
+               "proxies": [{"name": "p", "protocol": "tcp", "listen": f"{HOST}:{port}",
+                            "upstream": f"{HOST}:{self.backend}"}],
+               "phases": [{"name": "on", "proxies": [{"proxy": "p", "faults": faults}]}]}
+        f = self.tmp / f"fault-{self.n}.json"
+        f.write_text(json.dumps(doc))
+        log_f = open(self.tmp / f"fault-{self.n}.log", "wb")
+        proc = subprocess.Popen([self.path, "--output", "json", "--color", "never", "run",
+                                 str(f)], stdin=subprocess.DEVNULL, stdout=log_f,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=raise_nofile)
+        log_f.close()
+        wait_listening(port, proc, "fault")
+        return proc, port
+
+    @staticmethod
+    def stop(proc):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(3)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def fault_peer(f: "Fidelity", peer: FaultPeer, conns: int):
+    """latency (fault's `jitter` with probability 1 and min = max: a delay per data
+    operation; its `latency` delays only the first data of a stream) and bandwidth."""
+    for lat in (1, 5, 20):
+        runs = []
+        for _ in range(f.reps()):
+            proc, port = peer.start([])
+            try:
+                bare, bare_cpu = f.measure_rtts(port, conns, lat, proc.pid)
+            finally:
+                peer.stop(proc)
+            proc, port = peer.start([{"type": "jitter", "flow": "to-client",
+                                      "min_delay_ms": float(lat), "max_delay_ms": float(lat),
+                                      "probability": 1.0}])
+            try:
+                tox, cpu = f.measure_rtts(port, conns, lat, proc.pid)
+            finally:
+                peer.stop(proc)
+            runs.append(dict(vs_bare_p50_ms=(pct(tox, 50) - pct(bare, 50)) * 1000,
+                             vs_bare_p99_ms=(pct(tox, 99) - pct(bare, 99)) * 1000,
+                             cpu_cores=cpu, bare_cpu_cores=bare_cpu))
+        f.row(section="fault_latency", conns=conns, latency_ms=lat, **medians(runs))
+    secs = 1.0 if f.args.quick else 2.0
+    for rate in (100, 1000, 20000, 100000):
+        total = max(20_000, int(rate * 1000 * secs))
+        if conns * total > 1_000_000_000:
+            continue
+        proc, port = peer.start([{"type": "bandwidth", "flow": "to-client",
+                                  "bytes_per_second": rate * 1000}])
+        try:
+            cpu = CpuMeter(proc.pid)
+            got, exact = stream_read(port, conns, total, 65536, min(STEP_LIMIT, secs * 4 + 10))
+            cores = cpu.cores()
+        finally:
+            peer.stop(proc)
+        f.row(section="fault_bandwidth", conns=conns, rate_kbs=rate,
+              achieved_ratio=statistics.median(got) / (rate * 1000),
+              min_ratio=min(got) / (rate * 1000), exact=exact, cpu_cores=cores)
+
+
 def medians(runs: list[dict]) -> dict:
     """Per key, the median over the repetitions."""
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -968,7 +1046,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                 f" | {fmt(r['exact'])} | {fmt(r['cpu_cores'])} | {ok} |")
         out.append("")
     for sec in ("slicer", "slow_close", "timeout", "limit_data", "delay", "packet_loss",
-                "toxicity"):
+                "toxicity", "fault_latency", "fault_bandwidth", "error"):
         if sec not in by:
             continue
         keys = [k for k in by[sec][0] if k != "section"]
@@ -994,6 +1072,8 @@ def parse_args(argv=None):
                     help="repetitions of the timing measurements (default 3, --quick 1)")
     ap.add_argument("--label", default="", help="suffix of the result files")
     ap.add_argument("--output", default=str(RESULTS_DIR))
+    ap.add_argument("--fault", default="",
+                    help="also measure fault-cli's `fault` binary (latency, bandwidth) as a peer")
     ap.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.sections = [s for s in a.only.split(",") if s]
@@ -1035,11 +1115,15 @@ def main(argv=None) -> int:
         wait_listening(bport, backend, "backend")
         tp = Toxiproxy(server, tmp)
         f = Fidelity(args, tp, bport)
+        peer = FaultPeer(os.path.abspath(args.fault), tmp, bport) if args.fault else None
         for conns in args.conn_counts:
-            for sec in args.sections:
+            for sec in args.sections + (["fault"] if peer else []):
                 log(f"{sec}, {conns} connection(s)")
                 try:
-                    getattr(f, sec)(conns)
+                    if sec == "fault":
+                        fault_peer(f, peer, conns)
+                    else:
+                        getattr(f, sec)(conns)
                 except (BenchError, OSError) as e:
                     log(f"  {sec} failed: {e}")
                     f.rows.append(dict(section="error", conns=conns, what=sec, error=str(e)))
