@@ -506,3 +506,197 @@ async fn pipelined_chunks_keep_their_order_when_the_chain_changes() {
         .unwrap();
     assert_eq!(got, b"third;fourth;");
 }
+
+// -- Fidelity: schedules, no sleep where nothing is due, back to the fast path ------------
+
+/// Exchanges run through the hooks so far (the fast path counts none).
+fn exchanges(s: &vaurien::server::Server, proxy: &str) -> u64 {
+    s.proxy(proxy)
+        .unwrap()
+        .shared
+        .metrics
+        .exchanges_total
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn bandwidth_follows_its_schedule_and_keeps_every_byte_in_order() {
+    let (_s, api) = server().await;
+    // 5 MB at 20 MB/s: at least 0.25 s (one sleep per chunk, rounded up, took 4× that).
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(7) >> 3) as u8)
+        .collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic("p", r#"{"type":"bandwidth","attributes":{"rate":20000}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    let took = t.elapsed();
+    assert!(err.is_none());
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes changed or reordered");
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_low_rate_splits_chunks_and_still_delivers_them_whole() {
+    let (_s, api) = server().await;
+    // 10 KB/s: 1000-byte slices, 100 ms each; 3000 bytes take at least 0.3 s.
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    api.toxic("p", r#"{"type":"bandwidth","attributes":{"rate":10}}"#)
+        .await;
+    let t = Instant::now();
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let (got, err) = within(read_all(&mut c)).await;
+    assert!(err.is_none());
+    assert_eq!(got, data);
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn zero_latency_keeps_the_fast_path() {
+    let (s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    roundtrip(&mut c, b"warm").await;
+    api.toxic(
+        "p",
+        r#"{"name":"z","type":"latency","attributes":{"latency":0}}"#,
+    )
+    .await;
+    roundtrip(&mut c, b"settle").await;
+    let before = exchanges(&s, "p");
+    for i in 0..50u32 {
+        let msg = format!("message {i}");
+        assert_eq!(roundtrip(&mut c, msg.as_bytes()).await, msg.as_bytes());
+    }
+    assert_eq!(exchanges(&s, "p"), before, "a 0 ms latency ran the hooks");
+    // A new connection too.
+    let mut c2 = TcpStream::connect(listen).await.unwrap();
+    assert_eq!(roundtrip(&mut c2, b"new").await, b"new");
+    assert_eq!(exchanges(&s, "p"), before);
+}
+
+#[tokio::test]
+async fn a_removed_toxic_gives_the_connection_back_to_the_fast_path() {
+    let (s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    roundtrip(&mut c, b"warm").await;
+    for toxic in [
+        r#"{"name":"t","type":"latency","attributes":{"latency":30}}"#,
+        r#"{"name":"t","type":"bandwidth","attributes":{"rate":1000}}"#,
+        r#"{"name":"t","type":"slicer","attributes":{"average_size":1000,"delay":100}}"#,
+        r#"{"name":"t","type":"latency","stream":"upstream","attributes":{"latency":30}}"#,
+    ] {
+        api.toxic("p", toxic).await;
+        let t = Instant::now();
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        assert!(roundtrip(&mut c, &big).await == big, "{toxic}");
+        if toxic.contains("latency") {
+            assert!(t.elapsed() >= Duration::from_millis(30), "{toxic}");
+        }
+        assert_eq!(api.delete("/proxies/p/toxics/t").await.status, 204);
+        // The next chunks may still go through the hooks once (the change is seen at a
+        // chunk boundary); after that, none.
+        roundtrip(&mut c, b"settle").await;
+        let before = exchanges(&s, "p");
+        for i in 0..50u32 {
+            let msg = format!("after {i} ");
+            assert_eq!(roundtrip(&mut c, msg.as_bytes()).await, msg.as_bytes());
+        }
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 239) as u8).collect();
+        assert!(roundtrip(&mut c, &big).await == big, "after {toxic}");
+        assert_eq!(exchanges(&s, "p"), before, "hooks still run after {toxic}");
+    }
+    // Half-close still goes through: the echo server sees EOF and closes.
+    c.shutdown().await.unwrap();
+    let (rest, err) = within(read_all(&mut c)).await;
+    assert!(err.is_none() && rest.is_empty());
+}
+
+#[tokio::test]
+async fn toxics_added_and_removed_under_traffic_lose_and_reorder_nothing() {
+    let (_s, api) = server().await;
+    let listen = api.proxy("p", echo().await).await;
+    let c = TcpStream::connect(listen).await.unwrap();
+    let (mut r, mut w) = c.into_split();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(31) >> 2) as u8)
+        .collect();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        for part in sent.chunks(7919) {
+            w.write_all(part).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        w.shutdown().await.unwrap();
+    });
+    let flip = async {
+        let toxics = [
+            r#"{"name":"a","type":"latency","attributes":{"latency":2,"jitter":1}}"#,
+            r#"{"name":"a","type":"bandwidth","stream":"upstream","attributes":{"rate":50000}}"#,
+            r#"{"name":"a","type":"latency","attributes":{"latency":0}}"#,
+            r#"{"name":"a","type":"slicer","attributes":{"average_size":500,"delay":10}}"#,
+        ];
+        for i in 0..24 {
+            api.toxic("p", toxics[i % toxics.len()]).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            assert_eq!(api.delete("/proxies/p/toxics/a").await.status, 204);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let read = async {
+        let mut got = Vec::with_capacity(data.len());
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut r, &mut buf)
+                .await
+                .unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    let (got, ()) = within(async { tokio::join!(read, flip) }).await;
+    writer.await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes changed or reordered");
+}
+
+#[tokio::test]
+async fn slicer_slices_follow_their_schedule() {
+    let (_s, api) = server().await;
+    let data: Vec<u8> = (0..4000u32).map(|i| (i % 256) as u8).collect();
+    let listen = api.proxy("p", source(data.clone()).await).await;
+    // 64 slices of 62-63 bytes, 2 ms apart: at least 126 ms from the first to the last.
+    api.toxic(
+        "p",
+        r#"{"type":"slicer","attributes":{"average_size":100,"delay":2000}}"#,
+    )
+    .await;
+    let mut c = TcpStream::connect(listen).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut first = None;
+    loop {
+        let n = within(tokio::io::AsyncReadExt::read(&mut c, &mut buf))
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(Instant::now);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, data);
+    let span = first.unwrap().elapsed();
+    assert!(span >= Duration::from_millis(120), "{span:?}");
+}

@@ -1,8 +1,9 @@
 //! `latency` (Toxiproxy): each chunk is held until `latency ± jitter` ms after it entered the
 //! proxy; time already spent in earlier toxics counts, and several latency toxics add up.
+//! `latency` 0 with no jitter touches nothing: connections stay on the fast path.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
@@ -15,13 +16,16 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// This chunk's delay in ms: `latency` plus a uniform draw in `[-jitter, +jitter)`.
-    fn delay_ms(&self, rng: &mut rand::rngs::SmallRng) -> i64 {
-        let mut d = self.latency;
+    /// This chunk's delay: `latency` plus a uniform draw in `[-jitter, +jitter]`, to the
+    /// microsecond (Toxiproxy draws whole milliseconds in `[-jitter, +jitter)`, whose mean is
+    /// half a millisecond short), never below 0.
+    fn delay(&self, rng: &mut rand::rngs::SmallRng) -> Duration {
+        let mut us = self.latency * 1000;
         if self.jitter > 0 {
-            d += rng.random_range(-self.jitter..self.jitter);
+            let j = self.jitter * 1000;
+            us += rng.random_range(-j..=j);
         }
-        d.max(0)
+        Duration::from_micros(us.max(0) as u64)
     }
 }
 
@@ -31,18 +35,21 @@ impl Behavior for Latency {
         if cx.eof || cx.pieces.is_empty() {
             return Ok(());
         }
-        let delay = Duration::from_millis(self.delay_ms(cx.rng) as u64);
         // As Toxiproxy: the chunk's timestamp moves on by the delay, so a later latency toxic
-        // counts from there and the delays add up.
-        let target = cx.arrived + delay;
+        // counts from there and the delays add up. A piece already due later (a slicer's
+        // later slices) keeps its time.
+        let target = cx.arrived + self.delay(cx.rng);
         cx.arrived = target;
-        let wait = target.saturating_duration_since(Instant::now());
-        let first = &mut cx.pieces[0];
-        first.pause = first.pause.max(wait);
+        for p in cx.pieces.iter_mut() {
+            p.at = p.at.max(target);
+        }
         Ok(())
     }
+    fn is_passthrough(&self) -> bool {
+        self.latency == 0 && self.jitter == 0
+    }
     fn has_chunk_hook(&self) -> bool {
-        true
+        !self.is_passthrough()
     }
     fn has_exchange_hooks(&self) -> bool {
         false
@@ -64,4 +71,48 @@ pub(super) fn kind() -> Kind {
             Ok(Arc::new(Latency { latency, jitter }))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn jitter_is_uniform_over_the_whole_range_to_the_microsecond() {
+        let l = Latency {
+            latency: 5,
+            jitter: 2,
+        };
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let xs: Vec<f64> = (0..20_000)
+            .map(|_| l.delay(&mut rng).as_secs_f64() * 1000.0)
+            .collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 5.0).abs() < 0.05, "mean {mean}");
+        assert!(xs.iter().all(|x| (3.0..=7.0).contains(x)));
+        // Uniform: each quarter of the range holds about a quarter of the draws.
+        for q in 0..4 {
+            let lo = 3.0 + q as f64;
+            let share =
+                xs.iter().filter(|x| **x >= lo && **x < lo + 1.0).count() as f64 / xs.len() as f64;
+            assert!((share - 0.25).abs() < 0.02, "quarter {q}: {share}");
+        }
+        // Fractions of a millisecond are drawn too.
+        assert!(xs.iter().any(|x| x.fract() != 0.0));
+    }
+
+    #[test]
+    fn zero_latency_touches_nothing() {
+        let l = Latency {
+            latency: 0,
+            jitter: 0,
+        };
+        assert!(l.is_passthrough() && !l.has_chunk_hook());
+        let l = Latency {
+            latency: 0,
+            jitter: 1,
+        };
+        assert!(!l.is_passthrough() && l.has_chunk_hook());
+    }
 }

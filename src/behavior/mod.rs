@@ -210,10 +210,12 @@ pub struct ChunkCx<'a> {
     pub reset: bool,
 }
 
-/// A piece of a chunk to be written after `pause`.
+/// A piece of a chunk to be written at `at` (at once when that time has passed). Times are
+/// absolute, so that delays follow a schedule: a late wake-up does not push later pieces back,
+/// and rounding does not add up.
 #[derive(Debug, Clone)]
 pub struct Piece {
-    pub pause: Duration,
+    pub at: Instant,
     pub data: bytes::Bytes,
 }
 
@@ -422,9 +424,10 @@ pub(crate) fn non_negative(behavior: &str, values: &[(&str, i64)]) -> Result<(),
     }
 }
 
-/// Sleeps for a number of seconds given as a float (negative or NaN: no sleep).
+/// Sleeps for a number of seconds given as a float (negative or NaN: no sleep), to the
+/// microsecond (see [`crate::proxy::timer`]).
 pub(crate) async fn sleep_secs(secs: f64) {
     if secs.is_finite() && secs > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(secs.min(1e9))).await;
+        crate::proxy::timer::sleep(Duration::from_secs_f64(secs.min(1e9))).await;
     }
 }

@@ -1,5 +1,6 @@
 //! `slicer` (Toxiproxy): splits each chunk into slices of about `average_size` bytes (±
-//! `size_variation`), `delay` microseconds apart.
+//! `size_variation`), `delay` microseconds apart (slice i of a chunk is due `i * delay` after
+//! its first).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,10 +46,12 @@ impl Behavior for Slicer {
         for p in cx.pieces.drain(..) {
             let mut ends = Vec::new();
             self.cuts(0, p.data.len(), cx.rng, &mut ends);
+            // Slice i is due `i * delay` after the first: a schedule, so that write times and
+            // late wake-ups do not add up over the slices.
             let mut from = 0;
             for (i, to) in ends.into_iter().enumerate() {
                 out.push(Piece {
-                    pause: if i == 0 { p.pause } else { self.delay },
+                    at: p.at + self.delay * i as u32,
                     data: p.data.slice(from..to),
                 });
                 from = to;

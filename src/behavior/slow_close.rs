@@ -17,7 +17,7 @@ impl Behavior for SlowClose {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.eof {
             cx.pieces.push(Piece {
-                pause: self.delay,
+                at: cx.arrived + self.delay,
                 data: Bytes::new(),
             });
         }

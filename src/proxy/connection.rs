@@ -2,7 +2,7 @@
 //! directions) until either side is done, a behavior closes it, or the proxy stops.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -149,6 +149,8 @@ async fn watch(shared: &ProxyShared, conn: u64) {
     let mut changes = shared.changes.subscribe();
     // Toxic id → when it started on this connection, and whether its removal closes it.
     let mut seen: HashMap<u64, (Instant, bool)> = HashMap::new();
+    // To the microsecond: a `timeout` of 50 ms closes at 50 ms, not 51.
+    let mut timer = super::timer::Timer::default();
     loop {
         let faults = shared.faults.load_full();
         let now = Instant::now();
@@ -179,7 +181,7 @@ async fn watch(shared: &ProxyShared, conn: u64) {
                     std::future::pending::<()>().await;
                 }
             }
-            _ = tokio::time::sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => return,
+            _ = timer.sleep_until(deadline.unwrap_or(now).into_std()), if deadline.is_some() => return,
         }
     }
 }
@@ -445,8 +447,9 @@ async fn exchanges(
 }
 
 /// Both directions at once (tcp with keep_alive): the zero-copy path while nothing can touch
-/// the bytes, the per-chunk hooks otherwise. With --stay-connected, half-close is passed on and
-/// the connection ends when both directions are done or a behavior closes it; without it (the
+/// the bytes, the per-chunk hooks otherwise, and back to the zero-copy path once the toxics are
+/// gone (a removed toxic costs nothing). With --stay-connected, half-close is passed on and the
+/// connection ends when both directions are done or a behavior closes it; without it (the
 /// original's select loop), the first EOF from either side ends the connection, and so does
 /// --timeout without traffic. Returns true when the backend connection may be reused (the
 /// client left first, nothing unread).
@@ -468,57 +471,76 @@ async fn streaming(
         }
     };
     tokio::pin!(idle);
-    let up_seed = rand::RngCore::next_u64(rng);
-    let down_seed = rand::RngCore::next_u64(rng);
     let all = async {
         let mut changes = shared.changes.subscribe();
-        let (up, down) = if shared.faults.load().passthrough {
-            pipe::forward_both(
-                client,
-                backend,
-                shared.settings.zero_copy,
-                shared.settings.busy_poll,
-                stay,
-                &mut changes,
-                activity,
-                &shared.metrics,
-            )
-            .await
-        } else {
-            (Outcome::Changed, Outcome::Changed)
-        };
-        if !stay && (up == Outcome::Eof || down == Outcome::Eof) {
-            // The first EOF ends the connection; a backend the client left may be reused.
-            client.close();
-            if up != Outcome::Eof {
-                backend.close();
-            }
-            return;
-        }
-        if up == Outcome::Abort || down == Outcome::Abort {
-            client.close();
-            backend.close();
-            return;
-        }
-        // The directions the faults changed for go on through the hooks (boxed: a connection
-        // on the fast path does not carry their state).
-        let hooks = |dir: Direction, outcome: Outcome, seed: u64| async move {
-            if outcome != Outcome::Changed {
+        // Directions that are over (their EOF was passed on).
+        let mut over = (false, false);
+        loop {
+            // Changes until now are seen here: the fast path stops at the next one only.
+            changes.borrow_and_update();
+            let (up, down) = if shared.faults.load().passthrough {
+                pipe::forward_both(
+                    client,
+                    backend,
+                    shared.settings.zero_copy,
+                    shared.settings.busy_poll,
+                    stay,
+                    &mut changes,
+                    activity,
+                    &shared.metrics,
+                    over,
+                )
+                .await
+            } else {
+                let go_on = |over: bool| {
+                    if over {
+                        Outcome::Eof
+                    } else {
+                        Outcome::Changed
+                    }
+                };
+                (go_on(over.0), go_on(over.1))
+            };
+            if !stay && (up == Outcome::Eof || down == Outcome::Eof) {
+                // The first EOF ends the connection; a backend the client left may be reused.
+                client.close();
+                if up != Outcome::Eof {
+                    backend.close();
+                }
                 return;
             }
-            let (src, dst) = match dir {
-                Direction::Upstream => (client, backend),
-                Direction::Downstream => (backend, client),
+            if up == Outcome::Abort || down == Outcome::Abort {
+                client.close();
+                backend.close();
+                return;
+            }
+            // The directions the faults changed for go on through the hooks (boxed: a
+            // connection on the fast path does not carry their state).
+            let up_seed = rand::RngCore::next_u64(rng);
+            let down_seed = rand::RngCore::next_u64(rng);
+            let leave = &AtomicBool::new(false);
+            let hooks = |dir: Direction, outcome: Outcome, seed: u64| async move {
+                if outcome != Outcome::Changed {
+                    return HooksEnd::Over;
+                }
+                let (src, dst) = match dir {
+                    Direction::Upstream => (client, backend),
+                    Direction::Downstream => (backend, client),
+                };
+                Box::pin(hooks_path(
+                    shared, conn, src, dst, dir, seed, activity, counts, leave,
+                ))
+                .await
             };
-            Box::pin(hooks_path(
-                shared, conn, src, dst, dir, seed, activity, counts,
-            ))
-            .await
-        };
-        tokio::join!(
-            hooks(Direction::Upstream, up, up_seed),
-            hooks(Direction::Downstream, down, down_seed)
-        );
+            let (u, d) = tokio::join!(
+                hooks(Direction::Upstream, up, up_seed),
+                hooks(Direction::Downstream, down, down_seed)
+            );
+            over = (u == HooksEnd::Over, d == HooksEnd::Over);
+            if (over.0 && over.1) || client.is_closed() || backend.is_closed() {
+                return;
+            }
+        }
     };
     tokio::select! {
         _ = all => {}
@@ -530,7 +552,19 @@ async fn streaming(
     !stay && client.saw_eof() && !backend.saw_eof() && !backend.is_closed()
 }
 
-/// The hooks' path of one streaming direction: one exchange per chunk.
+/// How a direction's hooks path ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HooksEnd {
+    /// The direction is over (EOF passed on) or the connection is closing.
+    Over,
+    /// Nothing can touch the bytes any more and nothing is queued: back to the fast path.
+    Fast,
+}
+
+/// The hooks' path of one streaming direction: one exchange per chunk, until the direction
+/// ends or the faults become passthrough again.
+/// `leave` is shared by both directions: set by the first one that goes back to the fast
+/// path, which the other one then does too.
 #[allow(clippy::too_many_arguments)]
 async fn hooks_path(
     shared: &Arc<ProxyShared>,
@@ -541,7 +575,8 @@ async fn hooks_path(
     seed: u64,
     activity: &Activity,
     counts: &Counts,
-) {
+    leave: &AtomicBool,
+) -> HooksEnd {
     let to_backend = dir == Direction::Upstream;
     let (client, backend) = if to_backend { (src, dst) } else { (dst, src) };
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -552,20 +587,66 @@ async fn hooks_path(
     let mut no_spin = BusyPoll::new(std::time::Duration::ZERO);
     // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
     // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, rx) = super::session::pipe_channel(1024);
     if to_backend {
         links.up.pipe = Some(tx);
     } else {
         links.down.pipe = Some(tx);
     }
     let protocol = shared.protocol.clone();
+    // Wakes an idle direction when the faults change (a toxic removed while nothing moves).
+    let mut changes = shared.changes.subscribe();
+    let mut watching = true;
     let reader = async move {
         loop {
-            if own.is_empty() && src.readable().await.is_err() {
-                break;
+            if own.is_empty() {
+                if leave.load(Ordering::Relaxed) || shared.faults.load().passthrough {
+                    // No toxic left (or the other direction leaves): once what was queued went
+                    // out, the fast path takes over; what the source sent meanwhile is still in
+                    // its socket. Both directions leave together, so that neither waits on the
+                    // other (the streaming loop checks the faults again before the fast path).
+                    let link = if to_backend {
+                        &mut links.up
+                    } else {
+                        &mut links.down
+                    };
+                    if link.flush().await.is_err() {
+                        src.close();
+                        dst.close();
+                        return HooksEnd::Over;
+                    }
+                    leave.store(true, Ordering::Relaxed);
+                    // Both directions are polled by the same task: wake it so that the other
+                    // one sees `leave`.
+                    std::future::poll_fn(|cx| {
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    return HooksEnd::Fast;
+                }
+                tokio::select! {
+                    biased;
+                    r = src.readable() => {
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    r = changes.changed(), if watching => {
+                        watching = r.is_ok();
+                        continue;
+                    }
+                    _ = std::future::poll_fn(|_| {
+                        if leave.load(Ordering::Relaxed) {
+                            std::task::Poll::Ready(())
+                        } else {
+                            std::task::Poll::Pending
+                        }
+                    }) => continue,
+                }
             }
-            activity.tick();
             let faults = shared.faults.load_full();
+            activity.tick();
             let started = links.refresh(&faults, conn.id, &mut rng);
             // Each direction keeps both chains; only its own one is used and recorded.
             record_started(
@@ -610,7 +691,7 @@ async fn hooks_path(
                     log_end(&e);
                     src.close();
                     dst.close();
-                    return;
+                    return HooksEnd::Over;
                 }
             }
             break;
@@ -644,9 +725,11 @@ async fn hooks_path(
             src.close();
             dst.close();
         }
+        HooksEnd::Over
     };
-    tokio::join!(
+    let (end, ()) = tokio::join!(
         reader,
         super::session::pipe_writer(rx, dst, src, dir, &shared.metrics)
     );
+    end
 }

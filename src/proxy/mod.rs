@@ -17,6 +17,7 @@ pub mod peer;
 pub mod pipe;
 pub mod pool;
 pub mod session;
+pub mod timer;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -69,7 +69,8 @@ impl Activity {
 /// Returns the outcome of the upstream and the downstream direction. With `half_close`, an EOF
 /// is passed on and the other direction goes on; without it (the original's tcp `keep_alive`
 /// without `--stay-connected`), the first EOF ends both (the other direction's outcome is then
-/// `Abort`), and nothing is shut down: the caller closes the sockets.
+/// `Abort`), and nothing is shut down: the caller closes the sockets. A direction that is
+/// already `over` (its EOF was passed on earlier) is not forwarded and ends as `Eof`.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward_both(
     client: &Peer,
@@ -80,12 +81,20 @@ pub async fn forward_both(
     changes: &mut watch::Receiver<u64>,
     activity: &Activity,
     metrics: &Metrics,
+    over: (bool, bool),
 ) -> (Outcome, Outcome) {
     let changed = changes.changed();
     tokio::pin!(changed);
+    let half = |src, dst, dir, over: bool| {
+        let mut h = Half::new(src, dst, dir);
+        if over {
+            h.state = State::Done(Outcome::Eof);
+        }
+        h
+    };
     Bidi {
-        up: Half::new(client, backend, Direction::Upstream),
-        down: Half::new(backend, client, Direction::Downstream),
+        up: half(client, backend, Direction::Upstream, over.0),
+        down: half(backend, client, Direction::Downstream, over.1),
         zero_copy: zero_copy && cfg!(target_os = "linux"),
         half_close,
         changed: changed.as_mut(),

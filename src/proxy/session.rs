@@ -2,6 +2,7 @@
 //! toxic chains of both directions.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::busy_poll::BusyPoll;
+use super::timer::Timer;
 use super::{Faults, Toxic};
 use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
 use crate::metrics::Metrics;
@@ -163,17 +165,52 @@ pub struct Link {
     pub written: u64,
     /// The writer of a pipelined link (streaming path): chunks whose chain is only latency
     /// toxics are queued with their due time instead of being written in `run`.
-    pub pipe: Option<tokio::sync::mpsc::Sender<Piped>>,
+    pub pipe: Option<PipeTx>,
     /// Every active toxic is a latency (or noop): chunks may be pipelined.
     latency_only: bool,
-    /// Something was queued since the last flush.
-    queued: bool,
+    /// Sleeps until a piece is due (to the microsecond; made on first use).
+    timer: Timer,
+    /// The pieces of the chunk being run (kept between chunks for its allocation).
+    pieces: Vec<Piece>,
+}
+
+/// The sending side of a pipelined link: the queue and how many chunks in it are not yet
+/// written.
+pub struct PipeTx {
+    tx: tokio::sync::mpsc::Sender<Piped>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer's side of a pipelined link.
+pub struct PipeRx {
+    rx: tokio::sync::mpsc::Receiver<Piped>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A queue between a pipelined link and its writer, `depth` chunks deep.
+pub fn pipe_channel(depth: usize) -> (PipeTx, PipeRx) {
+    let (tx, rx) = tokio::sync::mpsc::channel(depth);
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        PipeTx {
+            tx,
+            queued: queued.clone(),
+        },
+        PipeRx { rx, queued },
+    )
+}
+
+impl PipeTx {
+    /// Nothing queued is left to write.
+    fn drained(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+    }
 }
 
 /// What a pipelined link hands its writer.
 pub enum Piped {
     /// Write these bytes at that time.
-    Data(tokio::time::Instant, Bytes),
+    Data(Instant, Bytes),
     /// Answer once everything queued before was written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -182,21 +219,23 @@ pub enum Piped {
 /// while earlier chunks wait their latency (Toxiproxy's latency toxic). On a write error both
 /// sides are closed.
 pub async fn pipe_writer(
-    mut rx: tokio::sync::mpsc::Receiver<Piped>,
+    mut pipe: PipeRx,
     dest: &Peer,
     src: &Peer,
     dir: Direction,
     metrics: &Metrics,
 ) {
-    while let Some(item) = rx.recv().await {
+    let mut timer = Timer::default();
+    while let Some(item) = pipe.rx.recv().await {
         match item {
             Piped::Data(due, data) => {
-                tokio::time::sleep_until(due).await;
+                timer.sleep_until(due).await;
                 if dest.write_all(&data).await.is_err() {
                     dest.close();
                     src.close();
                     return;
                 }
+                pipe.queued.fetch_sub(1, Ordering::Release);
                 metrics.add_sent(dir, data.len());
             }
             Piped::Flush(done) => {
@@ -209,7 +248,27 @@ pub async fn pipe_writer(
 impl Link {
     /// No toxic to run and nothing queued: chunks may be written as they are.
     pub fn is_empty(&self) -> bool {
-        self.active.is_empty() && self.extra.is_none() && !self.queued
+        self.active.is_empty() && self.extra.is_none() && self.drained()
+    }
+
+    /// Everything queued for the writer was written.
+    pub fn drained(&self) -> bool {
+        self.pipe.as_ref().is_none_or(PipeTx::drained)
+    }
+
+    /// Waits until everything queued for the writer was written.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let Some(pipe) = &self.pipe else {
+            return Ok(());
+        };
+        if pipe.drained() {
+            return Ok(());
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if pipe.tx.send(Piped::Flush(done)).await.is_err() || wait.await.is_err() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
     }
 
     /// Re-rolls toxicity when the chain changed; per connection and direction, as Toxiproxy.
@@ -262,22 +321,14 @@ impl Link {
         rng: &mut SmallRng,
     ) -> io::Result<bool> {
         let pipelined = self.pipe.is_some() && self.latency_only && self.extra.is_none() && !eof;
-        if !pipelined && self.queued {
+        if !pipelined {
             // Whatever was queued goes out first: order is kept when the chain changes.
-            self.queued = false;
-            if let Some(tx) = &self.pipe {
-                let (done, wait) = tokio::sync::oneshot::channel();
-                if tx.send(Piped::Flush(done)).await.is_err() || wait.await.is_err() {
-                    return Err(io::ErrorKind::BrokenPipe.into());
-                }
-            }
+            self.flush().await?;
         }
-        let mut pieces = vec![Piece {
-            pause: std::time::Duration::ZERO,
-            data,
-        }];
-        if eof {
-            pieces.clear();
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        if !eof {
+            pieces.push(Piece { at: arrived, data });
         }
         let mut close = false;
         let mut reset = false;
@@ -307,29 +358,35 @@ impl Link {
             }
         }
         if pipelined {
-            // Latency only: the chunk is due at its (moved) timestamp; reading goes on.
-            let due = tokio::time::Instant::from_std(arrived_at);
-            if let Some(tx) = &self.pipe {
-                for p in pieces {
-                    if !p.data.is_empty() {
-                        tx.send(Piped::Data(due, p.data))
-                            .await
-                            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-                        self.queued = true;
-                    }
+            // Latency only: each piece is due at its time; reading goes on meanwhile. A piece
+            // already due with nothing queued before it is written here, without a trip
+            // through the writer.
+            let pipe = self.pipe.as_ref().expect("pipelined");
+            for p in pieces.drain(..) {
+                if p.data.is_empty() {
+                    continue;
+                }
+                if pipe.drained() && p.at <= Instant::now() {
+                    dest.write_all(&p.data).await?;
+                    self.written += p.data.len() as u64;
+                    continue;
+                }
+                pipe.queued.fetch_add(1, Ordering::AcqRel);
+                if pipe.tx.send(Piped::Data(p.at, p.data)).await.is_err() {
+                    return Err(io::ErrorKind::BrokenPipe.into());
                 }
             }
+            self.pieces = pieces;
             return Ok(true);
         }
-        for p in pieces {
-            if !p.pause.is_zero() {
-                tokio::time::sleep(p.pause).await;
-            }
+        for p in pieces.drain(..) {
+            self.timer.sleep_until(p.at).await;
             if !p.data.is_empty() {
                 dest.write_all(&p.data).await?;
                 self.written += p.data.len() as u64;
             }
         }
+        self.pieces = pieces;
         if reset {
             // Toxiproxy sets SO_LINGER 0 on both sockets: both sides see a reset.
             dest.reset();
