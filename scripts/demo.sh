@@ -1,23 +1,53 @@
 #!/usr/bin/env bash
 # Runs vaurien for real in front of a real backend on a fresh machine: installs redis-server,
-# builds vaurien, starts redis on 127.0.0.1:6379 and vaurien on 127.0.0.1:8000 with the control
-# API on 127.0.0.1:8080, then waits (Ctrl-C stops both). Try, in another shell:
-#   redis-cli -p 8000 set k v; redis-cli -p 8000 get k
-#   curl -X PUT -d '{"name": "delay", "sleep": 1}' localhost:8080/behavior; redis-cli -p 8000 ping
-#   curl -X PUT -d '{"name": "error"}' localhost:8080/behavior; redis-cli -p 8000 ping
+# builds vaurien (release; progress shown), starts redis and vaurien (redis protocol, control API
+# on), prints what to try next, and waits. Ctrl-C, or killing this script, stops everything it
+# started. Environment: VAURIEN_BIN (a vaurien binary: skips the build), DEMO_REDIS_PORT (6379),
+# DEMO_PROXY_PORT (8000), DEMO_API_PORT (8080), BEHAVIOR (100:dummy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+REDIS_PORT=${DEMO_REDIS_PORT:-6379}
+PROXY_PORT=${DEMO_PROXY_PORT:-8000}
+API_PORT=${DEMO_API_PORT:-8080}
+
 if ! command -v redis-server >/dev/null; then
+  echo "==> installing redis-server (Debian package)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
-cargo build --release --quiet
-redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/tmp/vaurien-demo-redis.log 2>&1 &
-redis_pid=$!
-trap 'kill $redis_pid 2>/dev/null || true' EXIT
-proto=redis
-grep -q 'redis::kind' src/protocol/mod.rs || proto=tcp
-flags=(--stay-connected)
-[ "$proto" = tcp ] && flags+=(--protocol-tcp-keep-alive)
-echo "vaurien on 127.0.0.1:8000 -> redis 127.0.0.1:6379 (protocol $proto), control API on 127.0.0.1:8080"
-./target/release/vaurien --proxy 127.0.0.1:8000 --backend 127.0.0.1:6379 --protocol "$proto" \
-  "${flags[@]}" --http --http-host 127.0.0.1 --http-port 8080 --behavior "${BEHAVIOR:-100:dummy}"
+BIN=${VAURIEN_BIN:-}
+if [ -z "$BIN" ]; then
+  echo "==> building vaurien (cargo build --release; a few minutes the first time)"
+  cargo build --release
+  BIN=./target/release/vaurien
+fi
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap stop EXIT
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  >/tmp/vaurien-demo-redis.log 2>&1 &
+pids+=($!)
+"$BIN" --proxy "127.0.0.1:$PROXY_PORT" --backend "127.0.0.1:$REDIS_PORT" --protocol redis \
+  --stay-connected --http --http-host 127.0.0.1 --http-port "$API_PORT" \
+  --behavior "${BEHAVIOR:-100:dummy}" &
+pids+=($!)
+
+cat <<EOF
+
+vaurien on 127.0.0.1:$PROXY_PORT -> redis 127.0.0.1:$REDIS_PORT, control API on 127.0.0.1:$API_PORT
+Try, in another shell:
+  redis-cli -p $PROXY_PORT set k v; redis-cli -p $PROXY_PORT get k
+  curl -X PUT -d '{"name": "delay", "sleep": 1}' localhost:$API_PORT/behavior; time redis-cli -p $PROXY_PORT ping
+  curl -X PUT -d '{"name": "error", "protocol_reply": true}' localhost:$API_PORT/behavior; redis-cli -p $PROXY_PORT ping
+Ctrl-C stops both.
+EOF
+# Returns when either one stops (or a signal arrives: the traps stop both).
+wait -n "${pids[@]}"

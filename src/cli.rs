@@ -324,7 +324,12 @@ pub fn init_logging(level: &str, output: &str) -> Result<(), String> {
         .with_env_filter(filter)
         .with_target(false);
     let r = if output == "-" {
-        builder.with_writer(std::io::stderr).try_init()
+        // Colours only for a person at a terminal: not in a pipe or a redirected file.
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init()
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -350,3 +350,26 @@ fn log_output_and_level_go_where_asked() {
         assert!(child.0.try_wait().unwrap().is_none(), "still running");
     })
 }
+
+#[test]
+fn logs_to_a_pipe_have_no_colour() {
+    within_blocking(|| {
+        let port = free_port();
+        let mut child = spawn(&[
+            "--proxy".into(),
+            format!("127.0.0.1:{port}"),
+            "--backend".into(),
+            "127.0.0.1:9".into(),
+        ]);
+        wait_port(port, &mut child.0);
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(err.contains("vaurien is running"), "{err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "ANSI escapes in a piped stderr: {err:?}"
+        );
+    })
+}

@@ -1,0 +1,6 @@
+"""``python -m vaurien ARGS``: the ``vaurien`` command."""
+import sys
+
+from vaurien.run import main
+
+sys.exit(main())
