@@ -664,3 +664,28 @@ def test_http_error_is_a_50x_response(custom_http_server):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/e", timeout=10)
         assert 500 <= e.value.code <= 503
         e.value.close()
+
+
+# ----------------------------------------------------------------------------------------- tcp
+
+
+def test_tcp_default_mode_warns_once_that_a_second_request_is_dropped(redis_server):
+    # The original's default tcp mode forwards only the client's first read: a redis client
+    # that sends a second command on the connection waits for nothing. Said once, in the log.
+    port = free_port()
+    args = ["--proxy", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{redis_server}", "--timeout", "1"]
+    with run_vaurien(args, port=port) as proc:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                assert recv_until(s, b"\r\n") == b"+PONG\r\n"
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                # Nothing more comes: the connection ends after --timeout (reset: the second
+                # command was never read).
+                s.settimeout(5)
+                with pytest.raises(ConnectionResetError):
+                    s.recv(100)
+        proc.terminate()
+        err = proc.stderr.read().decode()
+    assert err.count("a client sent more after its first request") == 1, err
+    assert "--protocol-tcp-keep-alive" in err

@@ -6,6 +6,7 @@
 //! ends the connection, as the original's loop did, and a backend the client left may be
 //! reused (`reuse_socket`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,6 +21,9 @@ pub struct Tcp {
     options: Options,
     keep_alive: bool,
     buffer: usize,
+    /// The warning that a client's data after its first read is dropped was logged (once per
+    /// proxy: each proxy builds its own protocol).
+    warned_dropped: AtomicBool,
 }
 
 pub(crate) fn kind() -> ProtocolKind {
@@ -39,6 +43,7 @@ impl Tcp {
             options,
             keep_alive,
             buffer,
+            warned_dropped: AtomicBool::new(false),
         }
     }
 }
@@ -117,12 +122,34 @@ impl Protocol for Tcp {
             };
             let open = s.forward(!to_backend, &chunk).await?;
             reclaim(s, !to_backend, chunk);
+            self.warn_if_dropped(s);
             if !open {
                 break;
             }
         }
+        self.warn_if_dropped(s);
         after(s, self, to_backend, behavior).await?;
         Ok(false)
+    }
+}
+
+impl Tcp {
+    /// Without keep_alive only the client's first read is forwarded (the original's default):
+    /// a client that sends more (a second request on the same connection) waits for an answer
+    /// that never comes. Said once per proxy, as a warning, since nothing else shows it.
+    fn warn_if_dropped(&self, s: &Session<'_>) {
+        if !self.warned_dropped.load(Ordering::Relaxed)
+            && s.client.has_unread()
+            && !self.warned_dropped.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "tcp: a client sent more after its first request; without \
+                 --protocol-tcp-keep-alive only the first read of each connection is forwarded \
+                 (the original's default) and the rest is dropped: use \
+                 --protocol-tcp-keep-alive (with --stay-connected to keep connections open) for \
+                 clients that send several requests"
+            );
+        }
     }
 }
 

@@ -262,6 +262,12 @@ impl Peer {
         self.eof.store(true, Ordering::Relaxed);
     }
 
+    /// True when the peer sent bytes that were not read yet (a look, nothing is consumed).
+    pub fn has_unread(&self) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        !self.is_closed() && matches!(SockRef::from(&self.stream).peek(&mut probe), Ok(n) if n > 0)
+    }
+
     /// True when the socket is still usable for a new exchange: not closed, no EOF or error
     /// pending and no unread data (used before reusing a pooled backend connection).
     pub fn is_reusable(&self) -> bool {
