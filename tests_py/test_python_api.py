@@ -334,3 +334,17 @@ def test_vaurien_run_bad_input_exits_2():
     assert b"percentage:name" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "vaurien.run", "--version"], capture_output=True, timeout=30)
     assert proc.returncode == 0 and vaurien.__version__.encode() in proc.stdout
+
+
+def test_log_output_file_gets_the_proxys_lines(echo_backend, tmp_path):
+    log = tmp_path / "vaurien.log"
+    port = free_port()
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=port, backend_host="127.0.0.1",
+                      backend_port=echo_backend.port, http=False, log_level="info", log_output=str(log))
+    try:
+        assert exchange(port, b"x") == b"echo:x"
+    finally:
+        stop_proxy(pid)
+    text = log.read_text()
+    # From the first line on (the handler is there before the proxy starts).
+    assert "listening" in text and "127.0.0.1:%d" % port in text, text

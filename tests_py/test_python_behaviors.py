@@ -114,7 +114,31 @@ class Plain:
         return True
 
 
-for cls in (Sleepy, FirstSleeps, Order, Refuse, Prefix, Boom, Plain):
+class BadInit(Dummy):
+    """Cannot be built while `broken`: its constructor raises."""
+
+    name = "py_bad_init"
+    broken = False
+
+    def __init__(self):
+        if BadInit.broken:
+            raise RuntimeError("no config for BadInit")
+        super().__init__()
+
+
+class BadSettings(Dummy):
+    """Cannot be built with a `level` above 3: update_settings raises."""
+
+    name = "py_bad_settings"
+    options = {"level": ("a level, 3 at most", int, 1)}
+
+    def update_settings(self, settings):
+        super().update_settings(settings)
+        if self.option("level") > 3:
+            raise ValueError("level %d is over 3" % self.option("level"))
+
+
+for cls in (Sleepy, FirstSleeps, Order, Refuse, Prefix, Boom, Plain, BadInit, BadSettings):
     Behavior.register(cls)
 
 
@@ -461,3 +485,29 @@ def test_a_python_protocol(start, line_backend):
             assert f.readline() == b"ECHO:FOUR\n"
             assert time.monotonic() - t0 >= 0.3
             f.close()
+
+
+@pytest.fixture
+def broken_init():
+    BadInit.broken = True
+    yield
+    BadInit.broken = False
+
+
+def test_a_behavior_that_cannot_be_built_is_refused_where_it_is_named(start, echo_backend, broken_init):
+    # At start: the proxy does not start, with the exception in the message.
+    with pytest.raises(ValueError, match="no config for BadInit"):
+        start("100:py_bad_init")
+    with pytest.raises(ValueError, match="level 5 is over 3"):
+        start("100:py_bad_settings", "--behavior-py-bad-settings-level", "5")
+    # Through the API: a 400 (ValueError in the client), and the active behavior is unchanged.
+    port, client = start("100:py_bad_settings")
+    assert exchange(port, b"a") == b"echo:a"
+    with pytest.raises(ValueError, match="level 9 is over 3"):
+        client.set_behavior("py_bad_settings", level=9)
+    with pytest.raises(ValueError, match="no config for BadInit"):
+        client.set_behavior("py_bad_init")
+    assert client.get_behavior() == "100:py_bad_settings" or client.get_behavior() == "py_bad_settings"
+    assert exchange(port, b"b") == b"echo:b"
+    client.set_behavior("py_bad_settings", level=2)
+    assert exchange(port, b"c") == b"echo:c"

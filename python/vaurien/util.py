@@ -27,14 +27,24 @@ __all__ = [
 _FILE_HANDLERS: Dict[str, logging.Handler] = {}
 
 
-def _log_to(output: str) -> None:
+_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
+           "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+
+
+def _log_to(output: str, level: str) -> None:
     """``log_output``: ``-`` leaves the engine's logs to the application's logging setup (the
-    ``vaurien`` logger); a path adds a file handler for them."""
+    ``vaurien`` logger); a path adds a file handler for them, before the proxy starts (so that
+    its first lines are there too), at ``log_level`` (the ``vaurien`` logger is set to it when
+    the application did not set a level of its own)."""
     if output in ("-", "", None) or output in _FILE_HANDLERS:
         return
     handler = logging.FileHandler(output)
     handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(message)s"))
-    logging.getLogger("vaurien").addHandler(handler)
+    handler.setLevel(_LEVELS.get(str(level).lower(), logging.INFO))
+    logger = logging.getLogger("vaurien")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(handler.level)
+    logger.addHandler(handler)
     _FILE_HANDLERS[output] = handler
 
 
@@ -79,9 +89,8 @@ def start_proxy(
     if options is not None:
         args += [str(o) for o in options]
     _sync_tables()
-    pid = _vaurien.start(args, float(warmup))
-    _log_to(log_output)
-    return pid
+    _log_to(log_output, log_level)
+    return _vaurien.start(args, float(warmup))
 
 
 def stop_proxy(pid: int) -> None:

@@ -4,7 +4,8 @@
 //! becomes the kind's option schema, so a Python behavior gets `--behavior-NAME-OPTION` flags,
 //! ini sections, `PUT /behavior` and `GET /behaviors` like a built-in. Each built behavior
 //! (one per configuration, shared by every connection of the proxy, as in the original) makes
-//! its Python instance on first use, on a Python thread: `cls()` then `update_settings(options)`.
+//! its Python instance when it is built (at start, or by `PUT /behavior`): `cls()` then
+//! `update_settings(options)`; one that raises is refused there.
 //!
 //! A hook call: the connection's task submits the call to the [`pool`], then performs the
 //! socket requests of the hook (see [`socket`]) until the result arrives. Hooks the class lacks
@@ -419,10 +420,21 @@ pub fn register_behavior(
         class: cls,
         hooks: [hooks.0, hooks.1, hooks.2],
     });
+    let kind_name = name.clone();
     behavior::registry().register(Kind::new(&name, &help, Origin::Plugin, specs, move |o| {
-        Ok(Arc::new(PyBehavior {
-            instance: Arc::new(Instance::new(plugin.clone(), o.clone())),
-        }) as Arc<dyn Behavior>)
+        let instance = Arc::new(Instance::new(plugin.clone(), o.clone()));
+        // Made now (`cls()` then `update_settings`), where the behavior is named: a class that
+        // cannot be built is refused by the start or the PUT, never accepted and then failing
+        // every connection.
+        Python::attach(|py| instance.object(py).map(|_| ())).map_err(|e| {
+            BehaviorError::BadOption {
+                behavior: kind_name.clone(),
+                message: format!(
+                    "cannot be built (cls() then update_settings(options) raised): {e}"
+                ),
+            }
+        })?;
+        Ok(Arc::new(PyBehavior { instance }) as Arc<dyn Behavior>)
     }));
     Ok(())
 }
