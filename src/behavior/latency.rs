@@ -19,13 +19,16 @@ impl Latency {
     /// This chunk's delay: `latency` plus a uniform draw in `[-jitter, +jitter]`, to the
     /// microsecond (Toxiproxy draws whole milliseconds in `[-jitter, +jitter)`, whose mean is
     /// half a millisecond short), never below 0.
+    /// Huge values saturate (at most a year: "forever" for a test) instead of overflowing to
+    /// no delay at all.
     fn delay(&self, rng: &mut rand::rngs::SmallRng) -> Duration {
-        let mut us = self.latency * 1000;
+        const MAX_US: i64 = 365 * 24 * 3600 * 1_000_000;
+        let mut us = self.latency.saturating_mul(1000);
         if self.jitter > 0 {
-            let j = self.jitter * 1000;
-            us += rng.random_range(-j..=j);
+            let j = self.jitter.saturating_mul(1000);
+            us = us.saturating_add(rng.random_range(-j..=j));
         }
-        Duration::from_micros(us.max(0) as u64)
+        Duration::from_micros(us.clamp(0, MAX_US) as u64)
     }
 }
 
@@ -100,6 +103,22 @@ mod tests {
         }
         // Fractions of a millisecond are drawn too.
         assert!(xs.iter().any(|x| x.fract() != 0.0));
+    }
+
+    #[test]
+    fn huge_values_saturate_instead_of_overflowing_to_no_delay() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let day = Duration::from_secs(24 * 3600);
+        for (latency, jitter) in [(i64::MAX, 0), (i64::MAX, i64::MAX), (i64::MAX / 1000, 5)] {
+            let l = Latency { latency, jitter };
+            for _ in 0..100 {
+                let d = l.delay(&mut rng);
+                assert!(
+                    d >= day && d <= Duration::from_secs(366 * 24 * 3600),
+                    "{latency} {jitter}: {d:?}"
+                );
+            }
+        }
     }
 
     #[test]
