@@ -1,0 +1,71 @@
+"""The listed differences of the faces (command line, ini file, control API, Python suite):
+same shape as `differences.DIFFERENCES` (the reason, and both observations pinned), merged
+into it at the end of `differences.py`. Every reason is a README "What differs from the
+original" entry, an original bug listed in the reference, a 2.0 change, or a deliberate
+departure."""
+from __future__ import annotations
+
+from typing import Dict
+
+DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
+    'behavior-section/delay-sleep': {
+        "why": 'original bug (reference): [behavior:NAME] options in the ini file were ignored; they apply',
+        "original": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '2s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'behavior-section/error-warmup': {
+        "why": 'original bug (reference): [behavior:NAME] options in the ini file were ignored (and error on non-http sent nothing); they apply',
+        "original": "{'result': 'accepted', 'client': ['sent', [b'', 'open', '5s'], ['open', '5s']], 'backend': [b'hello\\n']}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'callable/behavior/class-colon': {
+        "why": 'original bug (reference): callable = module.Class did not load a plain class with the documented hooks; it must',
+        "original": "{'result': 'accepted', 'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'T:reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'callable/behavior/class-dotted': {
+        "why": 'original bug (reference): callable = module.Class did not load a plain class with the documented hooks; it must',
+        "original": "{'result': 'accepted', 'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'T:reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'callable/protocol/class-dotted': {
+        "why": 'original bug (reference): callable = module.Class did not load a plain class (1.9 crashed at start on a protocol class); it must',
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:HELLO\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'HELLO\\n']}",
+    },
+    'effect/--pool-max-size 0': {
+        "why": 'README What differs from the original: with --pool-max-size 0 the original never reached the backend; ours keeps no idle connection but forwards',
+        "original": "{'client': ['sent', [b'', 'open', '6s'], ['open', '6s']], 'backend': []}",
+        "ours": "{'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'effect/--timeout 0': {
+        "why": 'README What differs from the original: a zero or negative --timeout reset every connection in the original; ours runs with 1 ms and a warning',
+        "original": "{'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
+        "ours": "{'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+    'flags/over-file': {
+        "why": 'deliberate departure: explicit flags win over the ini file (the original applied the file over the command line)',
+        "original": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
+    },
+    'prefix-ambiguous/--statsd ': {
+        "why": "README What differs from the original: ours also has --statsd (beside the original's --statsd.enabled...), so --statsd is a flag, not an ambiguous prefix",
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted'}",
+    },
+    'value/--behavior-delay-before false': {
+        "why": 'README What differs from the original: a bool option flag takes an optional true/false value',
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted'}",
+    },
+    'value/--timeout 1e3': {
+        "why": 'README What differs from the original: --timeout and --pool-timeout take fractional seconds (the original took integers only)',
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted'}",
+    },
+    'vaurien/multi-line-behavior': {
+        "why": 'README What differs from the original: a multi-line behavior value is a mix (its lines joined with commas); the original crashed on the list',
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
+    },
+}
