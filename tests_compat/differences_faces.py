@@ -33,6 +33,16 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:HELLO\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'HELLO\\n']}",
     },
+    'client/original-with-mix': {
+        "why": 'deliberate departure: the --behavior mix stays in effect under --http until the API sets a behavior (the original ignored it and started with dummy); GET /behavior returns it',
+        "original": '[[\'get\', \'dummy\'], [\'list\', [\'blackout\', \'delay\', \'dummy\', \'error\', \'hang\', \'transient\']], [\'set\', None], [\'get2\', \'delay\'], [\'set-unknown\', \'ValueError\', "the \'nope\' behavior does not exist"], [\'get3\', \'delay\'], [\'with\', [\'blackout\', \'delay\']], [\'with-raises\', \'delay\'], [\'set-dummy\', None], [\'get4\', \'dummy\']]',
+        "ours": '[[\'get\', \'50:delay\'], [\'list\', [\'blackout\', \'delay\', \'dummy\', \'error\', \'hang\', \'transient\']], [\'set\', None], [\'get2\', \'delay\'], [\'set-unknown\', \'ValueError\', "the \'nope\' behavior does not exist"], [\'get3\', \'delay\'], [\'with\', [\'blackout\', \'delay\']], [\'with-raises\', \'delay\'], [\'set-dummy\', None], [\'get4\', \'dummy\']]',
+    },
+    'client/ours-with-mix': {
+        "why": 'deliberate departure: the --behavior mix stays in effect under --http until the API sets a behavior (the original ignored it and started with dummy); GET /behavior returns it',
+        "original": '[[\'get\', \'dummy\'], [\'list\', [\'blackout\', \'delay\', \'dummy\', \'error\', \'hang\', \'transient\']], [\'set\', None], [\'get2\', \'delay\'], [\'set-unknown\', \'ValueError\', "the \'nope\' behavior does not exist"], [\'get3\', \'delay\'], [\'with\', [\'blackout\', \'delay\']], [\'with-raises\', \'delay\'], [\'set-dummy\', None], [\'get4\', \'dummy\']]',
+        "ours": '[[\'get\', \'50:delay\'], [\'list\', [\'blackout\', \'delay\', \'dummy\', \'error\', \'hang\', \'transient\']], [\'set\', None], [\'get2\', \'delay\'], [\'set-unknown\', \'ValueError\', "the \'nope\' behavior does not exist"], [\'get3\', \'delay\'], [\'with\', [\'blackout\', \'delay\']], [\'with-raises\', \'delay\'], [\'set-dummy\', None], [\'get4\', \'dummy\']]',
+    },
     'effect/--pool-max-size 0': {
         "why": 'README What differs from the original: with --pool-max-size 0 the original never reached the backend; ours keeps no idle connection but forwards',
         "original": "{'client': ['sent', [b'', 'open', '6s'], ['open', '6s']], 'backend': []}",
@@ -43,15 +53,75 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "original": "{'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
         "ours": "{'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
     },
+    'error/json-list': {
+        "why": 'README What differs from the original: a JSON body that is not an object is a 400 error (the original answered 500)',
+        "original": "{'api': [500, 200]}",
+        "ours": "{'api': [400, 200]}",
+    },
+    'error/json-string': {
+        "why": 'README What differs from the original: a JSON body that is not an object is a 400 error (the original answered 500)',
+        "original": "{'api': [500, 200]}",
+        "ours": "{'api': [400, 200]}",
+    },
+    'error/mix-name': {
+        "why": 'deliberate departure (reference): PUT /behavior accepts a mix as name, so that with_behavior restores the --behavior mix kept under --http',
+        "original": '{\'api\': [[400, \'application/json\', {\'status\': \'error\', \'errors\': [{\'location\': \'body\', \'name\': \'name\', \'description\': "the \'50:delay\' behavior does not exist"}]}], [200, \'application/json\', {\'behavior\': \'dummy\'}]]}',
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}], [200, 'application/json', {'behavior': '50:delay'}]]}",
+    },
     'flags/over-file': {
         "why": 'deliberate departure: explicit flags win over the ini file (the original applied the file over the command line)',
         "original": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
         "ours": "{'result': 'accepted', 'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
     },
+    'get-behavior/after-mix': {
+        "why": 'deliberate departure: the --behavior mix stays in effect under --http until the API sets a behavior (the original ignored it and started with dummy); GET /behavior returns it',
+        "original": "{'api': [[200, 'application/json', {'behavior': 'dummy'}]]}",
+        "ours": "{'api': [[200, 'application/json', {'behavior': '50:delay'}]]}",
+    },
+    'get-behaviors': {
+        "why": "2.0 change (abort is a 2.0 behavior) and README What differs from the original: GET /behaviors also lists this project's behaviors",
+        "original": "{'api': [[200, 'application/json', {'behaviors': ['blackout', 'delay', 'dummy', 'error', 'hang', 'transient']}]]}",
+        "ours": "{'api': [[200, 'application/json', {'behaviors': ['abort', 'bandwidth', 'blackout', 'delay', 'dummy', 'error', 'hang', 'latency', 'limit_data', 'noop', 'packet_loss', 'reset_peer', 'slicer', 'slow_close', 'timeout', 'transient']}]]}",
+    },
+    'options/bool': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'open', 'now'], ['eof', '1s']]}",
+    },
+    'options/bool-string': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'open', 'now'], ['eof', '1s']]}",
+    },
+    'options/error-warmup': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply (and error on non-http sent nothing)',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'', 'eof', '3s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']]}",
+    },
+    'options/float': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']]}",
+    },
+    'options/own': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}], [200, 'application/json', {'behavior': 'delay'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}], [200, 'application/json', {'behavior': 'delay'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '2s'], ['eof', 'now']]}",
+    },
+    'options/string': {
+        "why": 'original bug (reference): options given with PUT /behavior were overwritten by command-line defaults; they apply',
+        "original": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']]}",
+        "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '2s'], ['eof', 'now']]}",
+    },
     'prefix-ambiguous/--statsd ': {
         "why": "README What differs from the original: ours also has --statsd (beside the original's --statsd.enabled...), so --statsd is a flag, not an ambiguous prefix",
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
+    },
+    'route/backend': {
+        "why": '2.0 change: GET/PUT /backend are 2.0 routes (1.9 answered 404)',
+        "original": "{'api': [404]}",
+        "ours": "{'api': [200]}",
     },
     'value/--behavior-delay-before false': {
         "why": 'README What differs from the original: a bool option flag takes an optional true/false value',
