@@ -59,6 +59,22 @@ class Shout(BaseProtocol):
 
 
 shout = Shout()
+
+
+class Shout19(BaseProtocol):
+    """Shout, written for 1.9: `_handle` without the 2.0 `on_between_handle` argument."""
+    name = 'shout19'
+
+    def _handle(self, source, dest, to_backend):
+        data = self._get_data(source)
+        if not data:
+            return False
+        dest.sendall(data.upper())
+        source.sendall(self._get_data(dest))
+        return False
+
+
+shout19 = Shout19()
 '''
 
 ANSWER = [("send", b"hello\n"), ("read", 0.3, 5), ("end", 5)]
@@ -213,6 +229,8 @@ for _form, _callable in (("instance-dotted", "plugins_compat.shout"), ("instance
                          ("class-dotted", "plugins_compat.Shout")):
     add(conversation("callable/protocol/%s" % _form, BASE + "protocol = shout\n[protocol:shout]\ncallable = %s\n" % _callable,
                      files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
+add(conversation("callable/protocol/1.9-handle", BASE + "protocol = shout19\n[protocol:shout19]\ncallable = plugins_compat.shout19\n",
+                 files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
 # A module next to the ini file, in the current directory (the original still needs PYTHONPATH).
 add(conversation("callable/next-to-ini-cwd", BASE + "behavior = 100:tagger\n[behavior:tagger]\ncallable = plugins_compat.tagger\n",
                  files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=True))

@@ -366,6 +366,13 @@ def _load_plugin(kind: str, name: str, callable: str, dir: Optional[str] = None)
     except ImportStringError as e:
         raise ImportError(str(e.exception)) from None
     if not isinstance(klass, type):
+        if kind == "protocol":
+            from vaurien.protocols import _takes_between
+
+            handle = getattr(klass, "_handle", None)
+            if handle is not None and not _takes_between(handle):
+                # A 1.9 protocol instance: called without on_between_handle.
+                klass._handle = lambda source, dest, to_backend, on_between_handle=None, _h=handle: _h(source, dest, to_backend)
         klass = _shared_instance(klass)
     if kind == "behavior":
         from vaurien.behaviors import Behavior
