@@ -138,6 +138,16 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
+    'vaurien/http-keys': {
+        "why": 'README What differs from the original: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
+        "original": "{'result': 'accepted', 'api': False, 'log file': False}",
+        "ours": "{'result': 'accepted', 'api': True, 'log file': False}",
+    },
+    'vaurien/log-keys': {
+        "why": 'README What differs from the original: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
+        "original": "{'result': 'accepted', 'api': False, 'log file': False}",
+        "ours": "{'result': 'accepted', 'api': False, 'log file': True}",
+    },
     'vaurien/multi-line-behavior': {
         "why": 'README What differs from the original: a multi-line behavior value is a mix (its lines joined with commas); the original crashed on the list',
         "original": "{'result': 'refused'}",

@@ -340,6 +340,43 @@ def log_output(sid: str, args: List[str]) -> Scenario:
     return Scenario(sid, run)
 
 
+def api_port(sid: str, form: str) -> Scenario:
+    """The control API answers where --http-host/--http-port say, in each form."""
+
+    def run(impl, ctx):
+        import http.client
+        import json as _json
+
+        hp = free_port()
+        args = {"plain": ["--http", "--http-host", "127.0.0.1", "--http-port", str(hp)],
+                "eq": ["--http", "--http-host=127.0.0.1", "--http-port=%d" % hp],
+                "prefix": ["--http", "--http-h", "127.0.0.1", "--http-p", str(hp)],
+                "twice": ["--http", "--http", "--http-host", "127.0.0.1", "--http-port", "1", "--http-port", str(hp)]}[form]
+        port = free_port()
+        proc = subprocess.Popen([*impl.command, "--proxy", "127.0.0.1:%d" % port, "--backend", "127.0.0.1:1", *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=impl.env())
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not listening(hp) and proc.poll() is None:
+                time.sleep(0.05)
+            if not listening(hp):
+                return "not listening"
+            c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
+            try:
+                c.request("GET", "/behavior")
+                r = c.getresponse()
+                return [r.status, _json.loads(r.read().decode())]
+            finally:
+                c.close()
+        finally:
+            stop(proc)
+
+    return Scenario(sid, run)
+
+
+for _form in ("plain", "eq", "prefix", "twice"):
+    add(api_port("effect/http-port/%s" % _form, _form))
+
 add(log_output("effect/log-output", []))
 add(log_output("effect/log-output-critical", ["--log-level", "critical"]))
 

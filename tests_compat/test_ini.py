@@ -184,6 +184,25 @@ add(conversation("vaurien/colon", "[vaurien]\nproxy: 127.0.0.1:{port}\nbackend: 
 add(conversation("vaurien/statsd-keys", BASE + "statsd.enabled = false\nstatsd.port = 9125\n"))
 add(conversation("statsd-section", BASE + "[statsd]\nenabled = false\nport = 9125\n"))
 
+def http_keys(sid: str, ini: str) -> Scenario:
+    """`http`, `http_host`, `http_port` in [vaurien]: does a control API answer there?"""
+
+    def run(impl, ctx):
+        hp = free_port()
+        proc, port, d = start(impl, ini.replace("HTTP_PORT", str(hp)))
+        try:
+            time.sleep(0.5)
+            return {"result": "accepted" if port else "refused", "api": listening(hp),
+                    "log file": (d / "out.log").exists()}
+        finally:
+            finish(proc, d)
+
+    return Scenario(sid, run)
+
+
+add(http_keys("vaurien/http-keys", BASE + "http = true\nhttp_host = 127.0.0.1\nhttp_port = HTTP_PORT\n"))
+add(http_keys("vaurien/log-keys", BASE + "log_level = error\nlog_output = {dir}/out.log\n"))
+
 # Unknown keys and sections: ignored by the original; ours warns.
 add(warned("unknown/key", BASE + "colour = blue\n", "colour"))
 add(warned("unknown/section", BASE + "[foo]\nx = 1\n", "foo"))
