@@ -15,4 +15,4 @@ from __future__ import annotations
 from typing import Dict
 
 DIFFERENCES: Dict[str, Dict[str, str]] = {}
-from differences_faces import DIFFERENCES_FACES; DIFFERENCES.update(DIFFERENCES_FACES)  # noqa: E402,E702
+from differences_faces import DIFFERENCES_FACES; DIFFERENCES.update(DIFFERENCES_FACES)
