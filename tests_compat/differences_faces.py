@@ -133,6 +133,11 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
+    'value/--protocol-tcp-keep-alive=true': {
+        "why": 'README What differs from the original: a bool option flag takes an optional true/false value',
+        "original": "{'result': 'refused'}",
+        "ours": "{'result': 'accepted'}",
+    },
     'value/--timeout 1e3': {
         "why": 'README What differs from the original: --timeout and --pool-timeout take fractional seconds (the original took integers only)',
         "original": "{'result': 'refused'}",

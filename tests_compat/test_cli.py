@@ -206,6 +206,7 @@ VALUES = [
     ["--config", "missing.ini"], ["--nope"], ["positional"], ["--behavior-delay-before", "false"],
     ["--http", "--behavior", "120:delay"], ["--http", "--behavior", "delay"], ["--http", "--behavior", "10:nope"],
     ["--statsd.enabled", "--statsd.port", "1"],
+    ["--stay-connected=true"], ["--http=1"], ["--sync=yes"], ["--protocol-tcp-keep-alive=true"],
 ]
 for _args in VALUES:
     def _run(impl, ctx, _args=_args):
