@@ -708,6 +708,49 @@ mod tests {
     }
 
     #[test]
+    fn what_the_original_did_not_refuse_is_a_warning() {
+        let d = tempdir();
+        let p = write(
+            &d,
+            "lenient.ini",
+            "[DEFAULT]\ntimeout = 7\n[vaurien]\nbackend = a:1\n[behavior:delay]\nsleep = soon\nnope = 1\n[behavior:nothing]\nx = 1\n[protocol:tcp]\nbuffer = big\n",
+        );
+        let g = read_ini(&p).unwrap();
+        assert_eq!(g.timeout, Some(7.0), "a [DEFAULT] key is a [vaurien] key");
+        let r = resolve(&Given::default(), &g).unwrap();
+        let w = r.warnings.join("\n");
+        for part in [
+            "sleep = soon",
+            "nope = 1",
+            "[behavior:nothing]",
+            "buffer = big",
+        ] {
+            assert!(w.contains(part), "{part} not in {w}");
+        }
+        // The same from the flags is an error.
+        let flags = Given {
+            behavior_options: [(
+                "delay".to_string(),
+                [("sleep".to_string(), "soon".to_string())].into(),
+            )]
+            .into(),
+            ..Given::default()
+        };
+        assert!(resolve(&flags, &Given::default()).is_err());
+        // A bad mix under --http starts with dummy; without --http it is refused.
+        let mut flags = Given {
+            behavior: Some("120:delay".into()),
+            timeout: Some(0.0),
+            ..Given::default()
+        };
+        assert!(resolve(&flags, &Given::default()).is_err());
+        flags.http = Some(true);
+        let r = resolve(&flags, &Given::default()).unwrap();
+        assert_eq!(r.server.proxy.unwrap().behavior, "100:dummy");
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let file = Given {
             backend: Some("file:1".into()),

@@ -350,3 +350,30 @@ fn log_output_and_level_go_where_asked() {
         assert!(child.0.try_wait().unwrap().is_none(), "still running");
     })
 }
+
+#[test]
+fn the_command_line_as_argparse_took_it() {
+    // --version is answered once the whole line parsed, alone on its line.
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!((code, out.trim()), (0, env!("CARGO_PKG_VERSION")));
+    let (code, _, err) = run(&["--version", "--timeout", "x"]);
+    assert_eq!(code, 2, "{err}");
+    // An ambiguous prefix is refused; an unambiguous one, `=`, and a repeated flag work.
+    let (code, _, err) = run(&["--back", "127.0.0.1:1"]);
+    assert_eq!(code, 2, "{err}");
+    let port = free_port();
+    let mut child = spawn(&[
+        "--prox".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--backe=127.0.0.1:1".to_string(),
+        "--tim".to_string(),
+        "-1".to_string(),
+        "--timeout".to_string(),
+        "5".to_string(),
+        "--statsd.sample-rate".to_string(),
+        "0.5".to_string(),
+        "--stay-connected".to_string(),
+        "--stay-connected".to_string(),
+    ]);
+    wait_port(port, &mut child.0);
+}
