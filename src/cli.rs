@@ -43,28 +43,28 @@ pub struct Flags {
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
     /// Socket timeout, in seconds [default: 30]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     /// Keep the client connection open between exchanges
     #[arg(long, action = ArgAction::SetTrue)]
     pub stay_connected: bool,
     /// Most idle backend connections kept for reuse [default: 100]
-    #[arg(long, value_name = "N")]
-    pub pool_max_size: Option<usize>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pool_max_size: Option<i64>,
     /// Seconds a pooled backend connection stays usable [default: 30]
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub pool_timeout: Option<f64>,
     /// Accepted for compatibility: backend sockets are always asynchronous here
     #[arg(long, action = ArgAction::SetTrue)]
     pub sync: bool,
     /// Listen backlog [default: 8192]
-    #[arg(long, value_name = "N")]
-    pub backlog: Option<u32>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub backlog: Option<i64>,
     /// Read size, in bytes [default: 8192]
-    #[arg(long, value_name = "BYTES")]
-    pub bufsize: Option<usize>,
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub bufsize: Option<i64>,
     /// critical, error, warning, info or debug (any case) [default: info]
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = log_level_value)]
     pub log_level: Option<String>,
     /// '-' for stderr, else a file path [default: -]
     #[arg(long, value_name = "FILE")]
@@ -76,25 +76,37 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub events_file: Option<String>,
     /// Send statsd counters
-    #[arg(long, action = ArgAction::SetTrue)]
+    #[arg(long, action = ArgAction::SetTrue, visible_alias = "statsd.enabled")]
     pub statsd: bool,
     /// statsd host [default: 127.0.0.1]
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", visible_alias = "statsd.host")]
     pub statsd_host: Option<String>,
     /// statsd port [default: 8125]
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", visible_alias = "statsd.port")]
     pub statsd_port: Option<u16>,
     /// Prefix of the statsd counters [default: vaurien]
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", visible_alias = "statsd.prefix")]
     pub statsd_prefix: Option<String>,
     /// statsd sample rate [default: 1.0]
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", visible_alias = "statsd.sample-rate")]
     pub statsd_sample_rate: Option<f64>,
+    /// Print the version and exit
+    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
+    pub version: bool,
+}
+
+/// `--log-level` is checked where it is given (argparse checked each occurrence).
+fn log_level_value(s: &str) -> Result<String, String> {
+    config::parse_log_level(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Loads `callable = module.Class` plugins named in an ini file (set by the Python module;
 /// without it such a file is refused with a clear message).
-pub type PluginLoader = fn(kind: &str, name: &str, callable: &str) -> Result<(), String>;
+/// `dir` is the ini file's directory: a module next to the file is found there.
+pub type PluginLoader =
+    fn(kind: &str, name: &str, callable: &str, dir: Option<&std::path::Path>) -> Result<(), String>;
 
 static PLUGIN_LOADER: OnceLock<PluginLoader> = OnceLock::new();
 
@@ -147,6 +159,7 @@ fn option_arg(
             .value_name("BOOL")
     } else {
         arg.value_name(spec.kind.as_str().to_uppercase())
+            .allow_negative_numbers(true)
     }
 }
 
@@ -155,6 +168,12 @@ fn command() -> (Command, Vec<OptionFlag>) {
     let mut cmd = Flags::augment_args(
         Command::new("vaurien")
             .version(crate::VERSION)
+            // As the original's argparse: `--version` is a flag read after the whole command
+            // line parsed, unambiguous prefixes of long flags work, and a flag given twice
+            // takes its last value.
+            .disable_version_flag(true)
+            .infer_long_args(true)
+            .args_override_self(true)
             .term_width(100)
             .about("A chaos TCP proxy: forwards traffic and, on demand, misbehaves.")
             .after_help(
@@ -196,35 +215,96 @@ pub enum CliError {
     Other(String),
 }
 
-/// Finds `--config FILE` before the full parse (its plugins may add flags).
+/// Finds `--config FILE` (or an unambiguous prefix of it, as argparse took) before the full
+/// parse, when the first pass could not read it (a plugin's flag is not known yet).
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let is_config = |s: &str| s.len() >= 3 && "--config".starts_with(s);
     let mut it = args.iter().skip(1);
+    let mut found = None;
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
-        if s == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-        if let Some(v) = s.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
+        if is_config(&s) {
+            found = it.next().map(PathBuf::from);
+        } else if let Some((k, v)) = s.split_once('=') {
+            if is_config(k) {
+                found = Some(PathBuf::from(v));
+            }
         }
     }
-    None
+    found
 }
 
-/// Loads the ini file's plugins, then parses the command line against every registered flag.
-/// `Ok(None)` means help or version was printed.
+/// Parses the command line in the original's order: first the flags and their values as
+/// argparse checked them (a bad value, an unknown or ambiguous flag), then `--version`, then
+/// the ini file (whose plugins may add flags: the command line is parsed again with them),
+/// then everything else.
 pub fn parse<I, T>(args: I) -> Result<Resolved, ParseOutcome>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let file = match config_path(&args) {
-        Some(p) => {
-            let g = config::read_ini(&p).map_err(|e| ParseOutcome::Error(e.to_string()))?;
-            load_plugins(&g).map_err(|e| ParseOutcome::Error(e.to_string()))?;
-            g
+    let (mut cmd, _) = command();
+    if config_path(&args).is_none() {
+        // Without an ini file no plugin can add a protocol: check --protocol where it is
+        // given, as argparse's `choices` did.
+        cmd = cmd.mut_arg("protocol", |a| {
+            a.value_parser(|s: &str| -> Result<String, String> {
+                protocol::registry()
+                    .get(s)
+                    .map(|_| s.to_string())
+                    .map_err(|e| e.to_string())
+            })
+        });
+    }
+    let mut early_protocol: Option<String> = None;
+    let config = match cmd.try_get_matches_from(&args) {
+        Ok(m) => {
+            if m.get_flag("version") {
+                return Err(ParseOutcome::Version);
+            }
+            early_protocol = m.get_one::<String>("protocol").cloned();
+            m.get_one::<PathBuf>("config").cloned()
         }
+        // Maybe a flag of a plugin that the ini file loads: known after the file is read.
+        Err(e)
+            if e.kind() == clap::error::ErrorKind::UnknownArgument
+                && config_path(&args).is_some() =>
+        {
+            config_path(&args)
+        }
+        Err(e) => {
+            // An unknown --protocol or --log-level: our own one-line message.
+            let on_protocol = e.kind() == clap::error::ErrorKind::ValueValidation
+                && matches!(
+                    e.get(clap::error::ContextKind::InvalidArg),
+                    Some(clap::error::ContextValue::String(a))
+                        if a.starts_with("--protocol ") || a.starts_with("--log-level ")
+                );
+            if on_protocol {
+                if let Some(src) = std::error::Error::source(&e) {
+                    return Err(ParseOutcome::Error(src.to_string()));
+                }
+            }
+            return Err(ParseOutcome::Clap(e));
+        }
+    };
+    let file = match config {
+        Some(p) => match config::read_ini(&p) {
+            Ok(g) => {
+                load_plugins(&g, p.parent()).map_err(|e| ParseOutcome::Error(e.to_string()))?;
+                g
+            }
+            Err(e) => {
+                // argparse refused an unknown --protocol before the file was read.
+                if let Some(proto) = &early_protocol {
+                    if let Err(pe) = protocol::registry().get(proto) {
+                        return Err(ParseOutcome::Error(pe.to_string()));
+                    }
+                }
+                return Err(ParseOutcome::Error(e.to_string()));
+            }
+        },
         None => Given::default(),
     };
     let (cmd, option_flags) = command();
@@ -238,13 +318,16 @@ where
 /// What stops a parse.
 #[derive(Debug)]
 pub enum ParseOutcome {
-    /// clap's own (help, version, or a usage error).
+    /// clap's own (help, or a usage error).
     Clap(clap::Error),
+    /// `--version`: print `crate::VERSION` alone on stdout (as the original printed its
+    /// version) and exit 0.
+    Version,
     /// One line for stderr.
     Error(String),
 }
 
-fn load_plugins(g: &Given) -> Result<(), CliError> {
+fn load_plugins(g: &Given, dir: Option<&std::path::Path>) -> Result<(), CliError> {
     let all = g
         .behavior_callables
         .iter()
@@ -252,7 +335,7 @@ fn load_plugins(g: &Given) -> Result<(), CliError> {
         .chain(g.protocol_callables.iter().map(|(n, c)| ("protocol", n, c)));
     for (kind, name, callable) in all {
         match PLUGIN_LOADER.get() {
-            Some(load) => load(kind, name, callable).map_err(CliError::Other)?,
+            Some(load) => load(kind, name, callable, dir).map_err(CliError::Other)?,
             None => {
                 return Err(CliError::Other(format!(
                     "[{kind}:{name}] callable = {callable}: Python plugins need the Python package \
@@ -309,6 +392,7 @@ fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Giv
         protocol_options,
         behavior_callables: BTreeMap::new(),
         protocol_callables: BTreeMap::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -359,6 +443,10 @@ where
             let _ = e.print();
             return code;
         }
+        Err(ParseOutcome::Version) => {
+            println!("{}", crate::VERSION);
+            return 0;
+        }
         Err(ParseOutcome::Error(msg)) => {
             eprintln!("vaurien: error: {msg}");
             return 2;
@@ -367,6 +455,9 @@ where
     if let Err(msg) = init_logging(&resolved.log_level, &resolved.log_output) {
         eprintln!("vaurien: error: {msg}");
         return 2;
+    }
+    for w in &resolved.warnings {
+        tracing::warn!("{w}");
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // VAURIEN_WORKERS sizes the runtime (default: one worker per core).

@@ -41,11 +41,11 @@ pub struct Given {
     pub http_port: Option<u16>,
     pub timeout: Option<f64>,
     pub stay_connected: Option<bool>,
-    pub pool_max_size: Option<usize>,
+    pub pool_max_size: Option<i64>,
     pub pool_timeout: Option<f64>,
     pub sync: Option<bool>,
-    pub backlog: Option<u32>,
-    pub bufsize: Option<usize>,
+    pub backlog: Option<i64>,
+    pub bufsize: Option<i64>,
     pub log_level: Option<String>,
     pub log_output: Option<String>,
     pub seed: Option<u64>,
@@ -63,6 +63,8 @@ pub struct Given {
     pub behavior_callables: BTreeMap<String, String>,
     /// `[protocol:NAME] callable = module.Class` entries.
     pub protocol_callables: BTreeMap<String, String>,
+    /// What the file has that is ignored (unknown keys and sections), to log as warnings.
+    pub warnings: Vec<String>,
 }
 
 /// Everything a `vaurien` process starts with.
@@ -74,6 +76,9 @@ pub struct Resolved {
     pub log_level: String,
     pub log_output: String,
     pub statsd: Option<Statsd>,
+    /// What the configuration had that is ignored or replaced (unknown ini keys and sections,
+    /// out-of-range values the original accepted): logged as warnings once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 /// Where statsd counters go.
@@ -151,18 +156,45 @@ fn load_sections(path: &Path, depth: usize) -> Result<Sections, ConfigError> {
         .iter()
         .find_map(|s| own.get(*s).and_then(|m| m.get("extends")).cloned());
     let mut merged: Sections = BTreeMap::new();
-    if let Some(other) = extends {
-        let base: PathBuf = path
+    // A multi-line `extends` lists several files; the first one listed wins. Each is looked
+    // for next to this file, then (as the original did) from the current directory.
+    for other in extends.iter().flat_map(|e| e.lines().rev()) {
+        let other = other.trim();
+        if other.is_empty() {
+            continue;
+        }
+        let near: PathBuf = path
             .parent()
-            .map(|d| d.join(other.trim()))
-            .unwrap_or_else(|| PathBuf::from(other.trim()));
-        merged = load_sections(&base, depth + 1)?;
+            .map(|d| d.join(other))
+            .unwrap_or_else(|| PathBuf::from(other));
+        let base = if near.is_file() || !Path::new(other).is_file() {
+            near
+        } else {
+            PathBuf::from(other)
+        };
+        for (section, values) in load_sections(&base, depth + 1)? {
+            merged.entry(section).or_default().extend(values);
+        }
     }
     for (section, values) in own {
         let entry = merged.entry(section).or_default();
         for (k, v) in values {
             if k != "extends" {
                 entry.insert(k, v);
+            }
+        }
+    }
+    // As configparser's defaults: a `[DEFAULT]` key is a key of `[vaurien]` that does not set it.
+    let defaults: Vec<(String, String)> = ["DEFAULT", "default"]
+        .iter()
+        .filter_map(|s| merged.get(*s))
+        .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .filter(|(k, _)| k != "extends")
+        .collect();
+    if !defaults.is_empty() {
+        if let Some(v) = merged.get_mut("vaurien") {
+            for (k, val) in defaults {
+                v.entry(k).or_insert(val);
             }
         }
     }
@@ -227,17 +259,15 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
         message: format!("[vaurien] {key} = {v:?} is not {what}"),
     };
     let mut g = Given::default();
-    let vaurien = vaurien_section(&shown, sections)?;
+    let vaurien = vaurien_section(&shown, sections, &mut g.warnings)?;
     if let Some(v) = vaurien.as_ref() {
+        // The original ignored what it did not know: say so in the log, do not refuse.
         for key in v.keys() {
             if !KEYS.contains(&key.as_str()) && key != "extends" {
-                return Err(ConfigError::Parse {
-                    path: shown.clone(),
-                    message: format!(
-                        "unknown key '{key}' in [vaurien] (known: {})",
-                        KEYS.join(", ")
-                    ),
-                });
+                g.warnings.push(format!(
+                    "config file {shown}: unknown key '{key}' in [vaurien] is ignored (known: {})",
+                    KEYS.join(", ")
+                ));
             }
         }
         let s = |k: &str| v.get(k).map(|x| unquote(x));
@@ -299,12 +329,10 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
             "behavior" => (&mut g.behavior_options, &mut g.behavior_callables),
             "protocol" => (&mut g.protocol_options, &mut g.protocol_callables),
             _ => {
-                return Err(ConfigError::Parse {
-                    path: shown.clone(),
-                    message: format!(
-                        "unknown section [{section}] (expected [vaurien], [statsd], [behavior:NAME] or [protocol:NAME])"
-                    ),
-                })
+                g.warnings.push(format!(
+                    "config file {shown}: unknown section [{section}] is ignored (expected [vaurien], [statsd], [behavior:NAME] or [protocol:NAME])"
+                ));
+                continue;
             }
         };
         for (k, v) in values {
@@ -327,6 +355,7 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
 fn vaurien_section(
     shown: &str,
     sections: &Sections,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
     let statsd_key = |k: &str| match k {
         "enabled" => "statsd".to_string(),
@@ -348,12 +377,10 @@ fn vaurien_section(
         for (k, val) in v {
             let key = statsd_key(k);
             if !KEYS.contains(&key.as_str()) {
-                return Err(ConfigError::Parse {
-                    path: shown.to_string(),
-                    message: format!(
-                        "unknown key '{k}' in [statsd] (known: enabled, host, port, prefix, sample_rate)"
-                    ),
-                });
+                warnings.push(format!(
+                    "config file {shown}: unknown key '{k}' in [statsd] is ignored (known: enabled, host, port, prefix, sample_rate)"
+                ));
+                continue;
             }
             map.entry(key).or_insert_with(|| val.clone());
         }
@@ -379,36 +406,72 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
     let pkind = protocol::registry()
         .get(&protocol)
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let behavior = pick(&flags.behavior, &file.behavior).unwrap_or_else(|| "100:dummy".into());
-    MixSpec::parse(&behavior, false)
-        .map_err(|e| ConfigError::Invalid(format!("--behavior {behavior}: {e}")))?;
+    let mut warnings = file.warnings.clone();
+    let http = pick(&flags.http, &file.http).unwrap_or(false);
+    let mut behavior = pick(&flags.behavior, &file.behavior).unwrap_or_else(|| "100:dummy".into());
+    if let Err(e) = MixSpec::parse(&behavior, false) {
+        if !http {
+            return Err(ConfigError::Invalid(format!("--behavior {behavior}: {e}")));
+        }
+        // The original ignored --behavior under --http: a mix it would have refused must
+        // not stop a command line that worked.
+        warnings.push(format!(
+            "--behavior {behavior}: {e}; starting with dummy (set a behavior with the control API)"
+        ));
+        behavior = "100:dummy".into();
+    }
 
-    // Options: file first, then flags over them.
+    // Options: file first, then flags over them. The original never refused what a
+    // `[behavior:NAME]` or `[protocol:NAME]` section held (1.9 ignored behavior sections, and a
+    // protocol's settings were only read when used): from the file, an unknown name, option or
+    // bad value is skipped with a warning; from the flags, it is an error.
     let mut behavior_options: BTreeMap<String, Options> = BTreeMap::new();
-    for source in [&file.behavior_options, &flags.behavior_options] {
+    for (from_file, source) in [
+        (true, &file.behavior_options),
+        (false, &flags.behavior_options),
+    ] {
         for (name, opts) in source {
-            let kind = behavior::registry()
-                .get(name)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let kind = match behavior::registry().get(name) {
+                Ok(k) => k,
+                Err(e) if from_file => {
+                    warnings.push(format!("[behavior:{name}] is ignored: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(ConfigError::Invalid(e.to_string())),
+            };
             let entry = behavior_options.entry(name.clone()).or_default();
             for (k, v) in opts {
-                entry
-                    .set_text(&kind.options, k, v)
-                    .map_err(|m| ConfigError::Invalid(format!("behavior '{name}': {m}")))?;
+                if let Err(m) = entry.set_text(&kind.options, k, v) {
+                    if !from_file {
+                        return Err(ConfigError::Invalid(format!("behavior '{name}': {m}")));
+                    }
+                    warnings.push(format!("[behavior:{name}] {k} = {v} is ignored: {m}"));
+                }
             }
         }
     }
     let mut protocol_options = Options::default();
-    for source in [&file.protocol_options, &flags.protocol_options] {
+    for (from_file, source) in [
+        (true, &file.protocol_options),
+        (false, &flags.protocol_options),
+    ] {
         for (name, opts) in source {
-            let kind = protocol::registry()
-                .get(name)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let kind = match protocol::registry().get(name) {
+                Ok(k) => k,
+                Err(e) if from_file => {
+                    warnings.push(format!("[protocol:{name}] is ignored: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(ConfigError::Invalid(e.to_string())),
+            };
             let mut scratch = Options::default();
             for (k, v) in opts {
-                scratch
-                    .set_text(&kind.options, k, v)
-                    .map_err(|m| ConfigError::Invalid(format!("protocol '{name}': {m}")))?;
+                if let Err(m) = scratch.set_text(&kind.options, k, v) {
+                    if !from_file {
+                        return Err(ConfigError::Invalid(format!("protocol '{name}': {m}")));
+                    }
+                    warnings.push(format!("[protocol:{name}] {k} = {v} is ignored: {m}"));
+                }
             }
             if *name == pkind.name {
                 protocol_options.0.extend(scratch.0);
@@ -420,41 +483,74 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
         .build(&protocol_options)
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let spec = MixSpec::parse(&behavior, false).expect("checked above");
-    behavior::Mix::build(&behavior, &spec, |n| {
+    if let Err(e) = behavior::Mix::build(&behavior, &spec, |n| {
         behavior_options.get(n).cloned().unwrap_or_default()
-    })
-    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-
-    let positive = |name: &str, v: f64| -> Result<Duration, ConfigError> {
-        if v.is_finite() && v > 0.0 {
-            Ok(Duration::from_secs_f64(v.min(1e9)))
-        } else {
-            Err(ConfigError::Invalid(format!(
-                "{name} must be a positive number of seconds, not {v}"
-            )))
+    }) {
+        if !http {
+            return Err(ConfigError::Invalid(e.to_string()));
         }
-    };
+        warnings.push(format!(
+            "--behavior {behavior}: {e}; starting with dummy (set a behavior with the control API)"
+        ));
+        behavior = "100:dummy".into();
+    }
+
+    // The original took any integer for these (a zero or negative one did not stop it from
+    // starting): such a value is replaced, with a warning, instead of refused.
+    let mut seconds =
+        |name: &str, v: f64, default: f64, least: f64| -> Result<Duration, ConfigError> {
+            if v.is_nan() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be a number of seconds, not {v}"
+                )));
+            }
+            if v > 0.0 {
+                return Ok(Duration::from_secs_f64(v.min(1e9)));
+            }
+            warnings.push(format!(
+                "{name} {v}: not a positive number of seconds; using {least}"
+            ));
+            let _ = default;
+            Ok(Duration::from_secs_f64(least))
+        };
+    let timeout = seconds(
+        "--timeout",
+        pick(&flags.timeout, &file.timeout).unwrap_or(30.0),
+        30.0,
+        0.001,
+    )?;
+    let pool_timeout = seconds(
+        "--pool-timeout",
+        pick(&flags.pool_timeout, &file.pool_timeout).unwrap_or(30.0),
+        30.0,
+        0.001,
+    )?;
     let defaults = Settings::default();
+    let pool_max_size = pick(&flags.pool_max_size, &file.pool_max_size).unwrap_or(100);
+    let bufsize = pick(&flags.bufsize, &file.bufsize).unwrap_or(8192);
+    if bufsize < 1 {
+        warnings.push(format!(
+            "--bufsize {bufsize}: not a positive size; using 8192"
+        ));
+    }
     let settings = Settings {
-        timeout: positive(
-            "--timeout",
-            pick(&flags.timeout, &file.timeout).unwrap_or(30.0),
-        )?,
+        timeout,
         stay_connected: pick(&flags.stay_connected, &file.stay_connected).unwrap_or(false),
-        pool_max_size: pick(&flags.pool_max_size, &file.pool_max_size).unwrap_or(100),
-        pool_timeout: positive(
-            "--pool-timeout",
-            pick(&flags.pool_timeout, &file.pool_timeout).unwrap_or(30.0),
-        )?,
-        backlog: pick(&flags.backlog, &file.backlog).unwrap_or(8192),
-        bufsize: match pick(&flags.bufsize, &file.bufsize).unwrap_or(8192) {
-            0 => return Err(ConfigError::Invalid("--bufsize must be at least 1".into())),
-            n => n.min(16 << 20),
+        pool_max_size: pool_max_size.max(0) as usize,
+        pool_timeout,
+        // listen(2) takes a negative backlog as the largest one.
+        backlog: match pick(&flags.backlog, &file.backlog).unwrap_or(8192) {
+            n if n < 0 => 8192,
+            n => n.min(i64::from(u32::MAX)) as u32,
+        },
+        bufsize: if bufsize < 1 {
+            8192
+        } else {
+            bufsize.min(16 << 20) as usize
         },
         sync: pick(&flags.sync, &file.sync).unwrap_or(false),
         ..defaults
     };
-    let http = pick(&flags.http, &file.http).unwrap_or(false);
     let http_host = pick(&flags.http_host, &file.http_host).unwrap_or_else(|| "localhost".into());
     let http_port = pick(&flags.http_port, &file.http_port).unwrap_or(8080);
     let http_addr = if http_host.contains(':') && !http_host.starts_with('[') {
@@ -496,6 +592,7 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
         log_level,
         log_output: pick(&flags.log_output, &file.log_output).unwrap_or_else(|| "-".into()),
         statsd,
+        warnings,
     })
 }
 
@@ -588,12 +685,69 @@ mod tests {
         assert_eq!(g.statsd, Some(true));
         assert_eq!(g.statsd_host.as_deref(), Some("127.0.0.1"));
         assert_eq!(g.statsd_sample_rate, Some(0.5));
+        // Unknown keys and sections are ignored, as the original did, with a warning.
         let p = write(&d, "badkey.ini", "[statsd]\ncolour = blue\n");
-        let e = read_ini(&p).unwrap_err().to_string();
-        assert!(e.contains("unknown key 'colour' in [statsd]"), "{e}");
-        let p = write(&d, "foo.ini", "[vaurien]\nbackend = a:1\n[foo]\nx = 1\n");
-        let e = read_ini(&p).unwrap_err().to_string();
-        assert!(e.contains("unknown section [foo]"), "{e}");
+        let g = read_ini(&p).unwrap();
+        assert!(
+            g.warnings[0].contains("unknown key 'colour' in [statsd]"),
+            "{:?}",
+            g.warnings
+        );
+        let p = write(
+            &d,
+            "foo.ini",
+            "[vaurien]\nbackend = a:1\ncolour = red\n[foo]\nx = 1\n",
+        );
+        let g = read_ini(&p).unwrap();
+        assert_eq!(g.backend.as_deref(), Some("a:1"));
+        let w = g.warnings.join("\n");
+        assert!(w.contains("unknown key 'colour' in [vaurien]"), "{w}");
+        assert!(w.contains("unknown section [foo]"), "{w}");
+        let r = resolve(&Given::default(), &g).unwrap();
+        assert_eq!(r.warnings.len(), 2);
+    }
+
+    #[test]
+    fn what_the_original_did_not_refuse_is_a_warning() {
+        let d = tempdir();
+        let p = write(
+            &d,
+            "lenient.ini",
+            "[DEFAULT]\ntimeout = 7\n[vaurien]\nbackend = a:1\n[behavior:delay]\nsleep = soon\nnope = 1\n[behavior:nothing]\nx = 1\n[protocol:tcp]\nbuffer = big\n",
+        );
+        let g = read_ini(&p).unwrap();
+        assert_eq!(g.timeout, Some(7.0), "a [DEFAULT] key is a [vaurien] key");
+        let r = resolve(&Given::default(), &g).unwrap();
+        let w = r.warnings.join("\n");
+        for part in [
+            "sleep = soon",
+            "nope = 1",
+            "[behavior:nothing]",
+            "buffer = big",
+        ] {
+            assert!(w.contains(part), "{part} not in {w}");
+        }
+        // The same from the flags is an error.
+        let flags = Given {
+            behavior_options: [(
+                "delay".to_string(),
+                [("sleep".to_string(), "soon".to_string())].into(),
+            )]
+            .into(),
+            ..Given::default()
+        };
+        assert!(resolve(&flags, &Given::default()).is_err());
+        // A bad mix under --http starts with dummy; without --http it is refused.
+        let mut flags = Given {
+            behavior: Some("120:delay".into()),
+            timeout: Some(0.0),
+            ..Given::default()
+        };
+        assert!(resolve(&flags, &Given::default()).is_err());
+        flags.http = Some(true);
+        let r = resolve(&flags, &Given::default()).unwrap();
+        assert_eq!(r.server.proxy.unwrap().behavior, "100:dummy");
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
     }
 
     #[test]

@@ -260,3 +260,7 @@ DIFFERENCES: Dict[str, Dict[str, object]] = {
         "original": "{'refused': 'did not start'}",
         "ours": "{'client': ['sent', [b'', 'reset', 'now'], 'gone', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'hello\\n']}"},
 }
+
+from differences_faces import DIFFERENCES_FACES  # noqa: E402
+
+DIFFERENCES.update(DIFFERENCES_FACES)

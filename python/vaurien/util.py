@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import sys
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -350,12 +351,38 @@ def chunked(total: int, chunk: int) -> Iterator[int]:
     yield total
 
 
-def _load_plugin(kind: str, name: str, callable: str) -> None:
-    """Called by the engine for ``callable = ...`` in ``[behavior:NAME]`` / ``[protocol:NAME]``."""
+def _shared_instance(obj: Any) -> type:
+    """A class whose every "instance" is ``obj``: ``callable = module.instance`` names an object
+    (the original used it as is, one for the whole proxy), where the engine makes instances of
+    a class."""
+    klass = type(obj)
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return obj
+
+    return type(klass.__name__, (klass,), {"__new__": __new__, "__doc__": klass.__doc__, "__module__": klass.__module__})
+
+
+def _load_plugin(kind: str, name: str, callable: str, dir: Optional[str] = None) -> None:
+    """Called by the engine for ``callable = ...`` in ``[behavior:NAME]`` / ``[protocol:NAME]``;
+    ``dir`` is the ini file's directory, where a module next to the file is found."""
+    if dir is not None:
+        dir = os.path.abspath(dir)
+        if dir not in sys.path:
+            sys.path.append(dir)
     try:
         klass = import_string(callable)
     except ImportStringError as e:
         raise ImportError(str(e.exception)) from None
+    if not isinstance(klass, type):
+        if kind == "protocol":
+            from vaurien.protocols import _takes_between
+
+            handle = getattr(klass, "_handle", None)
+            if handle is not None and not _takes_between(handle):
+                # A 1.9 protocol instance: called without on_between_handle.
+                klass._handle = lambda source, dest, to_backend, on_between_handle=None, _h=handle: _h(source, dest, to_backend)
+        klass = _shared_instance(klass)
     if kind == "behavior":
         from vaurien.behaviors import Behavior
 

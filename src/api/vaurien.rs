@@ -5,7 +5,7 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::error::vaurien_error;
-use crate::behavior::{registry, MixError};
+use crate::behavior::{registry, MixError, MixSpec, Options};
 use crate::proxy::{Proxy, ProxyError};
 use crate::server::Server;
 
@@ -17,17 +17,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/behavior")
             .route(web::get().to(get_behavior))
+            .route(web::head().to(get_behavior))
             .route(web::put().to(put_behavior))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/behaviors")
             .route(web::get().to(list_behaviors))
+            .route(web::head().to(list_behaviors))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/backend")
             .route(web::get().to(get_backend))
+            .route(web::head().to(get_backend))
             .route(web::put().to(put_backend))
             .default_service(web::to(method_not_allowed)),
     );
@@ -84,9 +87,20 @@ async fn put_behavior(server: web::Data<Server>, payload: web::Payload) -> HttpR
     };
     let name = match obj.remove("name") {
         Some(Value::String(s)) => s,
-        Some(_) => return vaurien_error("name", "the \"name\" key must be a string"),
+        // The original looked the value up as it was (`None`, `1`...): not a behavior.
+        Some(v) => {
+            let shown = match &v {
+                Value::Null => "None".to_string(),
+                Value::Bool(true) => "True".to_string(),
+                Value::Bool(false) => "False".to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return vaurien_error("name", "the \"name\" key must be a string"),
+            };
+            return vaurien_error("name", &format!("the '{shown}' behavior does not exist"));
+        }
         None => return vaurien_error("", "the value should contain a \"name\" key"),
     };
+    let obj = usable_options(&name, obj);
     match proxy.shared.set_behavior(&name, Some(&obj)) {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok"})),
         Err(ProxyError::Mix(MixError::Unknown { name, .. })) => {
@@ -99,8 +113,56 @@ async fn put_behavior(server: web::Data<Server>, payload: web::Payload) -> HttpR
             behavior,
             message,
         })) => vaurien_error(&behavior, &message),
+        Err(ProxyError::Mix(_)) if !name.contains(':') => {
+            vaurien_error("name", &format!("the '{name}' behavior does not exist"))
+        }
         Err(e) => vaurien_error("name", &e.to_string()),
     }
+}
+
+/// The options of a `PUT /behavior` body that apply: the original took any key and value
+/// (an option of another behavior, an unknown key, a value of the wrong type, `null`) without
+/// an error. Those are left out here, each with a warning in the log, and the rest applies.
+fn usable_options(name: &str, obj: Map<String, Value>) -> Map<String, Value> {
+    let Ok(spec) = MixSpec::parse(name, true) else {
+        return obj;
+    };
+    let kinds: Vec<_> = spec
+        .names()
+        .iter()
+        .filter_map(|n| registry().get(n).ok())
+        .collect();
+    let mut out = Map::new();
+    for (k, v) in obj {
+        let option = k.replace('-', "_");
+        let owners: Vec<_> = kinds
+            .iter()
+            .filter(|kd| kd.options.iter().any(|o| o.name == option))
+            .collect();
+        let why = if owners.is_empty() {
+            Some(format!("not an option of {name}"))
+        } else if v.is_null() {
+            Some("null".to_string())
+        } else {
+            let single: Map<String, Value> = [(k.clone(), v.clone())].into_iter().collect();
+            owners
+                .iter()
+                .find_map(|kd| {
+                    kd.options_from_json(&Options::default(), &single, &[])
+                        .err()
+                })
+                .map(|e| e.to_string())
+        };
+        match why {
+            Some(why) => {
+                tracing::warn!("PUT /behavior {name}: option '{k}' = {v} is ignored: {why}")
+            }
+            None => {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
 }
 
 async fn list_behaviors() -> HttpResponse {

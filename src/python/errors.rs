@@ -30,6 +30,7 @@ pub fn parse_error(e: crate::cli::ParseOutcome) -> PyErr {
             value_error(first.strip_prefix("error: ").unwrap_or(first))
         }
         crate::cli::ParseOutcome::Error(msg) => value_error(msg),
+        crate::cli::ParseOutcome::Version => value_error(crate::VERSION),
     }
 }
 

@@ -108,6 +108,9 @@ fn launch(
 pub fn start(py: Python<'_>, args: Vec<String>, warmup: f64) -> PyResult<u64> {
     let resolved = parse(args).map_err(errors::parse_error)?;
     log::set_level(&resolved.log_level).map_err(errors::value_error)?;
+    for w in &resolved.warnings {
+        tracing::warn!("{w}");
+    }
     let wait = Duration::from_secs_f64(if warmup.is_finite() {
         warmup.max(1.0)
     } else {
@@ -242,6 +245,10 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
             let _ = e.print();
             return Ok(e.exit_code());
         }
+        Err(ParseOutcome::Version) => {
+            println!("{}", crate::VERSION);
+            return Ok(0);
+        }
         Err(ParseOutcome::Error(msg)) => {
             eprintln!("vaurien: error: {msg}");
             return Ok(2);
@@ -255,6 +262,9 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         return Ok(2);
     }
     log::set_level(&resolved.log_level).map_err(errors::value_error)?;
+    for w in &resolved.warnings {
+        tracing::warn!("{w}");
+    }
     if let Some(p) = &resolved.server.proxy {
         if p.settings.sync {
             tracing::info!(
@@ -310,10 +320,22 @@ pub fn finalize(py: Python<'_>) {
 
 /// The CLI's hook for `callable = pkg.mod.Class` in `[behavior:NAME]` / `[protocol:NAME]`
 /// sections: imports the class and registers it under NAME (`vaurien.util._load_plugin`).
-pub fn load_plugin(kind: &str, name: &str, callable: &str) -> Result<(), String> {
+pub fn load_plugin(
+    kind: &str,
+    name: &str,
+    callable: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let dir = dir.map(|d| {
+        if d.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            d.to_string_lossy().into_owned()
+        }
+    });
     Python::attach(|py| {
         py.import("vaurien.util")
-            .and_then(|m| m.call_method1("_load_plugin", (kind, name, callable)))
+            .and_then(|m| m.call_method1("_load_plugin", (kind, name, callable, dir)))
             .map(|_| ())
             .map_err(|e| format!("[{kind}:{name}] callable = {callable}: {}", e.value(py)))
     })

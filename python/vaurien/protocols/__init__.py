@@ -8,6 +8,7 @@ The built-in protocols run in the engine. Their Python forms, ported from the or
 base classes: a subclass registered under a name of its own runs in the engine."""
 from __future__ import annotations
 
+import inspect
 from abc import ABCMeta
 from typing import Any, Dict, Optional
 
@@ -31,11 +32,20 @@ class Protocol(metaclass=ABCMeta):
             raise ValueError(f"protocol {name!r}: the class needs a _handle(source, dest, to_backend, on_between_handle) method")
         ABCMeta.register(cls, subclass)
         doc = (subclass.__doc__ or "").strip().splitlines()
+        engine_class = subclass
+        if not _takes_between(subclass._handle):
+            original = subclass._handle
+
+            def _handle(self: Any, source: Any, dest: Any, to_backend: bool, on_between_handle: Any = None) -> Any:
+                return original(self, source, dest, to_backend)
+
+            engine_class = type(subclass.__name__, (subclass,), {
+                "_handle": _handle, "__doc__": subclass.__doc__, "__module__": subclass.__module__})
         _vaurien.register_protocol(
             name,
             doc[0] if doc else "Python protocol %s" % subclass.__qualname__,
             _schema(name, getattr(subclass, "options", {})),
-            subclass,
+            engine_class,
         )
         cls._classes[name] = subclass
         cls._cache.pop(name, None)
@@ -92,3 +102,18 @@ for _klass in (Http, Memcache, MySql, Redis, SMTP, TCP):
     ABCMeta.register(Protocol, _klass)
     _PORTED[_klass.name] = _klass
 del _klass
+
+
+def _takes_between(handle: Any) -> bool:
+    """Whether ``_handle`` takes 2.0's ``on_between_handle``: a protocol written for 1.9 has
+    ``_handle(self, source, dest, to_backend)``, and is called that way."""
+    try:
+        params = list(inspect.signature(handle).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if inspect.ismethod(handle):
+        return len(positional) >= 4
+    return len(positional) >= 5
