@@ -113,6 +113,9 @@ async fn put_behavior(server: web::Data<Server>, payload: web::Payload) -> HttpR
             behavior,
             message,
         })) => vaurien_error(&behavior, &message),
+        // A behavior that cannot be built (a Python class whose constructor raises): its
+        // message, so that the client's ValueError says why.
+        Err(ProxyError::Mix(MixError::Build(message))) => vaurien_error("name", &message),
         Err(ProxyError::Mix(_)) if !name.contains(':') => {
             vaurien_error("name", &format!("the '{name}' behavior does not exist"))
         }
