@@ -2,26 +2,12 @@
 Python form, to subclass)."""
 from __future__ import annotations
 
-import copy
-from typing import Any, Dict
-
-from vaurien.protocols.tcp import TCP
+from vaurien.protocols.tcp import KeepAliveTCP
 
 __all__ = ["SMTP"]
 
 
-class SMTP(TCP):
+class SMTP(KeepAliveTCP):
     """SMTP Protocol."""
 
     name = "smtp"
-    options = copy.copy(TCP.options)
-    del options["keep_alive"]
-
-    def update_settings(self, settings: Dict[str, Any]) -> None:
-        settings = {k: v for k, v in settings.items() if k != "keep_alive"}
-        super().update_settings(settings)
-
-    def option(self, name: str) -> Any:
-        if name == "keep_alive":
-            return True
-        return super().option(name)

@@ -3,11 +3,11 @@ form, to subclass)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 from vaurien.protocols.base import BaseProtocol
 
-__all__ = ["TCP"]
+__all__ = ["KeepAliveTCP", "TCP"]
 
 RE_LEN = re.compile(rb"Content-Length: (\d+)", re.M | re.I)
 RE_KEEPALIVE = re.compile(rb"Connection: Keep-Alive")
@@ -50,3 +50,18 @@ class TCP(BaseProtocol):
             self._abort_handling(to_backend, dest)
 
         return bool(data)
+
+
+class KeepAliveTCP(TCP):
+    """tcp with ``keep_alive`` always on and not an option (the original's smtp and mysql)."""
+
+    options = {k: v for k, v in TCP.options.items() if k != "keep_alive"}
+
+    def update_settings(self, settings: Dict[str, Any]) -> None:
+        settings = {k: v for k, v in settings.items() if k != "keep_alive"}
+        super().update_settings(settings)
+
+    def option(self, name: str) -> Any:
+        if name == "keep_alive":
+            return True
+        return super().option(name)
