@@ -247,6 +247,15 @@ def test_vaurienctl(proxy, capsys):
     assert capsys.readouterr().out.strip() == "delay"
     assert vaurienclient.main(["set-behavior", "nosuch", host]) == 1
     assert "Please use one of" in capsys.readouterr().out
+    # --version, and a bad --host: one line and status 2, no traceback.
+    with pytest.raises(SystemExit) as e:
+        vaurienclient.main(["--version"])
+    assert e.value.code == 0 and vaurien.__version__ in capsys.readouterr().out
+    for bad in ("http://127.0.0.1:99999", "http://127.0.0.1:port", "ftp://x:1", "http://:80"):
+        with pytest.raises(SystemExit) as e:
+            vaurienclient.main(["get-behavior", "--host", bad])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "--host" in err and "Traceback" not in err, (bad, err)
 
 
 class TestAsTheOriginalDocsShow(unittest.TestCase):

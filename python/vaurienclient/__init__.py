@@ -35,6 +35,17 @@ def _options(extra: List[str]) -> Dict[str, str]:
     return out
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vaurien")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a checkout)
+        from vaurien import __version__
+
+        return __version__
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Command-line tool to change the behavior that's being used by vaurien."""
     parser = argparse.ArgumentParser(
@@ -46,9 +57,16 @@ def main(args: Optional[List[str]] = None) -> int:
     parser.add_argument("action", help="The action you want to do.", choices=["list-behaviors", "set-behavior", "get-behavior"])
     parser.add_argument("behavior", nargs="?", help="The vaurien behavior to set for the next calls")
     parser.add_argument("--host", dest="host", default="http://localhost:8080", help="The host to use. Provide the scheme.")
+    parser.add_argument("--version", action="version", version="%(prog)s " + _version())
     ns, extra = parser.parse_known_args(args)
     parts = urlparse(ns.host if "://" in ns.host else "http://" + ns.host)
-    client = Client(parts.hostname or "localhost", parts.port or 8080, parts.scheme or "http")
+    try:
+        port = parts.port
+    except ValueError as e:  # a port that is not a number, or out of range
+        parser.error("--host %s: %s" % (ns.host, e))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        parser.error("--host %s: expected http://HOST:PORT" % ns.host)
+    client = Client(parts.hostname, port or 8080, parts.scheme)
     try:
         if ns.action == "list-behaviors":
             print(", ".join(client.list_behaviors()))
