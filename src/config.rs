@@ -125,6 +125,27 @@ pub fn read_ini(path: &Path) -> Result<Given, ConfigError> {
 
 type Sections = BTreeMap<String, BTreeMap<String, String>>;
 
+/// The most an ini file may hold: reading stops there (`--config /dev/zero` would otherwise
+/// read without end).
+const MAX_INI_BYTES: u64 = 1 << 20;
+
+/// Reads a whole ini file of at most [`MAX_INI_BYTES`], as UTF-8.
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INI_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_INI_BYTES {
+        return Err(format!(
+            "larger than {} KiB: not an ini file",
+            MAX_INI_BYTES >> 10
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+}
+
 fn load_sections(path: &Path, depth: usize) -> Result<Sections, ConfigError> {
     let shown = path.display().to_string();
     if depth > 16 {
@@ -133,9 +154,9 @@ fn load_sections(path: &Path, depth: usize) -> Result<Sections, ConfigError> {
             message: "too many levels of 'extends'".into(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    let text = read_capped(path).map_err(|message| ConfigError::Read {
         path: shown.clone(),
-        message: e.to_string(),
+        message,
     })?;
     let mut ini = configparser::ini::Ini::new_cs();
     ini.set_multiline(true);

@@ -128,6 +128,8 @@ fn bad_input_gives_one_clear_line_and_status_2() {
         "The percentage needs to be an integer",
     );
     one_error_line(&["--protocol", "gopher"], "unknown protocol 'gopher'");
+    // A file without end is not read without end.
+    one_error_line(&["--config", "/dev/zero"], "larger than 1024 KiB");
     one_error_line(&["--proxy", "nocolon"], "invalid address 'nocolon'");
     one_error_line(&["--backend", "host:99999"], "invalid address 'host:99999'");
     one_error_line(
