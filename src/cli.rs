@@ -396,6 +396,20 @@ fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Giv
     })
 }
 
+/// Writes a line to stderr. A stderr that cannot be written (`2>/dev/full`, a pipe closed by
+/// `head`) is ignored: `eprintln!` would panic (exit 101) there.
+pub(crate) fn eprint_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Writes a line to stdout, ignoring a stdout that cannot be written (as [`eprint_line`]).
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
 /// Sets up `tracing` for the CLI: level from `--log-level`, output to stderr or a file.
 pub fn init_logging(level: &str, output: &str) -> Result<(), String> {
     let directive = config::parse_log_level(level).map_err(|e| e.to_string())?;
@@ -406,7 +420,10 @@ pub fn init_logging(level: &str, output: &str) -> Result<(), String> {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // A log line that cannot be written is dropped: tracing's own report of it would go
+        // to the same broken stderr through eprintln!, which panics.
+        .log_internal_errors(false);
     let r = if output == "-" {
         // Colours only for a person at a terminal: not in a pipe or a redirected file.
         use std::io::IsTerminal;
@@ -444,16 +461,16 @@ where
             return code;
         }
         Err(ParseOutcome::Version) => {
-            println!("{}", crate::VERSION);
+            crate::cli::print_line(format_args!("{}", crate::VERSION));
             return 0;
         }
         Err(ParseOutcome::Error(msg)) => {
-            eprintln!("vaurien: error: {msg}");
+            crate::cli::eprint_line(format_args!("vaurien: error: {msg}"));
             return 2;
         }
     };
     if let Err(msg) = init_logging(&resolved.log_level, &resolved.log_output) {
-        eprintln!("vaurien: error: {msg}");
+        crate::cli::eprint_line(format_args!("vaurien: error: {msg}"));
         return 2;
     }
     for w in &resolved.warnings {
@@ -471,7 +488,9 @@ where
     let rt = match builder.enable_all().thread_name("vaurien").build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vaurien: error: cannot start the runtime: {e}");
+            crate::cli::eprint_line(format_args!(
+                "vaurien: error: cannot start the runtime: {e}"
+            ));
             return 1;
         }
     };
@@ -491,7 +510,7 @@ pub async fn run(resolved: Resolved) -> i32 {
     let server = match Server::start(resolved.server.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vaurien: error: {e}");
+            crate::cli::eprint_line(format_args!("vaurien: error: {e}"));
             return 2;
         }
     };

@@ -133,22 +133,25 @@ where
     let opts = match parse(&args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
+            crate::cli::eprint_line(format_args!("{e}\n{USAGE}"));
             return 2;
         }
     };
     if opts.help {
-        eprintln!("{USAGE}");
+        crate::cli::eprint_line(format_args!("{USAGE}"));
         return 0;
     }
     if opts.version {
-        println!("toxiproxy-server version {}", crate::VERSION);
+        crate::cli::print_line(format_args!("toxiproxy-server version {}", crate::VERSION));
         return 0;
     }
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter()))
         .with_target(false)
+        // A log line that cannot be written is dropped: tracing's own report of it would go
+        // to the same broken stderr through eprintln!, which panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
@@ -159,7 +162,9 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("toxiproxy-server: cannot start the runtime: {e}");
+            crate::cli::eprint_line(format_args!(
+                "toxiproxy-server: cannot start the runtime: {e}"
+            ));
             return 1;
         }
     };
@@ -167,7 +172,7 @@ where
         let server = match start(&opts).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("toxiproxy-server: error: {e}");
+                crate::cli::eprint_line(format_args!("toxiproxy-server: error: {e}"));
                 return 2;
             }
         };

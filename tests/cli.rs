@@ -402,3 +402,64 @@ fn the_command_line_as_argparse_took_it() {
     ]);
     wait_port(port, &mut child.0);
 }
+
+#[test]
+fn a_stderr_or_stdout_that_cannot_be_written_is_no_panic() {
+    within_blocking(|| {
+        let full = || {
+            Stdio::from(
+                std::fs::File::options()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+        };
+        // A refusal: status 2 (not 101, a panic's).
+        let st = vaurien()
+            .args(["--protocol", "nope"])
+            .stderr(full())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(2));
+        let st = vaurien().arg("--version").stdout(full()).status().unwrap();
+        assert_eq!(st.code(), Some(0));
+        // A running proxy whose logs cannot be written serves, then stops cleanly.
+        let port = free_port();
+        let mut child = Killed(
+            vaurien()
+                .args([
+                    "--proxy",
+                    &format!("127.0.0.1:{port}"),
+                    "--backend",
+                    "127.0.0.1:9",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(full())
+                .spawn()
+                .unwrap(),
+        );
+        wait_port(port, &mut child.0);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "it died: {:?}",
+            child.0.try_wait()
+        );
+        let st = Command::new("kill")
+            .args(["-TERM", &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.0.try_wait().unwrap() {
+                assert_eq!(st.code(), Some(0));
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}

@@ -246,11 +246,11 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
             return Ok(e.exit_code());
         }
         Err(ParseOutcome::Version) => {
-            println!("{}", crate::VERSION);
+            crate::cli::print_line(format_args!("{}", crate::VERSION));
             return Ok(0);
         }
         Err(ParseOutcome::Error(msg)) => {
-            eprintln!("vaurien: error: {msg}");
+            crate::cli::eprint_line(format_args!("vaurien: error: {msg}"));
             return Ok(2);
         }
     };
@@ -258,7 +258,7 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
         "_configure_logging",
         (&resolved.log_level, &resolved.log_output),
     ) {
-        eprintln!("vaurien: error: {}", e.value(py));
+        crate::cli::eprint_line(format_args!("vaurien: error: {}", e.value(py)));
         return Ok(2);
     }
     log::set_level(&resolved.log_level).map_err(errors::value_error)?;
@@ -276,7 +276,7 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     let server = match launch(py, resolved, Duration::from_secs(60), None) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vaurien: error: {}", e.value(py));
+            crate::cli::eprint_line(format_args!("vaurien: error: {}", e.value(py)));
             return Ok(2);
         }
     };
