@@ -375,7 +375,16 @@ def converse(port: int, steps: Sequence[tuple], connect_timeout: float = 5.0) ->
     After a step saw the end of the connection, later reads return `[b"", <end>, "now"]`.
     """
     out: List[Any] = []
-    s = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+    # A connect may rarely fail with EPIPE/ECONNRESET on loopback (a race in the kernel with
+    # a listener that closed a previous connection): try again, a few times.
+    for attempt in range(3):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=connect_timeout)
+            break
+        except (BrokenPipeError, ConnectionResetError):
+            if attempt == 2:
+                raise
+            time.sleep(0.05)
     ended: Optional[str] = None
     try:
         for step in steps:
