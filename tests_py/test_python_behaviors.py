@@ -519,3 +519,27 @@ def test_a_behavior_that_cannot_be_built_is_refused_where_it_is_named(start, ech
     assert exchange(port, b"b") == b"echo:b"
     client.set_behavior("py_bad_settings", level=2)
     assert exchange(port, b"c") == b"echo:c"
+
+
+class HugeRecv(Dummy):
+    """Asks for far more than there is: recv(10**12) reserves at most 1 MiB (it used to abort
+    the process on allocation)."""
+
+    name = "py_huge_recv"
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        data = source.recv(10**12)
+        dest.sendall(data)
+        source.sendall(b"[" + get_data(dest, 10**12) + b"]")
+        dest._closed = True
+        return True
+
+
+Behavior.register(HugeRecv)
+
+
+def test_a_huge_recv_is_clamped_not_fatal(start):
+    port, client = start("100:py_huge_recv")
+    assert exchange(port, b"abc") == b"[echo:abc]"
+    # The process is fine: another exchange works.
+    assert exchange(port, b"def") == b"[echo:def]"
