@@ -689,3 +689,19 @@ def test_tcp_default_mode_warns_once_that_a_second_request_is_dropped(redis_serv
         err = proc.stderr.read().decode()
     assert err.count("a client sent more after its first request") == 1, err
     assert "--protocol-tcp-keep-alive" in err
+
+
+def test_debug_log_has_one_line_per_exchange_with_its_fault(redis_server):
+    port = free_port()
+    args = ["--proxy", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{redis_server}", "--protocol", "redis",
+            "--stay-connected", "--behavior", "100:delay", "--behavior-delay-sleep", "0", "--log-level", "debug"]
+    with run_vaurien(args, port=port) as proc:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            for _ in range(2):
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                assert recv_until(s, b"\r\n") == b"+PONG\r\n"
+        proc.terminate()
+        err = proc.stderr.read().decode()
+    lines = [line for line in err.splitlines() if " exchange " in line or line.endswith(" exchange")]
+    assert len(lines) == 2, err
+    assert all('behavior="delay"' in line and "dir=upstream" in line for line in lines), lines

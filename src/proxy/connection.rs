@@ -298,6 +298,23 @@ fn pick(
             extra.push(t.behavior.clone());
         }
     }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // One line per exchange, with what applies to it (the connection's span names the
+        // connection, client and backend).
+        let active: Vec<&str> = faults
+            .toxics
+            .iter()
+            .filter(|t| t.behavior.has_chunk_hook() && t.stream == dir)
+            .map(|t| t.name.as_str())
+            .collect();
+        tracing::debug!(
+            dir = %dir,
+            behavior = name,
+            exchange_toxics = extra.len(),
+            chunk_toxics = ?active,
+            "exchange"
+        );
+    }
     if extra.is_empty() {
         return picked;
     }
