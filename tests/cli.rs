@@ -98,6 +98,25 @@ fn spawn(args: &[String]) -> Killed {
     )
 }
 
+/// Sends SIGTERM (kill(1) from the shell: no libc call needed) and expects exit status 0
+/// within 15 s.
+fn sigterm_stops_with_0(child: &mut std::process::Child) {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert_eq!(st.code(), Some(0));
+            return;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn one_error_line(args: &[&str], expected: &str) {
     let (code, out, err) = run(args);
     assert_eq!(code, 2, "{args:?}: {err}");
@@ -279,21 +298,7 @@ fn sigterm_stops_cleanly_with_status_0() {
             "127.0.0.1:9".into(),
         ]);
         wait_port(port, &mut child.0);
-        // SAFETY-free: kill(1) from the shell, no libc call needed.
-        let st = Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = child.0.try_wait().unwrap() {
-                assert_eq!(st.code(), Some(0));
-                break;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        sigterm_stops_with_0(&mut child.0);
     })
 }
 
@@ -447,19 +452,6 @@ fn a_stderr_or_stdout_that_cannot_be_written_is_no_panic() {
             "it died: {:?}",
             child.0.try_wait()
         );
-        let st = Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = child.0.try_wait().unwrap() {
-                assert_eq!(st.code(), Some(0));
-                break;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        sigterm_stops_with_0(&mut child.0);
     })
 }
