@@ -48,24 +48,32 @@ async fn latency_holds_each_direction_and_stacks() {
     );
 }
 
-#[tokio::test]
-async fn bandwidth_limits_the_rate() {
+/// `data` through a `bandwidth` toxic of `rate` KB/s arrives whole, in order, and takes at
+/// least `at_least_ms`.
+async fn bandwidth_delivers(rate: u32, data: Vec<u8>, at_least_ms: u64) {
     let (_s, api) = server().await;
-    let data = vec![1u8; 50_000];
     let listen = api.proxy("p", source(data.clone()).await).await;
-    // 100 KB/s: 50 KB takes about 500 ms.
-    api.toxic("p", r#"{"type":"bandwidth","attributes":{"rate":100}}"#)
-        .await;
+    api.toxic(
+        "p",
+        &format!(r#"{{"type":"bandwidth","attributes":{{"rate":{rate}}}}}"#),
+    )
+    .await;
     let t = Instant::now();
     let mut c = TcpStream::connect(listen).await.unwrap();
     let (got, err) = within(read_all(&mut c)).await;
     assert!(err.is_none());
     assert_eq!(got, data);
     assert!(
-        t.elapsed() >= Duration::from_millis(400),
+        t.elapsed() >= Duration::from_millis(at_least_ms),
         "{:?}",
         t.elapsed()
     );
+}
+
+#[tokio::test]
+async fn bandwidth_limits_the_rate() {
+    // 100 KB/s: 50 KB takes about 500 ms.
+    bandwidth_delivers(100, vec![1u8; 50_000], 400).await;
 }
 
 #[tokio::test]
@@ -541,22 +549,9 @@ async fn bandwidth_follows_its_schedule_and_keeps_every_byte_in_order() {
 
 #[tokio::test]
 async fn a_low_rate_splits_chunks_and_still_delivers_them_whole() {
-    let (_s, api) = server().await;
     // 10 KB/s: 1000-byte slices, 100 ms each; 3000 bytes take at least 0.3 s.
     let data: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
-    let listen = api.proxy("p", source(data.clone()).await).await;
-    api.toxic("p", r#"{"type":"bandwidth","attributes":{"rate":10}}"#)
-        .await;
-    let t = Instant::now();
-    let mut c = TcpStream::connect(listen).await.unwrap();
-    let (got, err) = within(read_all(&mut c)).await;
-    assert!(err.is_none());
-    assert_eq!(got, data);
-    assert!(
-        t.elapsed() >= Duration::from_millis(250),
-        "{:?}",
-        t.elapsed()
-    );
+    bandwidth_delivers(10, data, 250).await;
 }
 
 #[tokio::test]
