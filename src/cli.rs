@@ -13,7 +13,6 @@ use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use crate::behavior::{self, OptionKind, OptionSpec};
 use crate::config::{self, ConfigError, Given, Resolved};
 use crate::protocol;
-use crate::server::Server;
 
 // The flags that exist whatever is registered. All optional: "given" and "default" differ.
 #[derive(Args, Debug, Default)]
@@ -507,7 +506,7 @@ pub async fn run(resolved: Resolved) -> i32 {
             );
         }
     }
-    let server = match Server::start(resolved.server.clone()).await {
+    let server = match crate::api::launch(resolved.server.clone()).await {
         Ok(s) => s,
         Err(e) => {
             crate::cli::eprint_line(format_args!("vaurien: error: {e}"));
@@ -515,7 +514,7 @@ pub async fn run(resolved: Resolved) -> i32 {
         }
     };
     if let Some(st) = &resolved.statsd {
-        crate::metrics::statsd::spawn(server.clone(), st.clone());
+        crate::telemetry::statsd::spawn(server.clone(), st.clone());
     }
     if let Some(p) = server.main_proxy() {
         tracing::info!(

@@ -12,6 +12,7 @@ use crate::behavior::{self, MixSpec, Options};
 use crate::protocol;
 use crate::proxy::{ProxyConfig, Settings};
 use crate::server::ServerConfig;
+pub use crate::telemetry::statsd::Statsd;
 
 /// Errors of the configuration layer.
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +80,6 @@ pub struct Resolved {
     /// What the configuration had that is ignored or replaced (unknown ini keys and sections,
     /// out-of-range values the original accepted): logged as warnings once logging is set up.
     pub warnings: Vec<String>,
-}
-
-/// Where statsd counters go.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Statsd {
-    pub host: String,
-    pub port: u16,
-    pub prefix: String,
-    pub sample_rate: f64,
 }
 
 /// Values of `[vaurien]` keys, by their ini name.

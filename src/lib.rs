@@ -1,28 +1,36 @@
 //! vaurien: a chaos TCP proxy.
 //!
-//! Layout (one module per concept; this file holds no logic):
-//! - [`cli`]: the `vaurien` command (clap), one flag per option of every behavior and protocol;
-//! - [`config`]: ini files and the merge of flags, file and defaults into one configuration;
-//! - [`proxy`]: the engine — listener, connection, session, pipe (zero-copy path), pool;
+//! Layers, lowest first; each module uses only the ones above it in this list (see
+//! `ARCHITECTURE.md`, checked by `module_cycles.py` in CI):
+//! - [`base`](crate::base): directions and sides, options, the name → kind registry, counters,
+//!   the fault event log, the precise timer;
+//! - `io`: socket I/O — one side of a connection, `splice(2)` pipes, busy polling;
+//! - [`behavior`]: faults (vaurien behaviors and Toxiproxy toxics), one file each, one
+//!   registry; they see a connection only through a narrow interface (`Wire`);
+//! - `link`: the toxic chains of a connection and the one path every forwarded, injected or
+//!   replaced byte takes to a socket (toxics, then counters);
 //! - [`protocol`]: framing of exchanges, one file per protocol, and their registry;
-//! - [`behavior`]: faults (vaurien behaviors and Toxiproxy toxics), one file each, one registry;
-//! - [`api`]: the control server (actix-web): the original's routes and Toxiproxy's;
-//! - [`metrics`]: counters and the log of faults applied;
-//! - [`registry`]: the name → kind map behind both registries;
-//! - [`toxiserver`]: the `toxiproxy-server` command (Toxiproxy's flags over the same server);
-//! - [`server`]: a whole vaurien process (proxies + control server + shutdown), used by the
-//!   CLI, the tests and Python alike;
-//! - `python` (feature `python`): the PyO3 module `vaurien._vaurien`.
+//! - [`proxy`]: the engine — listener, connection, pool, the active faults of a proxy;
+//! - [`server`]: a whole vaurien process (proxies + event log + shutdown), no control plane;
+//! - the faces: [`api`] (the control server, actix-web: the original's routes and
+//!   Toxiproxy's), `telemetry` (Prometheus and statsd), [`config`] (ini files and the merge
+//!   of flags, file and defaults), [`cli`] (the `vaurien` command, which composes the server
+//!   and the API), [`toxiserver`] (the `toxiproxy-server` command) and `python` (feature
+//!   `python`: the PyO3 module `vaurien._vaurien`).
 
-pub mod api;
+pub(crate) mod base;
+pub(crate) mod io;
+
 pub mod behavior;
-pub mod cli;
-pub mod config;
-pub mod metrics;
+pub(crate) mod link;
 pub mod protocol;
 pub mod proxy;
-pub mod registry;
 pub mod server;
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub(crate) mod telemetry;
 pub mod toxiserver;
 
 #[cfg(feature = "python")]

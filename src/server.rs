@@ -1,14 +1,14 @@
-//! A whole vaurien process: its proxies, the fault event log, the control server, and an
-//! orderly shutdown. The CLI, the tests and the Python module all start vaurien through
-//! [`Server::start`].
+//! A whole vaurien process: its proxies, the fault event log, and an orderly shutdown. It
+//! knows nothing of the control plane: the faces (the CLI, `toxiproxy-server`, Python, the
+//! tests) compose a server with the control API through `crate::api::launch`, which hands
+//! the server a [`ControlPlane`] to stop at shutdown.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::api::{self, ApiHandle};
 use crate::behavior::{Options, Value};
-use crate::metrics::EventLog;
+use crate::base::events::EventLog;
 use crate::proxy::{Proxy, ProxyConfig, ProxyError, Settings};
 
 /// Errors of starting or running a server.
@@ -33,7 +33,8 @@ pub enum ServerError {
 pub struct ServerConfig {
     /// The proxy of `--proxy/--backend`, if any.
     pub proxy: Option<ProxyConfig>,
-    /// `--http`: where the control API listens (`host:port`).
+    /// `--http`: where the control API listens (`host:port`), for the face that starts it
+    /// (`crate::api::launch`); the server itself does not read it.
     pub http: Option<String>,
     /// `--seed`: makes every random choice reproducible.
     pub seed: Option<u64>,
@@ -55,13 +56,19 @@ pub struct Server {
     pub runtime: tokio::runtime::Handle,
     /// Serialises changes of the proxy collection (create, replace, delete, populate).
     collection: tokio::sync::Mutex<()>,
-    api: tokio::sync::Mutex<Option<ApiHandle>>,
-    api_addr: Option<std::net::SocketAddr>,
+    control: tokio::sync::Mutex<Option<Box<dyn ControlPlane>>>,
+    control_addr: std::sync::OnceLock<std::net::SocketAddr>,
     grace: Duration,
 }
 
+/// A control plane serving a [`Server`] (the HTTP API): stopped first at shutdown.
+pub trait ControlPlane: Send + Sync {
+    fn stop(self: Box<Self>) -> futures::future::BoxFuture<'static, ()>;
+}
+
 impl Server {
-    /// Starts the proxy and the control API; both accept connections when this returns.
+    /// Starts the proxy of the command line, if any; it accepts connections when this
+    /// returns.
     pub async fn start(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
         let events = Arc::new(EventLog::default());
         if let Some(path) = &cfg.events_file {
@@ -84,42 +91,29 @@ impl Server {
             main = Some(pc.name.clone());
             proxies.insert(pc.name.clone(), p);
         }
-        let mut server = Server {
+        let server = Server {
             proxies: RwLock::new(proxies),
             events,
             seed: cfg.seed,
             main,
             runtime: tokio::runtime::Handle::current(),
             collection: tokio::sync::Mutex::new(()),
-            api: tokio::sync::Mutex::new(None),
-            api_addr: None,
+            control: tokio::sync::Mutex::new(None),
+            control_addr: std::sync::OnceLock::new(),
             grace: cfg.grace,
         };
-        let server = if let Some(http) = &cfg.http {
-            let (handle, addr) = match api::bind(http) {
-                Ok(b) => b,
-                Err(source) => {
-                    let s = Arc::new(server);
-                    s.shutdown().await;
-                    return Err(ServerError::Api {
-                        addr: http.clone(),
-                        source,
-                    });
-                }
-            };
-            server.api_addr = Some(addr);
-            let server = Arc::new(server);
-            *server.api.lock().await = Some(handle.start(server.clone()));
-            server
-        } else {
-            Arc::new(server)
-        };
-        Ok(server)
+        Ok(Arc::new(server))
+    }
+
+    /// Attaches the control plane listening on `addr` (stopped first by [`Server::shutdown`]).
+    pub async fn attach_control(&self, control: Box<dyn ControlPlane>, addr: std::net::SocketAddr) {
+        let _ = self.control_addr.set(addr);
+        *self.control.lock().await = Some(control);
     }
 
     /// Where the control API listens.
     pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
-        self.api_addr
+        self.control_addr.get().copied()
     }
 
     pub fn proxy(&self, name: &str) -> Option<Arc<Proxy>> {
@@ -353,8 +347,8 @@ impl Server {
 
     /// Stops accepting, lets exchanges in flight finish for the grace period, stops the API.
     pub async fn shutdown(&self) {
-        if let Some(api) = self.api.lock().await.take() {
-            api.stop().await;
+        if let Some(control) = self.control.lock().await.take() {
+            control.stop().await;
         }
         let proxies = self.all_proxies();
         futures::future::join_all(proxies.iter().map(|p| p.stop(self.grace))).await;

@@ -189,7 +189,7 @@ pub async fn start(opts: &Opts) -> Result<std::sync::Arc<Server>, String> {
     } else {
         opts.host.clone()
     };
-    let server = Server::start(ServerConfig {
+    let server = crate::api::launch(ServerConfig {
         proxy: None,
         http: Some(format!("{host}:{}", opts.port)),
         seed: opts.seed,

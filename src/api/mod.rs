@@ -14,7 +14,29 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
-use crate::server::Server;
+use crate::server::{ControlPlane, Server, ServerConfig, ServerError};
+
+/// Starts a whole vaurien: the server (its proxy, if any) and, with `cfg.http`, the control
+/// API serving it. Both accept connections when this returns. The faces (CLI,
+/// `toxiproxy-server`, Python) start vaurien through here.
+pub async fn launch(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
+    let server = Server::start(cfg.clone()).await?;
+    if let Some(http) = &cfg.http {
+        let (bound, addr) = match bind(http) {
+            Ok(b) => b,
+            Err(source) => {
+                server.shutdown().await;
+                return Err(ServerError::Api {
+                    addr: http.clone(),
+                    source,
+                });
+            }
+        };
+        let handle = bound.start(server.clone());
+        server.attach_control(Box::new(handle), addr).await;
+    }
+    Ok(server)
+}
 
 /// A bound, not yet serving, control server.
 pub struct Bound {
@@ -84,5 +106,11 @@ impl ApiHandle {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
+    }
+}
+
+impl ControlPlane for ApiHandle {
+    fn stop(self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(ApiHandle::stop(*self))
     }
 }

@@ -563,7 +563,7 @@ fn toxic_spec(v: &Value, taken: &dyn Fn(&str) -> bool) -> Result<ToxicSpec, Http
     let toxicity = f32_field(obj, "toxicity", "ToxicWrapper").map_err(bad_body)?;
     // Absent (or null) is "downstream"; an empty string is a bad stream, as in Go.
     let stream = stream.unwrap_or_else(|| "downstream".into());
-    if crate::behavior::Direction::parse(&stream).is_none() {
+    if crate::base::Direction::parse(&stream).is_none() {
         return Err(toxiproxy_error(
             400,
             "stream was invalid, can be either upstream or downstream",
@@ -788,7 +788,7 @@ async fn metrics(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
         HttpResponse::Ok()
             .insert_header(("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
-            .body(crate::metrics::prometheus(&server).await)
+            .body(crate::telemetry::prometheus(&server).await)
     })
 }
 

@@ -1,19 +1,19 @@
 //! `abort`: after the request reached the backend, the connection is shut down before any
 //! answer: the client sees a reset (or an empty reply).
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, Exchange, Flow, Kind, Origin};
+use crate::base::Side;
+
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
 
 pub struct Abort;
 
 #[async_trait]
-impl Behavior for Abort {
+impl ExchangeHook for Abort {
     async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        cx.client.reset();
-        cx.backend.close();
+        cx.wire.reset(Side::Client);
+        cx.wire.close(Side::Backend);
         Ok(Flow::Close)
     }
 }
@@ -24,6 +24,6 @@ pub(super) fn kind() -> Kind {
         "resets the connection after the request reached the backend",
         Origin::Vaurien,
         vec![],
-        |_| Ok(Arc::new(Abort)),
+        |_| Ok(Fault::hook(Abort)),
     )
 }

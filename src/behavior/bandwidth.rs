@@ -9,12 +9,11 @@
 //! (a late wake-up, a slow reader) catches up by up to [`CATCH_UP`], and one that was idle
 //! starts again from when its next chunk arrives, never earlier than [`CATCH_UP`] before it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin, Piece};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
 
 /// How far behind its schedule a link may be and still catch up (a burst of at most this
 /// long's worth of bytes after an idle spell).
@@ -48,7 +47,7 @@ impl Bandwidth {
 }
 
 #[async_trait]
-impl Behavior for Bandwidth {
+impl ChunkToxic for Bandwidth {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.pieces.is_empty() {
             return Ok(());
@@ -73,12 +72,6 @@ impl Behavior for Bandwidth {
         self.schedule(cx.pieces, &mut sched.next);
         Ok(())
     }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
-    }
 }
 
 pub(super) fn kind() -> Kind {
@@ -100,7 +93,7 @@ pub(super) fn kind() -> Kind {
                     format!("rate must be more than 0, not {rate}"),
                 ));
             }
-            Ok(Arc::new(Bandwidth { rate: rate as u64 }))
+            Ok(Fault::toxic(Bandwidth { rate: rate as u64 }))
         },
     )
 }

@@ -2,22 +2,22 @@
 //! socket with the request unread), the client sees a reset; on an exchange the backend starts
 //! (a greeting), the backend connection is closed and the client's ends with a FIN.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, Exchange, Flow, Kind, Origin};
+use crate::base::Side;
+
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
 
 pub struct Blackout;
 
 #[async_trait]
-impl Behavior for Blackout {
+impl ExchangeHook for Blackout {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        if cx.to_backend {
-            cx.client.reset();
+        if cx.direction.is_upstream() {
+            cx.wire.reset(Side::Client);
         } else {
-            cx.backend.close();
-            cx.client.close();
+            cx.wire.close(Side::Backend);
+            cx.wire.close(Side::Client);
         }
         Ok(Flow::Close)
     }
@@ -29,6 +29,6 @@ pub(super) fn kind() -> Kind {
         "closes the client connection at once",
         Origin::Vaurien,
         vec![],
-        |_| Ok(Arc::new(Blackout)),
+        |_| Ok(Fault::hook(Blackout)),
     )
 }

@@ -2,11 +2,9 @@
 //! (which the original ran as tcp, one exchange per read in each direction) it also sleeps
 //! between the request and the answer, so that a round trip takes twice the sleep, as there.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{sleep_secs, Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Origin};
+use super::{sleep_secs, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin};
 
 pub struct Delay {
     sleep: f64,
@@ -14,7 +12,7 @@ pub struct Delay {
 }
 
 #[async_trait]
-impl Behavior for Delay {
+impl ExchangeHook for Delay {
     async fn on_before_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         if self.before {
             sleep_secs(self.sleep).await;
@@ -22,7 +20,7 @@ impl Behavior for Delay {
         Ok(Flow::Continue)
     }
     async fn on_between_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        if cx.protocol.hooks_each_direction() {
+        if cx.framing.hooks_each_direction() {
             sleep_secs(self.sleep).await;
         }
         Ok(Flow::Continue)
@@ -52,7 +50,7 @@ pub(super) fn kind() -> Kind {
                     message: format!("sleep must be 0 or more, not {sleep}"),
                 });
             }
-            Ok(Arc::new(Delay {
+            Ok(Fault::hook(Delay {
                 sleep,
                 before: o.bool("before"),
             }))

@@ -1,19 +1,6 @@
 //! `dummy`: transparent.
 
-use std::sync::Arc;
-
-use super::{Behavior, Kind, Origin};
-
-pub struct Dummy;
-
-impl Behavior for Dummy {
-    fn is_passthrough(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
-    }
-}
+use super::{Fault, Kind, Origin};
 
 pub(super) fn kind() -> Kind {
     Kind::new(
@@ -21,6 +8,6 @@ pub(super) fn kind() -> Kind {
         "transparent: forwards everything",
         Origin::Vaurien,
         vec![],
-        |_| Ok(Arc::new(Dummy)),
+        |_| Ok(Fault::Pass),
     )
 }

@@ -6,12 +6,13 @@
 //! 451) answers the request with it instead, and the connection goes on.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Options, Origin};
+use crate::base::Side;
+
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Options, Origin};
 
 pub struct Error {
     inject: bool,
@@ -38,53 +39,59 @@ impl Error {
 
     /// Answers the exchange with an error (no warmup check).
     pub async fn fail(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        let own_reply = self.protocol_reply || cx.protocol.name() == "http";
+        let own_reply = self.protocol_reply || cx.framing.errors_in_kind();
+        let dir = cx.direction;
         if let Some(reply) = own_reply
-            .then(|| cx.protocol.error_reply(cx.rng, cx.to_backend))
+            .then(|| cx.framing.error_reply(cx.wire.rng(), dir))
             .flatten()
         {
             // Read the whole request so that the connection stays in step, then answer it.
-            if cx.to_backend {
+            if dir.is_upstream() {
                 let n = cx.read_message().await?;
                 if n == 0 {
                     return Ok(Flow::Close);
                 }
-                let _ = cx.pending.split_to(n);
+                let _ = cx.pending().split_to(n);
             }
-            cx.client.write_all(&reply.bytes).await?;
+            if !cx.wire.send(Side::Client, &reply.bytes).await? {
+                return Ok(Flow::Close);
+            }
             if reply.close {
-                cx.client.close();
+                cx.wire.close(Side::Client);
                 return Ok(Flow::Close);
             }
             return Ok(Flow::Skip);
         }
         if self.inject {
-            *cx.inject = true;
+            cx.wire.inject_next_answer();
             return Ok(Flow::Continue);
         }
-        let garbage: Vec<u8> = (0..1000).map(|_| cx.rng.random::<u8>()).collect();
-        if cx.to_backend {
+        let garbage: Vec<u8> = (0..1000).map(|_| cx.rng().random::<u8>()).collect();
+        if dir.is_upstream() {
             // The request reaches the backend; the client gets garbage instead of the answer.
             let n = cx.read_message().await?;
             if n == 0 {
                 return Ok(Flow::Close);
             }
-            let request = cx.pending.split_to(n);
-            cx.backend.write_all(&request).await?;
-            cx.client.write_all(&garbage).await?;
+            let request = cx.pending().split_to(n);
+            if cx.wire.send(Side::Backend, &request).await? {
+                cx.wire.send(Side::Client, &garbage).await?;
+            }
             Ok(Flow::Close)
         } else {
             // An answer from the backend: replaced by garbage.
             let n = cx.read_message().await?;
-            let _ = cx.pending.split_to(n);
-            cx.client.write_all(&garbage).await?;
+            let _ = cx.pending().split_to(n);
+            if !cx.wire.send(Side::Client, &garbage).await? {
+                return Ok(Flow::Close);
+            }
             Ok(Flow::Skip)
         }
     }
 }
 
 #[async_trait]
-impl Behavior for Error {
+impl ExchangeHook for Error {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         if self.warming_up() {
             return Ok(Flow::Continue);
@@ -115,6 +122,6 @@ pub(super) fn kind() -> Kind {
         "answers with errors (protocol errors, or random bytes)",
         Origin::Vaurien,
         options(),
-        |o| Ok(Arc::new(Error::new(o))),
+        |o| Ok(Fault::hook(Error::new(o))),
     )
 }

@@ -1,27 +1,31 @@
 //! `hang`: reads what the client sends and never answers; the connection is closed after
 //! `--timeout`.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, Exchange, Flow, Kind, Origin};
+use crate::base::Side;
+
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
 
 pub struct Hang;
 
 #[async_trait]
-impl Behavior for Hang {
+impl ExchangeHook for Hang {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
-        let client = cx.client;
+        // Reads (and drops) what the client sends until it leaves or --timeout passes.
         let deadline = tokio::time::Instant::now() + cx.conn.timeout;
-        let mut sink = [0u8; 4096];
-        cx.pending.clear();
         loop {
-            match tokio::time::timeout_at(deadline, client.read(&mut sink)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-                Ok(Ok(_)) => {}
+            cx.wire.buffer(Side::Client).clear();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match cx.wire.read_more(Side::Client, 4096, Some(left)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
             }
         }
+        cx.wire.buffer(Side::Client).clear();
         Ok(Flow::Close)
     }
 }
@@ -32,6 +36,6 @@ pub(super) fn kind() -> Kind {
         "reads the request and never answers (closed after --timeout)",
         Origin::Vaurien,
         vec![],
-        |_| Ok(Arc::new(Hang)),
+        |_| Ok(Fault::hook(Hang)),
     )
 }

@@ -2,13 +2,12 @@
 //! proxy; time already spent in earlier toxics counts, and several latency toxics add up.
 //! `latency` 0 with no jitter touches nothing: connections stay on the fast path.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
 
 pub struct Latency {
     latency: i64,
@@ -33,7 +32,7 @@ impl Latency {
 }
 
 #[async_trait]
-impl Behavior for Latency {
+impl ChunkToxic for Latency {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.eof || cx.pieces.is_empty() {
             return Ok(());
@@ -48,14 +47,8 @@ impl Behavior for Latency {
         }
         Ok(())
     }
-    fn is_passthrough(&self) -> bool {
-        self.latency == 0 && self.jitter == 0
-    }
-    fn has_chunk_hook(&self) -> bool {
-        !self.is_passthrough()
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
+    fn only_delays(&self) -> bool {
+        true
     }
 }
 
@@ -71,7 +64,10 @@ pub(super) fn kind() -> Kind {
         |o| {
             let (latency, jitter) = (o.int("latency"), o.int("jitter"));
             super::non_negative("latency", &[("latency", latency), ("jitter", jitter)])?;
-            Ok(Arc::new(Latency { latency, jitter }))
+            if latency == 0 && jitter == 0 {
+                return Ok(Fault::Pass);
+            }
+            Ok(Fault::toxic(Latency { latency, jitter }))
         },
     )
 }
@@ -79,6 +75,7 @@ pub(super) fn kind() -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::behavior::{Options, Value};
     use rand::SeedableRng;
 
     #[test]
@@ -123,15 +120,13 @@ mod tests {
 
     #[test]
     fn zero_latency_touches_nothing() {
-        let l = Latency {
-            latency: 0,
-            jitter: 0,
+        let build = |l: i64, j: i64| {
+            let mut o = Options::default();
+            o.set("latency", Value::Int(l));
+            o.set("jitter", Value::Int(j));
+            kind().build(&o).unwrap()
         };
-        assert!(l.is_passthrough() && !l.has_chunk_hook());
-        let l = Latency {
-            latency: 0,
-            jitter: 1,
-        };
-        assert!(!l.is_passthrough() && l.has_chunk_hook());
+        assert!(build(0, 0).is_passthrough());
+        assert!(build(0, 1).as_toxic().is_some());
     }
 }

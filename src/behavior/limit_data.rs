@@ -2,11 +2,10 @@
 //! (the last chunk truncated), then closes the connection. The count is kept per link and
 //! survives updates of the toxic.
 
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
 
 pub struct LimitData {
     bytes: u64,
@@ -16,7 +15,7 @@ pub struct LimitData {
 struct Sent(u64);
 
 #[async_trait]
-impl Behavior for LimitData {
+impl ChunkToxic for LimitData {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         let sent = cx.link.state(|| Sent(0));
         let mut keep = 0;
@@ -37,12 +36,6 @@ impl Behavior for LimitData {
         }
         Ok(())
     }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
-    }
 }
 
 pub(super) fn kind() -> Kind {
@@ -58,7 +51,7 @@ pub(super) fn kind() -> Kind {
         |o| {
             let bytes = o.int("bytes");
             super::non_negative("limit_data", &[("bytes", bytes)])?;
-            Ok(Arc::new(LimitData {
+            Ok(Fault::toxic(LimitData {
                 bytes: bytes as u64,
             }))
         },

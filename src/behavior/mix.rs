@@ -2,9 +2,8 @@
 //! behavior per exchange.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use super::{registry, Behavior, BehaviorError, Options};
+use super::{registry, BehaviorError, Fault, Options};
 
 /// Why a `--behavior` spec was refused. The messages are the original Vaurien's.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,7 +82,7 @@ pub struct Mix {
     /// The spec as the user gave it (what `GET /behavior` answers).
     pub spec: String,
     /// `(upper bound, name, instance)`, bounds increasing; the last one is 100.
-    entries: Vec<(u32, String, Arc<dyn Behavior>)>,
+    entries: Vec<(u32, String, Fault)>,
     /// True when every entry is transparent: the engine may take the zero-copy path.
     pub passthrough: bool,
 }
@@ -140,7 +139,7 @@ impl Mix {
     }
 
     /// Picks the behavior of one exchange from a roll in 0..100.
-    pub fn pick(&self, roll: u32) -> (&str, &Arc<dyn Behavior>) {
+    pub fn pick(&self, roll: u32) -> (&str, &Fault) {
         let i = self
             .entries
             .iter()
@@ -151,7 +150,7 @@ impl Mix {
     }
 
     /// The single behavior when the mix has only one (it is then picked without a roll).
-    pub fn single(&self) -> Option<(&str, &Arc<dyn Behavior>)> {
+    pub fn single(&self) -> Option<(&str, &Fault)> {
         match self.entries.as_slice() {
             [(_, n, b)] => Some((n, b)),
             _ => None,

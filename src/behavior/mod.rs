@@ -1,16 +1,16 @@
 //! Faults: vaurien behaviors and Toxiproxy toxics are the same kind of thing.
 //!
-//! Every fault implements [`Behavior`]: hooks around one exchange (`on_before_handle`,
-//! `on_between_handle`, `on_after_handle`, as the original Vaurien had them) and a hook on the
-//! chunks flowing in one direction (`on_chunk`, as a Toxiproxy toxic works). Every hook defaults
-//! to "carry on", so a behavior implements only what it needs. Python behaviors are adapted to
-//! this same trait (see `crate::python`).
+//! A fault is built as a [`Fault`]: an [`ExchangeHook`] (hooks around one exchange:
+//! `on_before_handle`, `on_between_handle`, `on_after_handle`, as the original Vaurien had
+//! them), a [`ChunkToxic`] (a hook on the chunks flowing in one direction, as a Toxiproxy toxic
+//! works), or `Pass` (touches nothing). Hooks see a connection only through the narrow
+//! [`Wire`] and the protocol's [`Framing`]: never a socket. Python behaviors are adapted to
+//! the same hook trait (see `crate::python`).
 //!
 //! The [`Registry`] holds one [`Kind`] per name: its option schema and a factory. The CLI, the
 //! ini reader, both HTTP APIs and Python all look faults up here.
 
 pub mod mix;
-pub mod options;
 
 mod abort;
 mod blackout;
@@ -32,7 +32,7 @@ mod slow_close;
 mod timeout;
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,10 +41,10 @@ use bytes::BytesMut;
 use rand::rngs::SmallRng;
 
 pub use mix::{Mix, MixError, MixSpec};
-pub use options::{OptionKind, OptionSpec, Options, Value};
 
-use crate::protocol::Protocol;
-use crate::proxy::peer::Peer;
+pub use crate::base::options::{OptionKind, OptionSpec, Options, Value};
+pub use crate::base::PeerInfo;
+use crate::base::{ConnInfo, Direction, Side};
 
 /// What a hook tells the engine to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,106 +83,114 @@ pub enum BehaviorError {
     Other(String),
 }
 
-/// Direction of traffic. Toxiproxy calls client→backend "upstream".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Upstream,
-    Downstream,
+/// The answer a protocol gives in place of the backend's for the `error` behavior.
+#[derive(Clone, Debug)]
+pub struct ErrorReply {
+    pub bytes: Vec<u8>,
+    /// Close the client connection after sending it (http's `Connection: close`).
+    pub close: bool,
 }
 
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Upstream => "upstream",
-            Direction::Downstream => "downstream",
-        }
+/// What a fault may know of the protocol of its exchange: how long a message is and what the
+/// protocol answers in place of the backend. Every protocol implements it.
+pub trait Framing: Send + Sync {
+    /// The protocol's name (for messages).
+    fn name(&self) -> &str;
+    /// Its option values (schema defaults overlaid with the user's).
+    fn options(&self) -> &Options;
+    /// The length of the first complete message in `buf` going in direction `dir`, or `None`
+    /// when more bytes are needed. Used by behaviors that answer a request themselves.
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        let _ = dir;
+        (!buf.is_empty()).then_some(buf.len())
     }
-    pub fn from_to_backend(to_backend: bool) -> Self {
-        if to_backend {
-            Direction::Upstream
-        } else {
-            Direction::Downstream
-        }
+    /// The protocol's own error answer, or `None` when it has none (random bytes are sent).
+    /// `dir` is upstream when it answers a request (else it replaces a message the backend
+    /// started, such as a greeting).
+    fn error_reply(&self, rng: &mut SmallRng, dir: Direction) -> Option<ErrorReply> {
+        let _ = (rng, dir);
+        None
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "upstream" => Some(Direction::Upstream),
-            "downstream" => Some(Direction::Downstream),
-            _ => None,
-        }
+    /// True when `error` always answers with the protocol's own reply (http: a 50x), whatever
+    /// its `protocol_reply` option says.
+    fn errors_in_kind(&self) -> bool {
+        false
+    }
+    /// True for the protocols the original ran as tcp with `keep_alive` (smtp, mysql): it called
+    /// the behavior once per read in each direction, so a `delay` applied to the request and
+    /// again to the answer (a round trip took twice the sleep).
+    fn hooks_each_direction(&self) -> bool {
+        false
     }
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a connection knows about itself; shared by every hook of that connection.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// Unique per process.
-    pub id: u64,
-    /// The proxy's name (Toxiproxy's proxy name; `vaurien` for the CLI's proxy).
-    pub proxy: String,
-    /// The backend as configured (`host:port`), e.g. for http's `overwrite_host_header`.
-    pub backend: String,
-    /// `--timeout`: how long a read may wait.
-    pub timeout: Duration,
-    /// `--bufsize`: the size of one read.
-    pub bufsize: usize,
-}
-
-/// One exchange as the hooks see it: both sides of the connection, the direction, and the bytes
-/// already read from the source and not yet forwarded.
-pub struct Exchange<'a> {
-    pub protocol: &'a dyn Protocol,
-    pub conn: &'a ConnInfo,
-    /// True when the exchange goes from the client to the backend.
-    pub to_backend: bool,
-    pub client: &'a Peer,
-    pub backend: &'a Peer,
-    /// Bytes read from the source side that are not yet forwarded. In streaming mode this is the
-    /// chunk of this exchange; in framed protocols what was read ahead of the next request.
-    pub pending: &'a mut BytesMut,
+/// The narrow interface through which a fault acts on a connection: it never sees a socket.
+/// Bytes it sends go through the link of their direction (its toxics and byte counters), as
+/// every forwarded byte does.
+#[async_trait]
+pub trait Wire: Send {
+    /// Bytes read from `side` and not yet forwarded.
+    fn buffer(&mut self, side: Side) -> &mut BytesMut;
+    /// Reads more from `side` into its buffer: at most `max` bytes, waiting at most `timeout`
+    /// (`None`: the connection's `--timeout`). Returns 0 at EOF.
+    async fn read_more(
+        &mut self,
+        side: Side,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize>;
+    /// Sends `data` to `side` through its link. False when a toxic closed the connection.
+    async fn send(&mut self, to: Side, data: &[u8]) -> io::Result<bool>;
+    /// Closes one side (both directions).
+    fn close(&mut self, side: Side);
+    /// Closes one side with a TCP reset.
+    fn reset(&mut self, side: Side);
+    /// Stops reading from `side` (`how` 0), writing to it (1) or both (2), as `shutdown(2)`.
+    fn shutdown(&mut self, side: Side, how: i32) -> io::Result<()>;
+    /// What a hook may know of the peer on `side`.
+    fn peer(&self, side: Side) -> PeerInfo;
     /// Random numbers for this connection (seeded from the proxy's seed).
-    pub rng: &'a mut SmallRng,
-    /// Set by a behavior: the protocol inserts 100 random bytes in the middle of the answer.
-    pub inject: &'a mut bool,
+    fn rng(&mut self) -> &mut SmallRng;
+    /// The protocol inserts 100 random bytes in the middle of the next answer.
+    fn inject_next_answer(&mut self);
 }
 
-impl<'a> Exchange<'a> {
+/// One exchange as the hooks see it: its direction, the protocol's framing, and the wire.
+pub struct Exchange<'a> {
+    pub framing: &'a dyn Framing,
+    pub conn: &'a ConnInfo,
+    /// Upstream when the exchange goes from the client to the backend.
+    pub direction: Direction,
+    pub wire: &'a mut dyn Wire,
+}
+
+impl Exchange<'_> {
     /// The side the exchange comes from.
-    pub fn source(&self) -> &'a Peer {
-        if self.to_backend {
-            self.client
-        } else {
-            self.backend
-        }
+    pub fn source(&self) -> Side {
+        self.direction.source()
     }
     /// The side the exchange goes to.
-    pub fn dest(&self) -> &'a Peer {
-        if self.to_backend {
-            self.backend
-        } else {
-            self.client
-        }
+    pub fn dest(&self) -> Side {
+        self.direction.dest()
+    }
+    /// Bytes read from the source side that are not yet forwarded. In streaming mode this is
+    /// the chunk of this exchange; in framed protocols what was read ahead of the next request.
+    pub fn pending(&mut self) -> &mut BytesMut {
+        let side = self.source();
+        self.wire.buffer(side)
+    }
+    pub fn rng(&mut self) -> &mut SmallRng {
+        self.wire.rng()
     }
     /// Reads one whole message (as the protocol frames it) from the source into `pending` and
     /// returns its length; 0 when the source closed first.
-    pub async fn read_message(&mut self) -> std::io::Result<usize> {
-        let source = self.source();
-        let proto = self.protocol;
-        let timeout = self.conn.timeout;
+    pub async fn read_message(&mut self) -> io::Result<usize> {
+        let side = self.source();
         loop {
-            if let Some(n) = proto.frame_len(self.pending, self.to_backend) {
+            if let Some(n) = self.framing.frame_len(self.wire.buffer(side), self.direction) {
                 return Ok(n);
             }
-            let n = source
-                .read_buf_timeout(self.pending, self.conn.bufsize, timeout)
-                .await?;
+            let n = self.wire.read_more(side, self.conn.bufsize, None).await?;
             if n == 0 {
                 return Ok(0);
             }
@@ -241,9 +249,10 @@ impl LinkState {
     }
 }
 
-/// A fault. One instance serves a whole proxy, so its counters are shared by every connection.
+/// A fault that acts around exchanges (the original Vaurien's behaviors). One instance serves
+/// a whole proxy, so its counters are shared by every connection.
 #[async_trait]
-pub trait Behavior: Send + Sync + 'static {
+pub trait ExchangeHook: Send + Sync + 'static {
     /// Before anything of the exchange is forwarded.
     async fn on_before_handle(&self, _cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         Ok(Flow::Continue)
@@ -267,31 +276,63 @@ pub trait Behavior: Send + Sync + 'static {
         let after = self.on_after_handle(cx).await?;
         Ok((between, after))
     }
-    /// On each chunk of a link this fault is attached to (toxics).
-    async fn on_chunk(&self, _cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
-        Ok(())
-    }
-    /// True when this fault never touches the traffic: the engine may take the zero-copy path.
-    fn is_passthrough(&self) -> bool {
+}
+
+/// A fault that acts on the chunks of one direction (Toxiproxy's toxics).
+#[async_trait]
+pub trait ChunkToxic: Send + Sync + 'static {
+    /// On each chunk (and on the end of the stream) of a link this toxic is attached to.
+    async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError>;
+    /// True when the toxic only delays whole chunks (`latency`): chunks may be queued with
+    /// their due time while reading goes on.
+    fn only_delays(&self) -> bool {
         false
     }
-    /// True when `on_chunk` does something (the engine skips the chunk pipeline otherwise).
-    fn has_chunk_hook(&self) -> bool {
-        false
-    }
-    /// True when the exchange hooks do something.
-    fn has_exchange_hooks(&self) -> bool {
-        true
-    }
-    /// A fault that ends connections on a clock (Toxiproxy's `timeout`): the engine closes each
-    /// connection it applies to this long after the fault started on it, data moving or not.
-    fn closes_after(&self) -> Option<std::time::Duration> {
+    /// A toxic that ends connections on a clock (Toxiproxy's `timeout`): the engine closes each
+    /// connection it applies to this long after the toxic started on it, data moving or not.
+    fn closes_after(&self) -> Option<Duration> {
         None
     }
-    /// True when removing this fault closes the connections it applied to (Toxiproxy's
+    /// True when removing this toxic closes the connections it applied to (Toxiproxy's
     /// `timeout` holds them open until then).
     fn closes_on_removal(&self) -> bool {
         false
+    }
+}
+
+/// A fault, built: what it acts on decides which engine path runs it.
+#[derive(Clone)]
+pub enum Fault {
+    /// Touches nothing (`dummy`, `noop`, a zero `latency`): the zero-copy path may be taken.
+    Pass,
+    /// Acts around exchanges.
+    Hook(Arc<dyn ExchangeHook>),
+    /// Acts on the chunks of one direction.
+    Toxic(Arc<dyn ChunkToxic>),
+}
+
+impl Fault {
+    pub fn hook(h: impl ExchangeHook) -> Self {
+        Fault::Hook(Arc::new(h))
+    }
+    pub fn toxic(t: impl ChunkToxic) -> Self {
+        Fault::Toxic(Arc::new(t))
+    }
+    /// True when this fault never touches the traffic.
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self, Fault::Pass)
+    }
+    pub fn as_hook(&self) -> Option<&Arc<dyn ExchangeHook>> {
+        match self {
+            Fault::Hook(h) => Some(h),
+            _ => None,
+        }
+    }
+    pub fn as_toxic(&self) -> Option<&Arc<dyn ChunkToxic>> {
+        match self {
+            Fault::Toxic(t) => Some(t),
+            _ => None,
+        }
     }
 }
 
@@ -308,7 +349,7 @@ pub enum Origin {
 }
 
 /// Builds an instance of a fault from its options.
-pub type Factory = Arc<dyn Fn(&Options) -> Result<Arc<dyn Behavior>, BehaviorError> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&Options) -> Result<Fault, BehaviorError> + Send + Sync>;
 
 /// A kind of fault: its name, its options and how to build it.
 #[derive(Clone)]
@@ -323,7 +364,7 @@ pub struct Kind {
 impl Kind {
     pub fn new<F>(name: &str, help: &str, origin: Origin, options: Vec<OptionSpec>, f: F) -> Self
     where
-        F: Fn(&Options) -> Result<Arc<dyn Behavior>, BehaviorError> + Send + Sync + 'static,
+        F: Fn(&Options) -> Result<Fault, BehaviorError> + Send + Sync + 'static,
     {
         Kind {
             name: name.to_string(),
@@ -335,7 +376,7 @@ impl Kind {
     }
 
     /// Builds an instance with these options (defaults filled in for missing ones).
-    pub fn build(&self, options: &Options) -> Result<Arc<dyn Behavior>, BehaviorError> {
+    pub fn build(&self, options: &Options) -> Result<Fault, BehaviorError> {
         let mut full = Options::defaults(&self.options);
         for (k, v) in &options.0 {
             full.0.insert(k.clone(), v.clone());
@@ -366,9 +407,9 @@ impl Kind {
 }
 
 /// Every kind of fault known to this process. Python registers into it at run time.
-pub type Registry = crate::registry::Registry<Kind>;
+pub type Registry = crate::base::registry::Registry<Kind>;
 
-impl crate::registry::Entry for Kind {
+impl crate::base::registry::Entry for Kind {
     type Error = BehaviorError;
     fn name(&self) -> &str {
         &self.name
@@ -425,9 +466,9 @@ pub(crate) fn non_negative(behavior: &str, values: &[(&str, i64)]) -> Result<(),
 }
 
 /// Sleeps for a number of seconds given as a float (negative or NaN: no sleep), to the
-/// microsecond (see [`crate::proxy::timer`]).
+/// microsecond (see [`crate::base::timer`]).
 pub(crate) async fn sleep_secs(secs: f64) {
     if secs.is_finite() && secs > 0.0 {
-        crate::proxy::timer::sleep(Duration::from_secs_f64(secs.min(1e9))).await;
+        crate::base::timer::sleep(Duration::from_secs_f64(secs.min(1e9))).await;
     }
 }

@@ -1,22 +1,6 @@
 //! `noop` (Toxiproxy): does nothing; accepted so that clients can add it.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-
-use super::{Behavior, Kind, Origin};
-
-pub struct Noop;
-
-#[async_trait]
-impl Behavior for Noop {
-    fn is_passthrough(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
-    }
-}
+use super::{Fault, Kind, Origin};
 
 pub(super) fn kind() -> Kind {
     Kind::new(
@@ -24,6 +8,6 @@ pub(super) fn kind() -> Kind {
         "does nothing (Toxiproxy)",
         Origin::Toxic,
         vec![],
-        |_| Ok(Arc::new(Noop)),
+        |_| Ok(Fault::Pass),
     )
 }

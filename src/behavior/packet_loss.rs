@@ -2,12 +2,11 @@
 //! plus `correlation` right after a drop. Draws come from the connection's generator, so
 //! `--seed` makes them reproducible.
 
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
 
 pub struct PacketLoss {
     loss_rate: f64,
@@ -18,7 +17,7 @@ pub struct PacketLoss {
 struct LastDropped(bool);
 
 #[async_trait]
-impl Behavior for PacketLoss {
+impl ChunkToxic for PacketLoss {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.eof || cx.pieces.is_empty() {
             return Ok(());
@@ -34,12 +33,6 @@ impl Behavior for PacketLoss {
             cx.pieces.clear();
         }
         Ok(())
-    }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
     }
 }
 
@@ -66,7 +59,7 @@ pub(super) fn kind() -> Kind {
                     ));
                 }
             }
-            Ok(Arc::new(PacketLoss {
+            Ok(Fault::toxic(PacketLoss {
                 loss_rate,
                 correlation,
             }))

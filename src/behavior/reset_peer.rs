@@ -1,30 +1,23 @@
 //! `reset_peer` (Toxiproxy): on the first chunk (or the end of the stream), waits `timeout` ms,
 //! then closes the connection with a TCP reset (SO_LINGER 0) on both sides.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
 
 pub struct ResetPeer {
     timeout: Duration,
 }
 
 #[async_trait]
-impl Behavior for ResetPeer {
+impl ChunkToxic for ResetPeer {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         cx.pieces.clear();
         tokio::time::sleep(self.timeout).await;
         cx.reset = true;
         Ok(())
-    }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
     }
 }
 
@@ -37,7 +30,7 @@ pub(super) fn kind() -> Kind {
         |o| {
             let timeout = o.int("timeout");
             super::non_negative("reset_peer", &[("timeout", timeout)])?;
-            Ok(Arc::new(ResetPeer {
+            Ok(Fault::toxic(ResetPeer {
                 timeout: Duration::from_millis(timeout as u64),
             }))
         },

@@ -2,14 +2,13 @@
 //! `size_variation`), `delay` microseconds apart (slice i of a chunk is due `i * delay` after
 //! its first).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin, Piece};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
 
 pub struct Slicer {
     average: usize,
@@ -37,7 +36,7 @@ impl Slicer {
 }
 
 #[async_trait]
-impl Behavior for Slicer {
+impl ChunkToxic for Slicer {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.pieces.is_empty() {
             return Ok(());
@@ -59,12 +58,6 @@ impl Behavior for Slicer {
         }
         *cx.pieces = out;
         Ok(())
-    }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
     }
 }
 
@@ -102,7 +95,7 @@ pub(super) fn kind() -> Kind {
                     format!("size_variation ({variation}) must not be more than average_size ({average})"),
                 ));
             }
-            Ok(Arc::new(Slicer {
+            Ok(Fault::toxic(Slicer {
                 average: average as usize,
                 variation: variation as usize,
                 delay: Duration::from_micros(delay as u64),

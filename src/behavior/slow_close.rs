@@ -1,19 +1,18 @@
 //! `slow_close` (Toxiproxy): the end of the stream reaches the other side `delay` ms late.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin, Piece};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
 
 pub struct SlowClose {
     delay: Duration,
 }
 
 #[async_trait]
-impl Behavior for SlowClose {
+impl ChunkToxic for SlowClose {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         if cx.eof {
             cx.pieces.push(Piece {
@@ -22,12 +21,6 @@ impl Behavior for SlowClose {
             });
         }
         Ok(())
-    }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
     }
 }
 
@@ -40,7 +33,7 @@ pub(super) fn kind() -> Kind {
         |o| {
             let delay = o.int("delay");
             super::non_negative("slow_close", &[("delay", delay)])?;
-            Ok(Arc::new(SlowClose {
+            Ok(Fault::toxic(SlowClose {
                 delay: Duration::from_millis(delay as u64),
             }))
         },

@@ -1,21 +1,20 @@
 //! `timeout` (Toxiproxy): the data of the link is discarded, and the connection is closed
 //! `timeout` ms after the toxic started on it (0: never). Removing the toxic closes the
 //! connections it held. The closing is done by the engine's connection watch (see
-//! [`Behavior::closes_after`]), so that it happens even when no data moves.
+//! [`ChunkToxic::closes_after`](super::ChunkToxic::closes_after)), so that it happens even when no data moves.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Behavior, BehaviorError, ChunkCx, Kind, OptionSpec, Origin};
+use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
 
 pub struct Timeout {
     timeout: Duration,
 }
 
 #[async_trait]
-impl Behavior for Timeout {
+impl ChunkToxic for Timeout {
     async fn on_chunk(&self, cx: &mut ChunkCx<'_>) -> Result<(), BehaviorError> {
         cx.pieces.clear();
         if cx.eof {
@@ -23,12 +22,6 @@ impl Behavior for Timeout {
             cx.close = true;
         }
         Ok(())
-    }
-    fn has_chunk_hook(&self) -> bool {
-        true
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        false
     }
     fn closes_after(&self) -> Option<Duration> {
         (!self.timeout.is_zero()).then_some(self.timeout)
@@ -51,7 +44,7 @@ pub(super) fn kind() -> Kind {
         |o| {
             let timeout = o.int("timeout");
             super::non_negative("timeout", &[("timeout", timeout)])?;
-            Ok(Arc::new(Timeout {
+            Ok(Fault::toxic(Timeout {
                 timeout: Duration::from_millis(timeout as u64),
             }))
         },

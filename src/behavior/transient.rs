@@ -2,12 +2,11 @@
 //! `warmup` counts on the same counter, as in the original).
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::error::Error;
-use super::{Behavior, BehaviorError, Exchange, Flow, Kind, OptionSpec, Origin};
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin};
 
 pub struct Transient {
     agitate: i64,
@@ -20,7 +19,7 @@ pub struct Transient {
 }
 
 #[async_trait]
-impl Behavior for Transient {
+impl ExchangeHook for Transient {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         let c = self.current.fetch_add(1, Ordering::Relaxed);
         if c >= self.agitate {
@@ -48,7 +47,7 @@ pub(super) fn kind() -> Kind {
         Origin::Vaurien,
         options,
         |o| {
-            Ok(Arc::new(Transient {
+            Ok(Fault::hook(Transient {
                 agitate: o.int("agitate"),
                 warmup: o.int("warmup"),
                 error: Error::new(o),

@@ -16,9 +16,12 @@ use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::{after, before, between, Protocol, ProtocolError};
-use crate::behavior::{Behavior, Direction};
-use crate::proxy::session::{Link, Session};
+use super::{after, before, between, ProtocolError};
+use crate::base::metrics::Metrics;
+use crate::base::{ConnInfo, Direction, Side};
+use crate::behavior::{ExchangeHook, Framing};
+use crate::io::peer::Peer;
+use crate::link::{Link, Session};
 
 /// How far a framer got in the bytes it was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,20 +102,11 @@ pub fn line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameError
     }
 }
 
-/// Which side a read or a write concerns.
-fn side(from_client: bool) -> &'static str {
-    if from_client {
-        "client"
-    } else {
-        "backend"
-    }
-}
-
 /// A framing error as a protocol error, with the side it came from.
-pub fn malformed(protocol: &'static str, from_client: bool, e: FrameError) -> ProtocolError {
+pub fn malformed(protocol: &'static str, from: Side, e: FrameError) -> ProtocolError {
     ProtocolError::Malformed {
         protocol,
-        side: side(from_client),
+        side: from.as_str(),
         message: e.0,
     }
 }
@@ -121,19 +115,15 @@ pub fn malformed(protocol: &'static str, from_client: bool, e: FrameError) -> Pr
 /// `wait` is set (a blocking command whose answer may take long). Returns 0 at EOF.
 pub async fn read_more(
     s: &mut Session<'_>,
-    from_client: bool,
+    from: Side,
     max: usize,
     wait: bool,
 ) -> io::Result<usize> {
     if wait {
-        let (peer, buf) = if from_client {
-            (s.client, &mut *s.client_buf)
-        } else {
-            (s.backend, &mut *s.backend_buf)
-        };
-        peer.read_buf(buf, max).await
+        let peer = s.peer(from);
+        peer.read_buf(s.buf(from), max).await
     } else {
-        s.fill(from_client, max).await
+        s.fill(from, max).await
     }
 }
 
@@ -148,17 +138,17 @@ pub enum Pumped {
     Closed,
 }
 
-/// The shape of an exchange the client starts, shared by the framed protocols: the `before`
-/// hook, the request forwarded as its framer delimits it, the `between` hook, then the answer
-/// (one or more messages) and the `after` hook. A message that does not complete ends the
-/// exchange (after the `after` hook) and the connection.
+/// The generic adapter of the framed protocols: the shape of an exchange the client starts —
+/// the `before` hook, the request forwarded as its framer delimits it, the `between` hook, then
+/// the answer (one or more messages) and the `after` hook. A message that does not complete
+/// ends the exchange (after the `after` hook) and the connection.
 pub struct FramedExchange<'a> {
-    pub protocol: &'a dyn Protocol,
+    pub framing: &'a dyn Framing,
     /// For logs.
     pub name: &'static str,
     /// The size of one read.
     pub max: usize,
-    pub behavior: &'a dyn Behavior,
+    pub hook: Option<&'a dyn ExchangeHook>,
 }
 
 impl FramedExchange<'_> {
@@ -168,29 +158,29 @@ impl FramedExchange<'_> {
         s: &mut Session<'_>,
         framer: &mut F,
     ) -> Result<Option<bool>, ProtocolError> {
-        if let Some(keep) = before(s, self.protocol, true, self.behavior).await? {
+        if let Some(keep) = before(s, self.framing, Direction::Upstream, self.hook).await? {
             return Ok(Some(keep));
         }
-        if !self.message(s, true, framer, false).await? {
+        if !self.message(s, Side::Client, framer, false).await? {
             return Ok(Some(false));
         }
-        if !between(s, self.protocol, true, self.behavior).await? {
+        if !between(s, self.framing, Direction::Upstream, self.hook).await? {
             self.after(s).await?;
             return Ok(Some(false));
         }
         Ok(None)
     }
 
-    /// Forwards one message (see [`pump`]); false, after the `after` hook, when it did not
-    /// complete.
+    /// Forwards one message from `from` (see [`pump`]); false, after the `after` hook, when it
+    /// did not complete.
     pub async fn message<F: Framer>(
         &self,
         s: &mut Session<'_>,
-        from_client: bool,
+        from: Side,
         framer: &mut F,
         wait: bool,
     ) -> Result<bool, ProtocolError> {
-        if pump(s, self.name, from_client, framer, self.max, wait).await? == Pumped::Done {
+        if pump(s, self.name, from, framer, self.max, wait).await? == Pumped::Done {
             return Ok(true);
         }
         self.after(s).await?;
@@ -199,7 +189,7 @@ impl FramedExchange<'_> {
 
     /// The `after` hook; false when the connection must close.
     pub async fn after(&self, s: &mut Session<'_>) -> Result<bool, ProtocolError> {
-        after(s, self.protocol, true, self.behavior).await
+        after(s, self.framing, Direction::Upstream, self.hook).await
     }
 
     /// Hands the connection over to raw forwarding both ways (after the `after` hook).
@@ -210,44 +200,35 @@ impl FramedExchange<'_> {
     }
 }
 
-/// Forwards one message from the client (`from_client`) or the backend to the other side as it
-/// arrives, as `framer` delimits it. Bytes after the message stay in the source's buffer.
+/// Forwards one message from `from` to the other side as it arrives, as `framer` delimits it.
+/// Bytes after the message stay in the source's buffer.
 pub async fn pump<F: Framer>(
     s: &mut Session<'_>,
     protocol: &'static str,
-    from_client: bool,
+    from: Side,
     framer: &mut F,
     max: usize,
     wait: bool,
 ) -> Result<Pumped, ProtocolError> {
     let mut moved = false;
     loop {
-        let buf: &mut BytesMut = if from_client {
-            s.client_buf
-        } else {
-            s.backend_buf
-        };
+        let buf = s.buf(from);
         let p = framer
             .advance(buf)
-            .map_err(|e| malformed(protocol, from_client, e))?;
+            .map_err(|e| malformed(protocol, from, e))?;
         if p.consumed > 0 {
             let chunk = buf.split_to(p.consumed);
             moved = true;
-            if !s.forward(from_client, &chunk).await? {
+            if !s.forward(from.outgoing(), &chunk).await? {
                 return Ok(Pumped::Closed);
             }
         }
         if p.done {
             return Ok(Pumped::Done);
         }
-        if p.consumed == 0 && read_more(s, from_client, max, wait).await? == 0 {
-            let rest = if from_client {
-                s.client_buf.is_empty()
-            } else {
-                s.backend_buf.is_empty()
-            };
+        if p.consumed == 0 && read_more(s, from, max, wait).await? == 0 {
             return Ok(Pumped::Eof {
-                nothing: !moved && rest,
+                nothing: !moved && s.buf(from).is_empty(),
             });
         }
     }
@@ -259,25 +240,21 @@ pub async fn pump<F: Framer>(
 pub async fn peek_message<F: Framer>(
     s: &mut Session<'_>,
     protocol: &'static str,
-    from_client: bool,
+    from: Side,
     mut framer: F,
     max: usize,
 ) -> Result<usize, ProtocolError> {
     let mut at = 0;
     loop {
-        let buf: &BytesMut = if from_client {
-            s.client_buf
-        } else {
-            s.backend_buf
-        };
+        let buf = s.buf(from);
         let p = framer
             .advance(&buf[at..])
-            .map_err(|e| malformed(protocol, from_client, e))?;
+            .map_err(|e| malformed(protocol, from, e))?;
         at += p.consumed;
         if p.done {
             return Ok(at);
         }
-        if p.consumed == 0 && s.fill(from_client, max).await? == 0 {
+        if p.consumed == 0 && s.fill(from, max).await? == 0 {
             return Ok(0);
         }
     }
@@ -289,27 +266,27 @@ pub async fn peek_message<F: Framer>(
 /// Returns whether the connection may go on.
 pub async fn backend_started<F: Framer>(
     s: &mut Session<'_>,
-    protocol: &dyn Protocol,
+    framing: &dyn Framing,
     name: &'static str,
     framer: F,
     max: usize,
-    behavior: &dyn Behavior,
+    hook: Option<&dyn ExchangeHook>,
 ) -> Result<bool, ProtocolError> {
-    let n = peek_message(s, name, false, framer, max).await?;
+    let n = peek_message(s, name, Side::Backend, framer, max).await?;
     if n == 0 {
         return Ok(false);
     }
-    if let Some(keep) = before(s, protocol, false, behavior).await? {
+    if let Some(keep) = before(s, framing, Direction::Downstream, hook).await? {
         let drop = n.min(s.backend_buf.len());
         let _ = s.backend_buf.split_to(drop);
         return Ok(keep);
     }
     let n = n.min(s.backend_buf.len());
     let msg = s.backend_buf.split_to(n);
-    if !s.forward(false, &msg).await? {
+    if !s.forward(Direction::Downstream, &msg).await? {
         return Ok(false);
     }
-    super::after(s, protocol, false, behavior).await
+    super::after(s, framing, Direction::Downstream, hook).await
 }
 
 /// A framer that takes whatever is there as one message (unsolicited bytes).
@@ -331,7 +308,8 @@ impl Framer for Chunk {
 /// Hands the connection over to raw forwarding in both directions (WebSocket after a `101`,
 /// redis pub/sub and MONITOR, SMTP after STARTTLS) until both sides are done. What is already
 /// buffered on either side goes first; a half-close is passed on; no `--timeout` applies (such
-/// connections may rightly stay quiet for long). Toxics still apply per chunk.
+/// connections may rightly stay quiet for long). Every chunk goes through its direction's link
+/// ([`Link::send`]): toxics and counters apply as anywhere else.
 pub async fn relay(s: &mut Session<'_>, max: usize) -> Result<(), ProtocolError> {
     let max = max.max(1);
     let mut down_rng = SmallRng::seed_from_u64(rand::RngCore::next_u64(s.rng));
@@ -370,10 +348,10 @@ pub async fn relay(s: &mut Session<'_>, max: usize) -> Result<(), ProtocolError>
 /// ends too.
 #[allow(clippy::too_many_arguments)]
 async fn one_way(
-    conn: &crate::behavior::ConnInfo,
-    metrics: &crate::metrics::Metrics,
-    src: &crate::proxy::peer::Peer,
-    dst: &crate::proxy::peer::Peer,
+    conn: &ConnInfo,
+    metrics: &Metrics,
+    src: &Peer,
+    dst: &Peer,
     buf: &mut BytesMut,
     link: &mut Link,
     dir: Direction,
@@ -383,38 +361,31 @@ async fn one_way(
     let r: io::Result<()> = async {
         loop {
             if buf.is_empty() && src.read_buf(buf, max).await? == 0 {
-                if link.is_empty() {
-                    let _ = dst.shutdown_write();
-                } else {
+                if !link.is_empty() {
+                    // The toxics see the end of the stream (slow_close), then it is passed on.
                     let _ = link
-                        .run(conn, dir, Bytes::new(), Instant::now(), true, dst, src, rng)
+                        .send_bytes(
+                            conn,
+                            dir,
+                            Bytes::new(),
+                            Instant::now(),
+                            true,
+                            dst,
+                            src,
+                            rng,
+                            metrics,
+                        )
                         .await;
-                    let _ = dst.shutdown_write();
                 }
+                let _ = dst.shutdown_write();
                 return Ok(());
             }
             let chunk = buf.split();
             metrics.add_bytes(dir, chunk.len());
-            if link.is_empty() {
-                dst.write_all(&chunk).await?;
-                metrics.add_sent(dir, chunk.len());
-            } else if !{
-                let before = link.written;
-                let open = link
-                    .run(
-                        conn,
-                        dir,
-                        chunk.freeze(),
-                        Instant::now(),
-                        false,
-                        dst,
-                        src,
-                        rng,
-                    )
-                    .await?;
-                metrics.add_sent(dir, (link.written - before) as usize);
-                open
-            } {
+            if !link
+                .send(conn, dir, &chunk, dst, src, rng, metrics)
+                .await?
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "closed by a toxic",

@@ -21,9 +21,12 @@ use super::framing::{
     backend_started, complete_len, line, malformed, pump, relay, Chunk, FrameError, Framer,
     Progress, Pumped, MAX_LINE,
 };
-use super::{after, before, between, ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::behavior::{Behavior, OptionSpec, Options};
-use crate::proxy::session::Session;
+use super::{
+    after, before, between, ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind,
+};
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, OptionSpec, Options};
+use crate::link::Session;
 
 /// Largest request or response head accepted.
 pub const MAX_HEAD: usize = 256 * 1024;
@@ -486,28 +489,23 @@ impl Http {
     async fn read_head(
         &self,
         s: &mut Session<'_>,
-        from_client: bool,
+        from: Side,
         method: &str,
     ) -> Result<HeadRead, ProtocolError> {
         loop {
-            let buf = if from_client {
-                &s.client_buf[..]
-            } else {
-                &s.backend_buf[..]
-            };
-            let parsed = if from_client {
-                parse_request(buf)
-            } else {
-                parse_response(buf, method)
+            let buf = &s.buf(from)[..];
+            let parsed = match from {
+                Side::Client => parse_request(buf),
+                Side::Backend => parse_response(buf, method),
             }
-            .map_err(|e| malformed("http", from_client, e))?;
+            .map_err(|e| malformed("http", from, e))?;
             if let Some(head) = parsed {
                 return Ok(HeadRead::Head(head));
             }
-            match s.fill(from_client, self.buffer).await {
+            match s.fill(from, self.buffer).await {
                 Ok(0) => return Ok(HeadRead::Eof),
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !from_client => {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && from == Side::Backend => {
                     tracing::debug!("http: no response within --timeout");
                     return Ok(HeadRead::Eof);
                 }
@@ -527,7 +525,7 @@ impl Http {
         loop {
             let head = match first.take() {
                 Some(h) => h,
-                None => match self.read_head(s, false, &req.method).await? {
+                None => match self.read_head(s, Side::Backend, &req.method).await? {
                     HeadRead::Head(h) => h,
                     HeadRead::Eof => return Ok(false),
                 },
@@ -538,7 +536,7 @@ impl Http {
                     && (200..300).contains(&head.status));
             if tunnel {
                 // The 101 and the first frames may have come in one read: they follow it.
-                if !s.forward(false, &raw).await? {
+                if !s.forward(Direction::Downstream, &raw).await? {
                     return Ok(false);
                 }
                 tracing::debug!(status = head.status, "http: switching to raw forwarding");
@@ -546,7 +544,7 @@ impl Http {
                 return Ok(false);
             }
             if (100..200).contains(&head.status) {
-                if !s.forward(false, &raw).await? {
+                if !s.forward(Direction::Downstream, &raw).await? {
                     return Ok(false);
                 }
                 continue;
@@ -563,14 +561,14 @@ impl Http {
             };
             if let Some(n) = whole {
                 head_bytes.extend_from_slice(&s.backend_buf.split_to(n));
-                return Ok(s.forward(false, &head_bytes).await? && keep);
+                return Ok(s.forward(Direction::Downstream, &head_bytes).await? && keep);
             }
-            if !s.forward(false, &head_bytes).await? {
+            if !s.forward(Direction::Downstream, &head_bytes).await? {
                 return Ok(false);
             }
             let mut body = BodyFramer::new(head.body);
             return Ok(
-                match pump(s, "http", false, &mut body, self.buffer, false).await? {
+                match pump(s, "http", Side::Backend, &mut body, self.buffer, false).await? {
                     Pumped::Done => keep,
                     // A body that runs until the backend closes ends here.
                     Pumped::Eof { .. } => false,
@@ -643,16 +641,38 @@ pub fn error_response(rng: &mut SmallRng) -> Vec<u8> {
     .into_bytes()
 }
 
-#[async_trait]
-impl Protocol for Http {
-    fn name(&self) -> &str {
-        "http"
-    }
-
+impl Framing for Http {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        if dir.is_upstream() {
+            request_len(buf)
+        } else {
+            response_len(buf)
+        }
+    }
+
+    fn error_reply(&self, rng: &mut SmallRng, _dir: Direction) -> Option<ErrorReply> {
+        Some(ErrorReply {
+            bytes: error_response(rng),
+            close: true,
+        })
+    }
+
+    /// `error` always answers with a 50x here, as the original did.
+    fn errors_in_kind(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl Protocol for Http {
     fn mode(&self, _stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: self.stay,
@@ -660,38 +680,24 @@ impl Protocol for Http {
         }
     }
 
-    fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
-        if to_backend {
-            request_len(buf)
-        } else {
-            response_len(buf)
-        }
-    }
-
-    fn error_reply(&self, rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
-        Some(ErrorReply {
-            bytes: error_response(rng),
-            close: true,
-        })
-    }
-
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !to_backend {
+        if !dir.is_upstream() {
             // Bytes nobody asked for (a 408 before the backend closes): passed on as they are.
-            return backend_started(s, self, "http", Chunk, self.buffer, behavior).await;
+            return backend_started(s, self, "http", Chunk, self.buffer, hook).await;
         }
-        if let Some(keep) = before(s, self, true, behavior).await? {
+        let up = Direction::Upstream;
+        if let Some(keep) = before(s, self, up, hook).await? {
             return Ok(keep);
         }
-        let req = match self.read_head(s, true, "").await? {
+        let req = match self.read_head(s, Side::Client, "").await? {
             HeadRead::Head(h) => h,
             HeadRead::Eof => {
-                after(s, self, true, behavior).await?;
+                after(s, self, up, hook).await?;
                 return Ok(false);
             }
         };
@@ -699,9 +705,9 @@ impl Protocol for Http {
         let sent = if self.overwrite_host {
             // The backend as configured (a name, for name-based virtual hosts), as the original.
             let host = s.conn.backend.clone();
-            s.forward(true, &rewrite_host(&raw, &host)).await?
+            s.forward(up, &rewrite_host(&raw, &host)).await?
         } else {
-            s.forward(true, &raw).await?
+            s.forward(up, &raw).await?
         };
         if !sent {
             return Ok(false);
@@ -720,14 +726,14 @@ impl Protocol for Http {
                 }
             };
             if backend_first {
-                match self.read_head(s, false, &req.method).await? {
+                match self.read_head(s, Side::Backend, &req.method).await? {
                     HeadRead::Eof => {
-                        after(s, self, true, behavior).await?;
+                        after(s, self, up, hook).await?;
                         return Ok(false);
                     }
                     HeadRead::Head(h) if (100..200).contains(&h.status) && h.status != 101 => {
                         let interim = s.backend_buf.split_to(h.len);
-                        if !s.forward(false, &interim).await? {
+                        if !s.forward(Direction::Downstream, &interim).await? {
                             return Ok(false);
                         }
                     }
@@ -738,20 +744,20 @@ impl Protocol for Http {
         if let Some(head) = early {
             // A final answer before the body: the body is not sent, so the connection ends.
             self.response(s, &req, Some(head)).await?;
-            after(s, self, true, behavior).await?;
+            after(s, self, up, hook).await?;
             return Ok(false);
         }
         let mut body = BodyFramer::new(req.body);
-        if pump(s, "http", true, &mut body, self.buffer, false).await? != Pumped::Done {
-            after(s, self, true, behavior).await?;
+        if pump(s, "http", Side::Client, &mut body, self.buffer, false).await? != Pumped::Done {
+            after(s, self, up, hook).await?;
             return Ok(false);
         }
-        if !between(s, self, true, behavior).await? {
-            after(s, self, true, behavior).await?;
+        if !between(s, self, up, hook).await? {
+            after(s, self, up, hook).await?;
             return Ok(false);
         }
         let keep = self.response(s, &req, None).await?;
-        let go_on = after(s, self, true, behavior).await?;
+        let go_on = after(s, self, up, hook).await?;
         Ok(keep && go_on)
     }
 }

@@ -14,9 +14,10 @@ use rand::rngs::SmallRng;
 use super::framing::{
     backend_started, complete_len, line, Chunk, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::behavior::{Behavior, Options};
-use crate::proxy::session::Session;
+use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
 
 /// Longest command or reply line accepted (keys are at most 250 bytes).
 const MAX_LINE: usize = 8 * 1024;
@@ -243,16 +244,33 @@ pub fn reply_len(buf: &[u8], kind: Reply) -> Option<usize> {
     complete_len(ReplyFramer::new(kind), buf)
 }
 
-#[async_trait]
-impl Protocol for Memcache {
-    fn name(&self) -> &str {
-        "memcache"
-    }
-
+impl Framing for Memcache {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "memcache"
+    }
+
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        if dir.is_upstream() {
+            request_len(buf)
+        } else {
+            reply_len(buf, Reply::Line)
+        }
+    }
+
+    fn error_reply(&self, _rng: &mut SmallRng, _dir: Direction) -> Option<ErrorReply> {
+        Some(ErrorReply {
+            bytes: b"SERVER_ERROR vaurien\r\n".to_vec(),
+            close: false,
+        })
+    }
+}
+
+#[async_trait]
+impl Protocol for Memcache {
     fn mode(&self, _stay_connected: bool) -> Mode {
         // As the original: a conversation goes on after each reply (until the client leaves,
         // or stays quiet for --timeout without --stay-connected).
@@ -262,35 +280,20 @@ impl Protocol for Memcache {
         }
     }
 
-    fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
-        if to_backend {
-            request_len(buf)
-        } else {
-            reply_len(buf, Reply::Line)
-        }
-    }
-
-    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
-        Some(ErrorReply {
-            bytes: b"SERVER_ERROR vaurien\r\n".to_vec(),
-            close: false,
-        })
-    }
-
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !to_backend {
-            return backend_started(s, self, "memcache", Chunk, self.buffer, behavior).await;
+        if !dir.is_upstream() {
+            return backend_started(s, self, "memcache", Chunk, self.buffer, hook).await;
         }
         let x = FramedExchange {
-            protocol: self,
+            framing: self,
             name: "memcache",
             max: self.buffer,
-            behavior,
+            hook,
         };
         let mut request = RequestFramer::new();
         if let Some(keep) = x.request(s, &mut request).await? {
@@ -306,7 +309,7 @@ impl Protocol for Memcache {
             _ => {}
         }
         if !x
-            .message(s, false, &mut ReplyFramer::new(kind), false)
+            .message(s, Side::Backend, &mut ReplyFramer::new(kind), false)
             .await?
         {
             return Ok(false);

@@ -16,10 +16,11 @@ mod tcp;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use rand::rngs::SmallRng;
 
-use crate::behavior::{Behavior, BehaviorError, OptionSpec, Options, Value};
-use crate::proxy::session::Session;
+use crate::base::Direction;
+pub use crate::behavior::{ErrorReply, Framing};
+use crate::behavior::{BehaviorError, ExchangeHook, Flow, OptionSpec, Options, Value};
+use crate::link::Session;
 
 pub use tcp::Tcp;
 
@@ -33,14 +34,6 @@ pub enum Mode {
     /// client connection is kept after an exchange that asked to keep it. Without `stay`,
     /// `drain` still answers the requests the client had already sent (read in one go).
     Exchanges { stay: bool, drain: bool },
-}
-
-/// The answer a protocol gives in place of the backend's for the `error` behavior.
-#[derive(Clone, Debug)]
-pub struct ErrorReply {
-    pub bytes: Vec<u8>,
-    /// Close the client connection after sending it (http's `Connection: close`).
-    pub close: bool,
 }
 
 /// Errors of the protocol layer.
@@ -62,43 +55,23 @@ pub enum ProtocolError {
     Behavior(#[from] BehaviorError),
 }
 
-/// A protocol: frames exchanges and runs the behavior's hooks around each.
+/// A protocol: frames exchanges and runs the behavior's hooks around each. What faults may
+/// know of it ([`Framing`]: message lengths, its error reply) is its supertrait.
 #[async_trait]
-pub trait Protocol: Send + Sync + 'static {
-    fn name(&self) -> &str;
-    /// Its option values (schema defaults overlaid with the user's).
-    fn options(&self) -> &Options;
+pub trait Protocol: Framing + Send + Sync + 'static {
     fn option(&self, name: &str) -> Option<&Value> {
         self.options().get(name)
     }
     /// How connections run; `stay_connected` is `--stay-connected`.
     fn mode(&self, stay_connected: bool) -> Mode;
-    /// The length of the first complete message in `buf` (a request when `to_backend`), or
-    /// `None` when more bytes are needed. Used by behaviors that answer a request themselves.
-    fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
-        let _ = to_backend;
-        (!buf.is_empty()).then_some(buf.len())
-    }
-    /// True for the protocols the original ran as tcp with `keep_alive` (smtp, mysql): it called
-    /// the behavior once per read in each direction, so a `delay` applied to the request and
-    /// again to the answer (a round trip took twice the sleep).
-    fn hooks_each_direction(&self) -> bool {
-        false
-    }
-    /// The protocol's own error answer, or `None` when it has none (random bytes are sent).
-    /// `to_backend` says whether it answers a request (else it replaces a message the backend
-    /// started, such as a greeting).
-    fn error_reply(&self, rng: &mut SmallRng, to_backend: bool) -> Option<ErrorReply> {
-        let _ = (rng, to_backend);
-        None
-    }
-    /// Runs one exchange that starts with data from the client (`to_backend`) or the backend,
-    /// calling `behavior`'s hooks around it. Returns whether the connection may go on.
+    /// Runs one exchange that starts with data going in direction `dir`, calling `hook`'s
+    /// hooks around it (none: nothing acts on exchanges). Returns whether the connection may
+    /// go on.
     async fn handle(
         &self,
         session: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError>;
 }
 
@@ -158,9 +131,9 @@ pub fn common_options() -> Vec<OptionSpec> {
 }
 
 /// Every protocol known to this process. Python registers into it at run time.
-pub type Registry = crate::registry::Registry<ProtocolKind>;
+pub type Registry = crate::base::registry::Registry<ProtocolKind>;
 
-impl crate::registry::Entry for ProtocolKind {
+impl crate::base::registry::Entry for ProtocolKind {
     type Error = ProtocolError;
     fn name(&self) -> &str {
         &self.name
@@ -193,68 +166,68 @@ pub fn registry() -> &'static Registry {
 /// Runs the `before` hook; `Some(keep)` when the exchange must not go on.
 pub async fn before(
     session: &mut Session<'_>,
-    protocol: &dyn Protocol,
-    to_backend: bool,
-    behavior: &dyn Behavior,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
 ) -> Result<Option<bool>, ProtocolError> {
-    if !behavior.has_exchange_hooks() {
+    let Some(hook) = hook else {
         return Ok(None);
-    }
-    let flow = behavior
-        .on_before_handle(&mut session.exchange(protocol, to_backend))
+    };
+    let flow = hook
+        .on_before_handle(&mut session.exchange(framing, dir))
         .await?;
     Ok(match flow {
-        crate::behavior::Flow::Continue => None,
-        crate::behavior::Flow::Skip => Some(true),
-        crate::behavior::Flow::Close => Some(false),
+        Flow::Continue => None,
+        Flow::Skip => Some(true),
+        Flow::Close => Some(false),
     })
 }
 
 /// Runs the `between` hook; false when the exchange must stop (and the connection close).
 pub async fn between(
     session: &mut Session<'_>,
-    protocol: &dyn Protocol,
-    to_backend: bool,
-    behavior: &dyn Behavior,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
 ) -> Result<bool, ProtocolError> {
-    if !behavior.has_exchange_hooks() {
+    let Some(hook) = hook else {
         return Ok(true);
-    }
-    let flow = behavior
-        .on_between_handle(&mut session.exchange(protocol, to_backend))
+    };
+    let flow = hook
+        .on_between_handle(&mut session.exchange(framing, dir))
         .await?;
-    Ok(flow == crate::behavior::Flow::Continue)
+    Ok(flow == Flow::Continue)
 }
 
 /// Runs the `between` hook, then the `after` hook (in one go where the behavior can: nothing
 /// happens between them); false when the connection must close.
 pub async fn between_then_after(
     session: &mut Session<'_>,
-    protocol: &dyn Protocol,
-    to_backend: bool,
-    behavior: &dyn Behavior,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
 ) -> Result<bool, ProtocolError> {
-    if !behavior.has_exchange_hooks() {
+    let Some(hook) = hook else {
         return Ok(true);
-    }
-    let (between, after) = behavior
-        .on_between_then_after(&mut session.exchange(protocol, to_backend))
+    };
+    let (between, after) = hook
+        .on_between_then_after(&mut session.exchange(framing, dir))
         .await?;
-    Ok(between == crate::behavior::Flow::Continue && after != crate::behavior::Flow::Close)
+    Ok(between == Flow::Continue && after != Flow::Close)
 }
 
 /// Runs the `after` hook; false when the connection must close.
 pub async fn after(
     session: &mut Session<'_>,
-    protocol: &dyn Protocol,
-    to_backend: bool,
-    behavior: &dyn Behavior,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
 ) -> Result<bool, ProtocolError> {
-    if !behavior.has_exchange_hooks() {
+    let Some(hook) = hook else {
         return Ok(true);
-    }
-    let flow = behavior
-        .on_after_handle(&mut session.exchange(protocol, to_backend))
+    };
+    let flow = hook
+        .on_after_handle(&mut session.exchange(framing, dir))
         .await?;
-    Ok(flow != crate::behavior::Flow::Close)
+    Ok(flow != Flow::Close)
 }

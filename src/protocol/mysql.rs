@@ -16,9 +16,10 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{backend_started, complete_len, FrameError, FramedExchange, Framer, Progress};
-use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::behavior::{Behavior, Options};
-use crate::proxy::session::Session;
+use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
 
 /// A payload of this length continues in the next packet.
 const MAX_PAYLOAD: usize = 0xff_ffff;
@@ -440,16 +441,36 @@ pub fn err_packet(seq: u8, code: u16, state: &str, message: &str) -> Vec<u8> {
     out
 }
 
-#[async_trait]
-impl Protocol for Mysql {
-    fn name(&self) -> &str {
-        "mysql"
-    }
-
+impl Framing for Mysql {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "mysql"
+    }
+
+    fn frame_len(&self, buf: &[u8], _dir: Direction) -> Option<usize> {
+        packet_len(buf)
+    }
+
+    fn error_reply(&self, _rng: &mut SmallRng, dir: Direction) -> Option<ErrorReply> {
+        // Commands have sequence id 0, so their answer has 1; in place of the server's greeting
+        // (an exchange the backend starts) the ERR packet is the first packet: 0.
+        let seq = if dir.is_upstream() { 1 } else { 0 };
+        Some(ErrorReply {
+            bytes: err_packet(seq, 1105, "HY000", "vaurien: injected error"),
+            close: false,
+        })
+    }
+
+    fn hooks_each_direction(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl Protocol for Mysql {
     fn mode(&self, _stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: true,
@@ -457,39 +478,21 @@ impl Protocol for Mysql {
         }
     }
 
-    fn hooks_each_direction(&self) -> bool {
-        true
-    }
-
-    fn frame_len(&self, buf: &[u8], _to_backend: bool) -> Option<usize> {
-        packet_len(buf)
-    }
-
-    fn error_reply(&self, _rng: &mut SmallRng, to_backend: bool) -> Option<ErrorReply> {
-        // Commands have sequence id 0, so their answer has 1; in place of the server's greeting
-        // (an exchange the backend starts) the ERR packet is the first packet: 0.
-        let seq = if to_backend { 1 } else { 0 };
-        Some(ErrorReply {
-            bytes: err_packet(seq, 1105, "HY000", "vaurien: injected error"),
-            close: false,
-        })
-    }
-
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !to_backend {
-            return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, behavior)
+        if !dir.is_upstream() {
+            return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, hook)
                 .await;
         }
         let x = FramedExchange {
-            protocol: self,
+            framing: self,
             name: "mysql",
             max: self.buffer,
-            behavior,
+            hook,
         };
         let mut packet = PacketFramer::new();
         if let Some(keep) = x.request(s, &mut packet).await? {
@@ -510,10 +513,10 @@ impl Protocol for Mysql {
             // the client before the connection ends.
             loop {
                 let pending = s.backend_buf.split();
-                if !pending.is_empty() && !s.forward(false, &pending).await? {
+                if !pending.is_empty() && !s.forward(Direction::Downstream, &pending).await? {
                     break;
                 }
-                match s.fill(false, self.buffer).await {
+                match s.fill(Side::Backend, self.buffer).await {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
@@ -527,7 +530,7 @@ impl Protocol for Mysql {
             return x.after(s).await;
         }
         let mut response = ResponseFramer::new(command);
-        if !x.message(s, false, &mut response, false).await? {
+        if !x.message(s, Side::Backend, &mut response, false).await? {
             return Ok(false);
         }
         x.after(s).await

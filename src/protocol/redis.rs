@@ -16,9 +16,10 @@ use rand::rngs::SmallRng;
 use super::framing::{
     backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::behavior::{Behavior, Options};
-use crate::proxy::session::Session;
+use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
 
 /// Longest inline command or reply line (redis's own inline limit).
 const MAX_LINE: usize = 64 * 1024;
@@ -312,16 +313,33 @@ fn blocks(cmd: &str) -> bool {
     )
 }
 
-#[async_trait]
-impl Protocol for Redis {
-    fn name(&self) -> &str {
-        "redis"
-    }
-
+impl Framing for Redis {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        if dir.is_upstream() {
+            request_len(buf)
+        } else {
+            reply_len(buf)
+        }
+    }
+
+    fn error_reply(&self, _rng: &mut SmallRng, _dir: Direction) -> Option<ErrorReply> {
+        Some(ErrorReply {
+            bytes: b"-ERR vaurien: injected error\r\n".to_vec(),
+            close: false,
+        })
+    }
+}
+
+#[async_trait]
+impl Protocol for Redis {
     fn mode(&self, stay_connected: bool) -> Mode {
         // As the original (which forwarded a whole read and relayed the answer), the commands
         // of a pipeline read in one go are all answered before the connection closes.
@@ -331,37 +349,22 @@ impl Protocol for Redis {
         }
     }
 
-    fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
-        if to_backend {
-            request_len(buf)
-        } else {
-            reply_len(buf)
-        }
-    }
-
-    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
-        Some(ErrorReply {
-            bytes: b"-ERR vaurien: injected error\r\n".to_vec(),
-            close: false,
-        })
-    }
-
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !to_backend {
+        if !dir.is_upstream() {
             // A push nobody asked for (client tracking), or an error before the server closes.
-            return backend_started(s, self, "redis", RespFramer::new(), self.buffer, behavior)
+            return backend_started(s, self, "redis", RespFramer::new(), self.buffer, hook)
                 .await;
         }
         let x = FramedExchange {
-            protocol: self,
+            framing: self,
             name: "redis",
             max: self.buffer,
-            behavior,
+            hook,
         };
         let mut request = RequestFramer::new();
         if let Some(keep) = x.request(s, &mut request).await? {
@@ -378,7 +381,7 @@ impl Protocol for Redis {
         let wait = blocks(&cmd);
         loop {
             let mut reply = RespFramer::new();
-            if !x.message(s, false, &mut reply, wait).await? {
+            if !x.message(s, Side::Backend, &mut reply, wait).await? {
                 return Ok(false);
             }
             // A RESP3 push (an invalidation) may come before the reply: it is passed on.

@@ -12,9 +12,10 @@ use rand::rngs::SmallRng;
 use super::framing::{
     backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
 };
-use super::{ErrorReply, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::behavior::{Behavior, Options};
-use crate::proxy::session::Session;
+use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
 
 /// Longest command or reply line accepted (RFC 5321 asks for 512 and 1000 at least).
 const MAX_LINE: usize = 64 * 1024;
@@ -221,16 +222,37 @@ pub fn data_len(buf: &[u8]) -> Option<usize> {
     complete_len(DataFramer::new(), buf)
 }
 
-#[async_trait]
-impl Protocol for Smtp {
-    fn name(&self) -> &str {
-        "smtp"
-    }
-
+impl Framing for Smtp {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "smtp"
+    }
+
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        if dir.is_upstream() {
+            command_len(buf)
+        } else {
+            reply_len(buf)
+        }
+    }
+
+    fn error_reply(&self, _rng: &mut SmallRng, _dir: Direction) -> Option<ErrorReply> {
+        Some(ErrorReply {
+            bytes: b"451 4.3.0 vaurien error\r\n".to_vec(),
+            close: false,
+        })
+    }
+
+    fn hooks_each_direction(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl Protocol for Smtp {
     fn mode(&self, _stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: true,
@@ -238,55 +260,36 @@ impl Protocol for Smtp {
         }
     }
 
-    fn hooks_each_direction(&self) -> bool {
-        true
-    }
-
-    fn frame_len(&self, buf: &[u8], to_backend: bool) -> Option<usize> {
-        if to_backend {
-            command_len(buf)
-        } else {
-            reply_len(buf)
-        }
-    }
-
-    fn error_reply(&self, _rng: &mut SmallRng, _to_backend: bool) -> Option<ErrorReply> {
-        Some(ErrorReply {
-            bytes: b"451 4.3.0 vaurien error\r\n".to_vec(),
-            close: false,
-        })
-    }
-
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !to_backend {
+        if !dir.is_upstream() {
             // The greeting (or a 421 before the server closes).
-            return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, behavior)
+            return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, hook)
                 .await;
         }
         let x = FramedExchange {
-            protocol: self,
+            framing: self,
             name: "smtp",
             max: self.buffer,
-            behavior,
+            hook,
         };
         let mut command = CommandFramer::new();
         if let Some(keep) = x.request(s, &mut command).await? {
             return Ok(keep);
         }
         let mut reply = ReplyFramer::new();
-        if !x.message(s, false, &mut reply, false).await? {
+        if !x.message(s, Side::Backend, &mut reply, false).await? {
             return Ok(false);
         }
         let code = reply.code().unwrap_or(0);
         match command.verb() {
             "DATA" if code == 354 => {
-                let body = x.message(s, true, &mut DataFramer::new(), false).await?;
-                if !body || !x.message(s, false, &mut ReplyFramer::new(), false).await? {
+                let body = x.message(s, Side::Client, &mut DataFramer::new(), false).await?;
+                if !body || !x.message(s, Side::Backend, &mut ReplyFramer::new(), false).await? {
                     return Ok(false);
                 }
             }

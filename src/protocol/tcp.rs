@@ -12,10 +12,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    after, before, between, between_then_after, Mode, Protocol, ProtocolError, ProtocolKind,
+    after, before, between, between_then_after, Framing, Mode, Protocol, ProtocolError,
+    ProtocolKind,
 };
-use crate::behavior::{Behavior, Options};
-use crate::proxy::session::Session;
+use crate::base::{Direction, Side};
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
 
 pub struct Tcp {
     options: Options,
@@ -48,16 +50,18 @@ impl Tcp {
     }
 }
 
-#[async_trait]
-impl Protocol for Tcp {
-    fn name(&self) -> &str {
-        "tcp"
-    }
-
+impl Framing for Tcp {
     fn options(&self) -> &Options {
         &self.options
     }
 
+    fn name(&self) -> &str {
+        "tcp"
+    }
+}
+
+#[async_trait]
+impl Protocol for Tcp {
     fn mode(&self, stay_connected: bool) -> Mode {
         if self.keep_alive {
             Mode::Streaming
@@ -72,63 +76,52 @@ impl Protocol for Tcp {
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if let Some(keep) = before(s, self, to_backend, behavior).await? {
+        if let Some(keep) = before(s, self, dir, hook).await? {
             return Ok(keep);
         }
-        let pending_empty = if to_backend {
-            s.client_buf.is_empty()
-        } else {
-            s.backend_buf.is_empty()
-        };
-        if pending_empty && s.fill(to_backend, self.buffer).await? == 0 {
-            after(s, self, to_backend, behavior).await?;
+        let from = dir.source();
+        if s.buf(from).is_empty() && s.fill(from, self.buffer).await? == 0 {
+            after(s, self, dir, hook).await?;
             return Ok(false);
         }
-        let chunk = if to_backend {
-            s.client_buf.split()
-        } else {
-            s.backend_buf.split()
-        };
-        let open = s.forward(to_backend, &chunk).await?;
+        let chunk = s.buf(from).split();
+        let open = s.forward(dir, &chunk).await?;
         // Give the buffer back so that its allocation is reused for the next read.
-        reclaim(s, to_backend, chunk);
+        reclaim(s, from, chunk);
         if !open {
             return Ok(false);
         }
         if s.streaming {
             // Streaming (keep_alive): nothing else happens in this exchange.
-            return between_then_after(s, self, to_backend, behavior).await;
+            return between_then_after(s, self, dir, hook).await;
         }
-        if !between(s, self, to_backend, behavior).await? {
-            after(s, self, to_backend, behavior).await?;
+        if !between(s, self, dir, hook).await? {
+            after(s, self, dir, hook).await?;
             return Ok(false);
         }
         // Without keep_alive: relay the answer until the other side closes or goes quiet for
         // --timeout, then the connection closes.
+        let back = dir.reverse();
         loop {
-            match s.fill(!to_backend, self.buffer).await {
+            match s.fill(back.source(), self.buffer).await {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
                 Err(e) => return Err(e.into()),
             }
-            let chunk = if to_backend {
-                s.backend_buf.split()
-            } else {
-                s.client_buf.split()
-            };
-            let open = s.forward(!to_backend, &chunk).await?;
-            reclaim(s, !to_backend, chunk);
+            let chunk = s.buf(back.source()).split();
+            let open = s.forward(back, &chunk).await?;
+            reclaim(s, back.source(), chunk);
             self.warn_if_dropped(s);
             if !open {
                 break;
             }
         }
         self.warn_if_dropped(s);
-        after(s, self, to_backend, behavior).await?;
+        after(s, self, dir, hook).await?;
         Ok(false)
     }
 }
@@ -154,13 +147,9 @@ impl Tcp {
 }
 
 /// Puts an emptied chunk back as the buffer of its side, keeping its allocation.
-fn reclaim(s: &mut Session<'_>, from_client: bool, mut chunk: bytes::BytesMut) {
+fn reclaim(s: &mut Session<'_>, side: Side, mut chunk: bytes::BytesMut) {
     chunk.clear();
-    let buf = if from_client {
-        &mut *s.client_buf
-    } else {
-        &mut *s.backend_buf
-    };
+    let buf = s.buf(side);
     if buf.is_empty() {
         buf.unsplit(chunk);
     }

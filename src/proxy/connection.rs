@@ -12,13 +12,15 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::busy_poll::BusyPoll;
-use super::peer::{Peer, Role};
-use super::pipe::{self, Activity, Outcome};
-use super::session::{Links, Session};
-use super::{Faults, ProxyShared};
-use crate::behavior::{Behavior, BehaviorError, ConnInfo, Direction, Exchange, Flow};
-use crate::metrics::ConnEvent;
+use super::ProxyShared;
+use crate::base::metrics::ConnEvent;
+use crate::base::{ConnInfo, Direction, Side};
+use crate::behavior::{BehaviorError, Exchange, ExchangeHook, Fault, Flow};
+use crate::io::busy_poll::BusyPoll;
+use crate::io::peer::Peer;
+use crate::link::chain::{pipe_channel, pipe_writer};
+use crate::link::fast::{self, Activity, Outcome};
+use crate::link::{Faults, Links, Session, Toxic};
 use crate::protocol::{Mode, ProtocolError};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -31,11 +33,10 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&self, to_backend: bool) {
-        let c = if to_backend {
-            &self.to_backend
-        } else {
-            &self.to_client
+    fn add(&self, dir: Direction) {
+        let c = match dir {
+            Direction::Upstream => &self.to_backend,
+            Direction::Downstream => &self.to_client,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -89,7 +90,7 @@ async fn run(
     backend_addr: &str,
     counts: &Counts,
 ) {
-    let client = Peer::new(stream, Role::Client, addr);
+    let client = Peer::new(stream, Side::Client, addr);
     let reuse = shared
         .protocol
         .option("reuse_socket")
@@ -138,9 +139,10 @@ async fn run(
     tracing::debug!("connection closed");
 }
 
-/// Ends the connection on a toxic's clock ([`Behavior::closes_after`], Toxiproxy's `timeout`,
-/// counted from when the toxic started on this connection) or when a toxic that holds
-/// connections is removed ([`Behavior::closes_on_removal`]). It runs beside the connection, so
+/// Ends the connection on a toxic's clock ([`crate::behavior::ChunkToxic::closes_after`],
+/// Toxiproxy's `timeout`, counted from when the toxic started on this connection) or when a
+/// toxic that holds connections is removed
+/// ([`crate::behavior::ChunkToxic::closes_on_removal`]). It runs beside the connection, so
 /// this happens whether data moves or not. Toxicity is not rolled here: such a toxic closes
 /// every connection of its proxy (that its `count` admits).
 async fn watch(shared: &ProxyShared, conn: u64) {
@@ -150,7 +152,7 @@ async fn watch(shared: &ProxyShared, conn: u64) {
     // Toxic id → when it started on this connection, and whether its removal closes it.
     let mut seen: HashMap<u64, (Instant, bool)> = HashMap::new();
     // To the microsecond: a `timeout` of 50 ms closes at 50 ms, not 51.
-    let mut timer = super::timer::Timer::default();
+    let mut timer = crate::base::timer::Timer::default();
     loop {
         let faults = shared.faults.load_full();
         let now = Instant::now();
@@ -162,8 +164,11 @@ async fn watch(shared: &ProxyShared, conn: u64) {
         }
         let mut deadline: Option<Instant> = None;
         for t in faults.toxics.iter() {
-            let after = t.behavior.closes_after();
-            let holds = t.behavior.closes_on_removal();
+            let Some(toxic) = t.fault.as_toxic() else {
+                continue;
+            };
+            let after = toxic.closes_after();
+            let holds = toxic.closes_on_removal();
             if (after.is_none() && !holds) || !t.admits(conn) {
                 continue;
             }
@@ -196,7 +201,7 @@ fn mix_slot(name: &str) -> u64 {
 }
 
 /// Records the toxics that started to apply to a connection-direction.
-fn record_started(shared: &ProxyShared, conn: &ConnInfo, started: Vec<Arc<super::Toxic>>) {
+fn record_started(shared: &ProxyShared, conn: &ConnInfo, started: Vec<Arc<Toxic>>) {
     for t in started {
         shared.metrics.fault(&t.kind);
         shared.events.record(
@@ -213,11 +218,11 @@ fn record_started(shared: &ProxyShared, conn: &ConnInfo, started: Vec<Arc<super:
 /// The hooks of one exchange: the behavior picked from the mix, then the toxics that carry
 /// exchange hooks (vaurien behaviors added through the Toxiproxy API).
 pub struct Hooks {
-    list: Vec<Arc<dyn Behavior>>,
+    list: Vec<Arc<dyn ExchangeHook>>,
 }
 
 #[async_trait::async_trait]
-impl Behavior for Hooks {
+impl ExchangeHook for Hooks {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         for b in &self.list {
             let f = b.on_before_handle(cx).await?;
@@ -248,7 +253,8 @@ impl Behavior for Hooks {
     }
 }
 
-/// Picks the hooks of one exchange and records the faults applied.
+/// Picks the hooks of one exchange (none when nothing acts on exchanges) and records the
+/// faults applied.
 /// A fault of the mix that has a chunk hook (a toxic named in `--behavior`) applies to the
 /// downstream chunks of the exchange it is picked for: it is put in `links.down.extra`.
 fn pick(
@@ -258,16 +264,13 @@ fn pick(
     dir: Direction,
     rng: &mut SmallRng,
     links: &mut Links,
-) -> Arc<dyn Behavior> {
+) -> Option<Arc<dyn ExchangeHook>> {
     use rand::Rng;
     let (name, picked) = match faults.mix.single() {
         Some(one) => one,
         None => faults.mix.pick(shared.chooser.roll()),
     };
-    let picked = picked.clone();
-    links.down.extra = picked
-        .has_chunk_hook()
-        .then(|| (mix_slot(name), picked.clone()));
+    links.down.extra = picked.as_toxic().map(|t| (mix_slot(name), t.clone()));
     if !picked.is_passthrough() {
         shared.metrics.fault(name);
         shared.events.record(
@@ -279,11 +282,12 @@ fn pick(
             serde_json::Value::Null,
         );
     }
-    let mut extra: Vec<Arc<dyn Behavior>> = Vec::new();
+    let mut extra: Vec<Arc<dyn ExchangeHook>> = Vec::new();
     for t in faults.toxics.iter() {
-        if t.behavior.has_exchange_hooks()
-            && !t.behavior.is_passthrough()
-            && t.take_exchange()
+        let Some(hook) = t.fault.as_hook() else {
+            continue;
+        };
+        if t.take_exchange()
             && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
         {
             shared.metrics.fault(&t.kind);
@@ -295,16 +299,17 @@ fn pick(
                 &t.kind,
                 t.attributes.to_json(),
             );
-            extra.push(t.behavior.clone());
+            extra.push(hook.clone());
         }
     }
+    let picked = picked.as_hook().cloned();
     if tracing::enabled!(tracing::Level::DEBUG) {
         // One line per exchange, with what applies to it (the connection's span names the
         // connection, client and backend).
         let active: Vec<&str> = faults
             .toxics
             .iter()
-            .filter(|t| t.behavior.has_chunk_hook() && t.stream == dir)
+            .filter(|t| matches!(t.fault, Fault::Toxic(_)) && t.stream == dir)
             .map(|t| t.name.as_str())
             .collect();
         tracing::debug!(
@@ -319,9 +324,9 @@ fn pick(
         return picked;
     }
     let mut list = Vec::with_capacity(extra.len() + 1);
-    list.push(picked);
+    list.extend(picked);
     list.extend(extra);
-    Arc::new(Hooks { list })
+    Some(Arc::new(Hooks { list }))
 }
 
 fn log_end(e: &ProtocolError) {
@@ -362,10 +367,10 @@ async fn exchanges(
         .filter(|n| *n > 0)
         .map_or(conn.bufsize, |n| (n as usize).min(16 << 20));
     loop {
-        let to_backend = if !client_buf.is_empty() {
-            true
+        let dir = if !client_buf.is_empty() {
+            Direction::Upstream
         } else if !backend_buf.is_empty() {
-            false
+            Direction::Downstream
         } else {
             // Busy polling first (a client talking to its server one request at a time).
             let spinning = spin.enabled(&shared.metrics);
@@ -379,8 +384,9 @@ async fn exchanges(
             } else {
                 None
             };
-            let from_client = match caught {
-                Some(from_client) => from_client,
+            let from = match caught {
+                Some(true) => Side::Client,
+                Some(false) => Side::Backend,
                 // Read rather than wait for readiness: tokio keeps a socket "ready" after a
                 // read that returned data until one hits WouldBlock, so `readable()` may wake
                 // for a side that has nothing to say while the other one is talking. A read
@@ -390,8 +396,8 @@ async fn exchanges(
                 // keep it open.
                 None => tokio::select! {
                     biased;
-                    r = client.read_buf(&mut client_buf, first_read) => { if r.is_err() { return false; } true }
-                    r = backend.read_buf(&mut backend_buf, first_read) => { if r.is_err() { return false; } false }
+                    r = client.read_buf(&mut client_buf, first_read) => { if r.is_err() { return false; } Side::Client }
+                    r = backend.read_buf(&mut backend_buf, first_read) => { if r.is_err() { return false; } Side::Backend }
                     _ = tokio::time::sleep(conn.timeout), if !stay_connected => {
                         tracing::debug!("idle for --timeout; closing");
                         return false;
@@ -404,25 +410,20 @@ async fn exchanges(
             // A side that closed between exchanges ends the connection: its close is not an
             // exchange (no hooks, no fault, no count). A client that left cleanly leaves the
             // backend connection reusable.
-            let (nothing, eof) = if from_client {
-                (client_buf.is_empty(), client.saw_eof())
-            } else {
-                (backend_buf.is_empty(), backend.saw_eof())
+            let (nothing, eof) = match from {
+                Side::Client => (client_buf.is_empty(), client.saw_eof()),
+                Side::Backend => (backend_buf.is_empty(), backend.saw_eof()),
             };
             if nothing && eof {
-                tracing::debug!(
-                    side = if from_client { "client" } else { "backend" },
-                    "closed between exchanges"
-                );
-                return from_client;
+                tracing::debug!(side = from.as_str(), "closed between exchanges");
+                return from == Side::Client;
             }
-            from_client
+            from.outgoing()
         };
         let faults = shared.faults.load_full();
         let started = links.refresh(&faults, conn.id, rng);
         record_started(shared, conn, started);
-        let dir = Direction::from_to_backend(to_backend);
-        counts.add(to_backend);
+        counts.add(dir);
         let hooks = pick(shared, &faults, conn, dir, rng, &mut links);
         shared
             .metrics
@@ -442,7 +443,7 @@ async fn exchanges(
             spin: &mut spin,
         };
         let keep = match protocol
-            .handle(&mut session, to_backend, hooks.as_ref())
+            .handle(&mut session, dir, hooks.as_deref())
             .await
         {
             Ok(k) => k,
@@ -496,7 +497,7 @@ async fn streaming(
             // Changes until now are seen here: the fast path stops at the next one only.
             changes.borrow_and_update();
             let (up, down) = if shared.faults.load().passthrough {
-                pipe::forward_both(
+                fast::forward_both(
                     client,
                     backend,
                     shared.settings.zero_copy,
@@ -594,8 +595,10 @@ async fn hooks_path(
     counts: &Counts,
     leave: &AtomicBool,
 ) -> HooksEnd {
-    let to_backend = dir == Direction::Upstream;
-    let (client, backend) = if to_backend { (src, dst) } else { (dst, src) };
+    let (client, backend) = match dir {
+        Direction::Upstream => (src, dst),
+        Direction::Downstream => (dst, src),
+    };
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut own = BytesMut::new();
     let mut other = BytesMut::new();
@@ -604,12 +607,8 @@ async fn hooks_path(
     let mut no_spin = BusyPoll::new(std::time::Duration::ZERO);
     // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
     // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
-    let (tx, rx) = super::session::pipe_channel(1024);
-    if to_backend {
-        links.up.pipe = Some(tx);
-    } else {
-        links.down.pipe = Some(tx);
-    }
+    let (tx, rx) = pipe_channel(1024);
+    links.get_mut(dir).pipe = Some(tx);
     let protocol = shared.protocol.clone();
     // Wakes an idle direction when the faults change (a toxic removed while nothing moves).
     let mut changes = shared.changes.subscribe();
@@ -622,12 +621,7 @@ async fn hooks_path(
                     // out, the fast path takes over; what the source sent meanwhile is still in
                     // its socket. Both directions leave together, so that neither waits on the
                     // other (the streaming loop checks the faults again before the fast path).
-                    let link = if to_backend {
-                        &mut links.up
-                    } else {
-                        &mut links.down
-                    };
-                    if link.flush().await.is_err() {
+                    if links.get_mut(dir).flush().await.is_err() {
                         src.close();
                         dst.close();
                         return HooksEnd::Over;
@@ -671,16 +665,15 @@ async fn hooks_path(
                 conn,
                 started.into_iter().filter(|t| t.stream == dir).collect(),
             );
-            counts.add(to_backend);
+            counts.add(dir);
             let hooks = pick(shared, &faults, conn, dir, &mut rng, &mut links);
             shared
                 .metrics
                 .exchanges_total
                 .fetch_add(1, Ordering::Relaxed);
-            let (client_buf, backend_buf) = if to_backend {
-                (&mut own, &mut other)
-            } else {
-                (&mut other, &mut own)
+            let (client_buf, backend_buf) = match dir {
+                Direction::Upstream => (&mut own, &mut other),
+                Direction::Downstream => (&mut other, &mut own),
             };
             let mut session = Session {
                 conn,
@@ -696,7 +689,7 @@ async fn hooks_path(
                 spin: &mut no_spin,
             };
             let kept = protocol
-                .handle(&mut session, to_backend, hooks.as_ref())
+                .handle(&mut session, dir, hooks.as_deref())
                 .await;
             // The chunk went out (after any delay): --timeout counts from here, as the
             // original's select loop did.
@@ -720,13 +713,9 @@ async fn hooks_path(
             backend.close();
         } else if src.saw_eof() && !src.is_closed() && !dst.is_closed() {
             // Half-close: the toxics see the end of the stream (slow_close), then it is passed on.
-            let link = if to_backend {
-                &mut links.up
-            } else {
-                &mut links.down
-            };
-            let _ = link
-                .run(
+            let _ = links
+                .get_mut(dir)
+                .send_bytes(
                     conn,
                     dir,
                     bytes::Bytes::new(),
@@ -735,6 +724,7 @@ async fn hooks_path(
                     dst,
                     src,
                     &mut rng,
+                    &shared.metrics,
                 )
                 .await;
             let _ = dst.shutdown_write();
@@ -746,7 +736,7 @@ async fn hooks_path(
     };
     let (end, ()) = tokio::join!(
         reader,
-        super::session::pipe_writer(rx, dst, src, dir, &shared.metrics)
+        pipe_writer(rx, dst, src, dir, &shared.metrics)
     );
     end
 }

@@ -3,21 +3,17 @@
 //!
 //! - `listener`: the accept loop (connection limit taken before `accept()`, errors backed off);
 //! - `connection`: one proxied connection, from backend connect to close;
-//! - `session`: what a protocol sees of a connection during an exchange;
-//! - `pipe`: the streaming paths (zero-copy splice when nothing touches the bytes);
-//! - `peer`: one side of a connection; `pool`: reusable backend connections.
+//! - `pool`: reusable backend connections.
+//!
+//! Below it: the protocols (`crate::protocol`), the link every byte goes through
+//! (`crate::link`), socket I/O (`crate::io`) and the faults (`crate::behavior`).
 //!
 //! The active faults of a proxy ([`Faults`]) sit behind an `ArcSwap`: the control plane swaps
 //! in a new set, connections load it per exchange without a lock.
 
-pub mod busy_poll;
 pub mod connection;
 pub mod listener;
-pub mod peer;
-pub mod pipe;
 pub mod pool;
-pub mod session;
-pub mod timer;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::behavior::mix::Chooser;
-use crate::behavior::{
-    registry, Behavior, BehaviorError, Direction, Mix, MixError, MixSpec, Options,
-};
-use crate::metrics::{EventLog, Metrics};
+use crate::behavior::{registry, BehaviorError, Mix, MixError, MixSpec, Options};
+use crate::base::events::EventLog;
+use crate::base::metrics::Metrics;
+use crate::base::Direction;
+pub use crate::link::{Budget, Faults, Limits, Toxic};
 use crate::protocol::{self, Protocol, ProtocolError};
 
 /// Errors of the engine layer.
@@ -159,100 +156,6 @@ impl Default for ProxyConfig {
             behavior_options: BTreeMap::new(),
             settings: Settings::default(),
             seed: None,
-        }
-    }
-}
-
-/// A toxic attached to a proxy (Toxiproxy's toxic, or any fault added through that API).
-pub struct Toxic {
-    /// Unique in the process: keys per-link state.
-    pub id: u64,
-    pub name: String,
-    pub kind: String,
-    pub stream: Direction,
-    /// The stream exactly as given at creation (Toxiproxy echoes it back).
-    pub stream_text: String,
-    pub toxicity: f32,
-    pub attributes: Options,
-    pub behavior: Arc<dyn Behavior>,
-    /// Optional limits in count and time (vaurien extras; fixed at creation).
-    pub limits: Limits,
-    /// What a count-limited toxic has handed out: shared by its versions (survives updates).
-    pub budget: Arc<Budget>,
-}
-
-/// Limits of a toxic in time and count, outside its `attributes` (vaurien extras:
-/// `expires_ms` and `count` in the Toxiproxy API).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// The toxic removes itself this long after it was added (as a DELETE would).
-    pub expires: Option<Duration>,
-    /// It applies to the first N connections that see it (exchanges, for behaviors that act
-    /// per exchange); later ones pass untouched.
-    pub count: Option<u64>,
-}
-
-/// The connections and exchanges a count-limited toxic was handed to.
-#[derive(Default)]
-pub struct Budget {
-    conns: Mutex<std::collections::HashSet<u64>>,
-    exchanges: AtomicU64,
-}
-
-impl Toxic {
-    /// Whether the toxic may apply to connection `conn`: always without a `count`; else to the
-    /// first `count` connections that ask (a connection gets the same answer every time).
-    /// Asked before toxicity is rolled, off the data path (when a link's chain changes).
-    pub fn admits(&self, conn: u64) -> bool {
-        let Some(n) = self.limits.count else {
-            return true;
-        };
-        let mut conns = self.budget.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if conns.contains(&conn) {
-            return true;
-        }
-        if (conns.len() as u64) < n {
-            conns.insert(conn);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Takes one exchange from the budget of a per-exchange toxic: false once `count`
-    /// exchanges were handed out.
-    pub fn take_exchange(&self) -> bool {
-        let Some(n) = self.limits.count else {
-            return true;
-        };
-        self.budget
-            .exchanges
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u < n).then_some(u + 1)
-            })
-            .is_ok()
-    }
-}
-
-/// The active faults of a proxy: swapped whole by the control plane.
-pub struct Faults {
-    pub mix: Arc<Mix>,
-    /// Toxics, upstream ones first, each direction in insertion order.
-    pub toxics: Vec<Arc<Toxic>>,
-    /// Changes with every swap; links re-roll toxicity when it changes.
-    pub generation: u64,
-    /// Nothing can touch the bytes: the zero-copy path may be taken.
-    pub passthrough: bool,
-}
-
-impl Faults {
-    fn new(mix: Arc<Mix>, toxics: Vec<Arc<Toxic>>, generation: u64) -> Self {
-        let passthrough = mix.passthrough && toxics.iter().all(|t| t.behavior.is_passthrough());
-        Faults {
-            mix,
-            toxics,
-            generation,
-            passthrough,
         }
     }
 }
@@ -423,7 +326,7 @@ impl ProxyShared {
             return Err(ProxyError::ToxicExists);
         }
         let k = registry().get(kind)?;
-        let behavior = k.build(&attributes)?;
+        let fault = k.build(&attributes)?;
         let mut full = Options::defaults(&k.options);
         full.0.extend(attributes.0);
         let toxic = Arc::new(Toxic {
@@ -434,7 +337,7 @@ impl ProxyShared {
             stream_text: stream_text.to_string(),
             toxicity,
             attributes: full,
-            behavior,
+            fault,
             limits,
             budget: Arc::default(),
         });
@@ -473,7 +376,7 @@ impl ProxyShared {
             Some(obj) => kind.options_from_json(&cur.attributes, obj, &[])?,
             None => cur.attributes.clone(),
         };
-        let behavior = kind.build(&attrs)?;
+        let fault = kind.build(&attrs)?;
         let new = Arc::new(Toxic {
             id: cur.id,
             name: cur.name.clone(),
@@ -482,7 +385,7 @@ impl ProxyShared {
             stream_text: cur.stream_text.clone(),
             toxicity: toxicity.unwrap_or(cur.toxicity),
             attributes: attrs,
-            behavior,
+            fault,
             limits: cur.limits,
             budget: cur.budget.clone(),
         });

@@ -12,7 +12,8 @@ use arc_swap::ArcSwapOption;
 
 use tokio::net::TcpStream;
 
-use super::peer::{Peer, Role};
+use crate::base::Side;
+use crate::io::peer::Peer;
 use super::{resolve, ProxyError};
 
 /// How long the addresses a backend's host name resolved to are used before it is resolved
@@ -79,7 +80,7 @@ impl Pool {
         let mut last = None;
         for &a in addrs.iter() {
             match tokio::time::timeout(timeout, connect(a)).await {
-                Ok(Ok(s)) => return Ok(Peer::new(s, Role::Backend, a)),
+                Ok(Ok(s)) => return Ok(Peer::new(s, Side::Backend, a)),
                 Ok(Err(e)) => last = Some(e),
                 Err(_) => {
                     last = Some(std::io::Error::new(

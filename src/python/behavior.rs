@@ -15,18 +15,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
 use super::socket::{
-    self, BetweenHook, Conduit, Msg, PeerInfo, ProtocolView, Request, Side, Socket, ViewCache,
+    self, BetweenHook, Conduit, End, Msg, PeerInfo, ProtocolView, Request, Socket, ViewCache,
     ViewData,
 };
 use super::{errors, pool};
+use crate::base::Direction;
 use crate::behavior::{
-    self, Behavior, BehaviorError, Exchange, Flow, Kind, OptionKind, OptionSpec, Options, Origin,
-    Value,
+    self, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionKind, OptionSpec,
+    Options, Origin, Value,
 };
 
 /// A class registered from Python (behavior or protocol).
@@ -108,7 +108,8 @@ pub struct Outcome {
 pub struct Call {
     pub instance: Arc<Instance>,
     pub protocol: Arc<ViewData>,
-    pub to_backend: bool,
+    /// The exchange's direction (Python hooks get the original's `to_backend` boolean).
+    pub direction: Direction,
     pub source: PeerInfo,
     pub dest: PeerInfo,
     pub timeout: Duration,
@@ -144,8 +145,8 @@ impl Call {
                 )
             };
             let (source, dest) = match (
-                socket(Side::Source, &self.source),
-                socket(Side::Dest, &self.dest),
+                socket(End::Source, &self.source),
+                socket(End::Dest, &self.dest),
             ) {
                 (Ok(s), Ok(d)) => (s, d),
                 (Err(e), _) | (_, Err(e)) => {
@@ -157,14 +158,15 @@ impl Call {
                     ))
                 }
             };
+            let to_backend = self.direction.is_upstream();
             let call = |method: &'static str| -> Result<bool, BehaviorError> {
                 let ret = if protocol_call {
                     Bound::new(py, BetweenHook::new(self.conduit.clone())).and_then(|between| {
-                        obj.call_method1(method, (&source, &dest, self.to_backend, between))
+                        obj.call_method1(method, (&source, &dest, to_backend, between))
                     })
                 } else {
                     Bound::new(py, ProtocolView::new(self.protocol.clone())).and_then(|proto| {
-                        obj.call_method1(method, (proto, &source, &dest, self.to_backend))
+                        obj.call_method1(method, (proto, &source, &dest, to_backend))
                     })
                 };
                 ret.and_then(|r| r.is_truthy())
@@ -260,15 +262,16 @@ impl PyBehavior {
         }
         let then = then.filter(|t| has(*t));
         let (conduit, first) = Conduit::new();
+        let (src, dst) = (cx.source(), cx.dest());
         let call = Call {
             instance: self.instance.clone(),
             protocol: self
                 .instance
                 .views
-                .get(cx.protocol.name(), cx.protocol.options()),
-            to_backend: cx.to_backend,
-            source: PeerInfo::of(cx.source()),
-            dest: PeerInfo::of(cx.dest()),
+                .get(cx.framing.name(), cx.framing.options()),
+            direction: cx.direction,
+            source: PeerInfo::new(cx.wire.peer(src), src),
+            dest: PeerInfo::new(cx.wire.peer(dst), dst),
             timeout: cx.conn.timeout,
             conduit,
         };
@@ -280,10 +283,10 @@ impl PyBehavior {
             }
         };
         if outcome.close_source {
-            cx.source().close();
+            cx.wire.close(src);
         }
         if outcome.close_dest {
-            cx.dest().close();
+            cx.wire.close(dst);
         }
         let closed = outcome.close_source || outcome.close_dest;
         let flow = |keep: bool| Flow::from_bool(keep && !closed);
@@ -291,38 +294,39 @@ impl PyBehavior {
     }
 }
 
-/// Performs one socket request of a behavior hook on the exchange's real peers.
+/// Performs one socket request of a behavior hook, through the exchange's wire: what it
+/// sends goes through the link (toxics, counters) as every other byte.
 async fn serve(req: Request, cx: &mut Exchange<'_>) {
-    let peer = |side: Side| {
-        if side == Side::Source {
-            cx.source()
-        } else {
-            cx.dest()
-        }
-    };
+    let (src, dst) = (cx.source(), cx.dest());
+    let side = |end: End| if end == End::Source { src } else { dst };
     match req {
         Request::Recv {
-            side,
+            side: end,
             max,
             timeout,
             reply,
         } => {
-            let r = if side == Side::Source {
-                socket::recv_from(cx.source(), cx.pending, max, timeout).await
-            } else {
-                socket::recv_from(cx.dest(), &mut BytesMut::new(), max, timeout).await
-            };
+            let r = socket::recv_from(&mut *cx.wire, side(end), max, timeout).await;
             let _ = reply.send(r);
         }
-        Request::Send { side, data, reply } => {
-            let _ = reply.send(peer(side).write_all(&data).await);
+        Request::Send {
+            side: end,
+            data,
+            reply,
+        } => {
+            let r = cx.wire.send(side(end), &data).await.map(|_| ());
+            let _ = reply.send(r);
         }
-        Request::Close { side, reply } => {
-            peer(side).close();
+        Request::Close { side: end, reply } => {
+            cx.wire.close(side(end));
             let _ = reply.send(());
         }
-        Request::Shutdown { side, how, reply } => {
-            let _ = reply.send(socket::shutdown(peer(side), how));
+        Request::Shutdown {
+            side: end,
+            how,
+            reply,
+        } => {
+            let _ = reply.send(cx.wire.shutdown(side(end), how));
         }
         Request::Between { reply } => {
             let _ = reply.send(Err("on_between_handle is only given to protocols".into()));
@@ -331,7 +335,7 @@ async fn serve(req: Request, cx: &mut Exchange<'_>) {
 }
 
 #[async_trait]
-impl Behavior for PyBehavior {
+impl ExchangeHook for PyBehavior {
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         Ok(self.call(Hook::Before, None, cx).await?.0)
     }
@@ -350,9 +354,6 @@ impl Behavior for PyBehavior {
             // Not made in the same trip (see `call`): now the after hook.
             (between, None) => Ok((between, self.on_after_handle(cx).await?)),
         }
-    }
-    fn has_exchange_hooks(&self) -> bool {
-        self.instance.plugin.hooks.iter().any(|h| *h)
     }
 }
 
@@ -434,7 +435,7 @@ pub fn register_behavior(
                 ),
             }
         })?;
-        Ok(Arc::new(PyBehavior { instance }) as Arc<dyn Behavior>)
+        Ok(Fault::hook(PyBehavior { instance }))
     }));
     Ok(())
 }

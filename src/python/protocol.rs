@@ -13,63 +13,59 @@ use pyo3::prelude::*;
 
 use super::behavior::{self as pyb, Call, Instance, Plugin, PyOptionSpec, Step};
 use super::errors;
-use super::socket::{self, Conduit, PeerInfo, Request, Side};
-use crate::behavior::{Behavior, Options};
-use crate::protocol::{self, after, before, between, Mode, Protocol, ProtocolError, ProtocolKind};
-use crate::proxy::session::Session;
+use super::socket::{self, Conduit, End, PeerInfo, Request};
+use crate::base::Direction;
+use crate::behavior::{ExchangeHook, Options};
+use crate::link::Session;
+use crate::protocol::{
+    self, after, before, between, Framing, Mode, Protocol, ProtocolError, ProtocolKind,
+};
 
 pub struct PyProtocol {
     instance: Arc<Instance>,
 }
 
 impl PyProtocol {
-    /// Performs one socket request of `_handle` on the session.
+    /// Performs one socket request of `_handle` on the session. What it sends is forwarded
+    /// through the link of its direction, as every other byte.
     async fn serve(
         &self,
         req: Request,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) {
-        // The peer on `side`, and whether it is the backend.
-        let is_backend = |side: Side| (side == Side::Dest) == to_backend;
+        let side = |end: End| if end == End::Source { dir.source() } else { dir.dest() };
         match req {
             Request::Recv {
-                side,
+                side: end,
                 max,
                 timeout,
                 reply,
             } => {
-                let (peer, buf) = if is_backend(side) {
-                    (s.backend, &mut *s.backend_buf)
-                } else {
-                    (s.client, &mut *s.client_buf)
-                };
-                let _ = reply.send(socket::recv_from(peer, buf, max, timeout).await);
+                let _ = reply.send(socket::recv_from(s, side(end), max, timeout).await);
             }
-            Request::Send { side, data, reply } => {
-                let r = s.forward(is_backend(side), &data).await.map(|_| ());
+            Request::Send {
+                side: end,
+                data,
+                reply,
+            } => {
+                let r = s.forward(side(end).incoming(), &data).await.map(|_| ());
                 let _ = reply.send(r);
             }
-            Request::Close { side, reply } => {
-                if is_backend(side) {
-                    s.backend
-                } else {
-                    s.client
-                }
-                .close();
+            Request::Close { side: end, reply } => {
+                s.peer(side(end)).close();
                 let _ = reply.send(());
             }
-            Request::Shutdown { side, how, reply } => {
-                let peer = if is_backend(side) {
-                    s.backend
-                } else {
-                    s.client
-                };
-                let _ = reply.send(socket::shutdown(peer, how));
+            Request::Shutdown {
+                side: end,
+                how,
+                reply,
+            } => {
+                let _ = reply.send(s.peer(side(end)).shutdown_how(how));
             }
             Request::Between { reply } => {
-                let r = between(s, self, to_backend, behavior)
+                let r = between(s, self, dir, hook)
                     .await
                     .map_err(|e| e.to_string());
                 let _ = reply.send(r);
@@ -78,8 +74,7 @@ impl PyProtocol {
     }
 }
 
-#[async_trait]
-impl Protocol for PyProtocol {
+impl Framing for PyProtocol {
     fn name(&self) -> &str {
         &self.instance.plugin.name
     }
@@ -87,7 +82,10 @@ impl Protocol for PyProtocol {
     fn options(&self) -> &Options {
         &self.instance.options
     }
+}
 
+#[async_trait]
+impl Protocol for PyProtocol {
     fn mode(&self, stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: stay_connected,
@@ -98,31 +96,27 @@ impl Protocol for PyProtocol {
     async fn handle(
         &self,
         s: &mut Session<'_>,
-        to_backend: bool,
-        behavior: &dyn Behavior,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if let Some(keep) = before(s, self, to_backend, behavior).await? {
+        if let Some(keep) = before(s, self, dir, hook).await? {
             return Ok(keep);
         }
-        let (src, dst) = if to_backend {
-            (s.client, s.backend)
-        } else {
-            (s.backend, s.client)
-        };
+        let (src, dst) = (s.peer(dir.source()), s.peer(dir.dest()));
         let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
             protocol: self.instance.views.get(self.name(), self.options()),
-            to_backend,
-            source: PeerInfo::of(src),
-            dest: PeerInfo::of(dst),
+            direction: dir,
+            source: PeerInfo::new(src.info(), dir.source()),
+            dest: PeerInfo::new(dst.info(), dir.dest()),
             timeout: s.conn.timeout,
             conduit,
         };
         let mut pending = pyb::submit(call, "_handle", None, true, first);
         let outcome = loop {
             match pending.step().await {
-                Step::Request(request) => self.serve(request, s, to_backend, behavior).await,
+                Step::Request(request) => self.serve(request, s, dir, hook).await,
                 Step::Done(result) => break result?,
             }
         };
@@ -132,7 +126,7 @@ impl Protocol for PyProtocol {
         if outcome.close_dest {
             dst.close();
         }
-        let after_ok = after(s, self, to_backend, behavior).await?;
+        let after_ok = after(s, self, dir, hook).await?;
         Ok(outcome.keep && after_ok && !src.is_closed() && !dst.is_closed())
     }
 }

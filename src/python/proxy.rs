@@ -72,9 +72,9 @@ fn launch(
     }
     let statsd = resolved.statsd.clone();
     let mut handle = runtime().spawn(async move {
-        let server = Server::start(cfg).await?;
+        let server = crate::api::launch(cfg).await?;
         if let Some(st) = statsd {
-            crate::metrics::statsd::spawn(server.clone(), st);
+            crate::telemetry::statsd::spawn(server.clone(), st);
         }
         Ok::<_, crate::server::ServerError>(server)
     });

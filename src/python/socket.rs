@@ -11,7 +11,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -23,11 +22,12 @@ use tokio::sync::oneshot;
 use super::behavior::Outcome;
 use super::errors;
 use crate::behavior::{BehaviorError, Options, Value};
-use crate::proxy::peer::Peer;
+use crate::base::Side;
+use crate::behavior::Wire;
 
 /// Which of the hook's two sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
+pub enum End {
     Source,
     Dest,
 }
@@ -35,23 +35,23 @@ pub enum Side {
 /// What a Python thread asks the connection's task to do.
 pub enum Request {
     Recv {
-        side: Side,
+        side: End,
         max: usize,
         /// `None`: wait forever (blocking socket); zero: do not wait (non-blocking).
         timeout: Option<Duration>,
         reply: oneshot::Sender<io::Result<Vec<u8>>>,
     },
     Send {
-        side: Side,
+        side: End,
         data: Vec<u8>,
         reply: oneshot::Sender<io::Result<()>>,
     },
     Close {
-        side: Side,
+        side: End,
         reply: oneshot::Sender<()>,
     },
     Shutdown {
-        side: Side,
+        side: End,
         how: i32,
         reply: oneshot::Sender<io::Result<()>>,
     },
@@ -128,21 +128,12 @@ pub struct PeerInfo {
 }
 
 impl PeerInfo {
-    pub fn of(peer: &Peer) -> Self {
-        #[cfg(unix)]
-        let fd = {
-            use std::os::fd::AsRawFd;
-            peer.stream.as_raw_fd() as i64
-        };
-        #[cfg(not(unix))]
-        let fd = -1;
+    /// What the wire tells of the peer on `side`.
+    pub fn new(info: crate::base::PeerInfo, side: Side) -> Self {
         PeerInfo {
-            fd,
-            addr: peer.addr,
-            role: match peer.role {
-                crate::proxy::peer::Role::Client => "client",
-                crate::proxy::peer::Role::Backend => "backend",
-            },
+            fd: info.fd,
+            addr: info.addr,
+            role: side.as_str(),
         }
     }
 }
@@ -153,7 +144,7 @@ impl PeerInfo {
 #[pyclass(module = "vaurien._vaurien", name = "Socket")]
 pub struct Socket {
     conduit: Conduit,
-    side: Side,
+    side: End,
     info: PeerInfo,
     /// Seconds; `None` blocks forever, 0 is non-blocking.
     timeout: Option<f64>,
@@ -163,7 +154,7 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn new(conduit: Conduit, side: Side, info: PeerInfo, timeout: Duration) -> Self {
+    pub fn new(conduit: Conduit, side: End, info: PeerInfo, timeout: Duration) -> Self {
         Socket {
             conduit,
             side,
@@ -409,51 +400,33 @@ impl BetweenHook {
     }
 }
 
-/// Reads for a hook: first what the engine already read (`buf`), else from the peer.
+/// Reads for a hook from `side`: first what the engine already read, else one read from the
+/// peer (through the wire).
 pub async fn recv_from(
-    peer: &Peer,
-    buf: &mut BytesMut,
+    wire: &mut dyn Wire,
+    side: Side,
     max: usize,
     timeout: Option<Duration>,
 ) -> io::Result<Vec<u8>> {
     if max == 0 {
         return Ok(Vec::new());
     }
+    let buf = wire.buffer(side);
     if !buf.is_empty() {
         let n = max.min(buf.len());
         return Ok(buf.split_to(n).to_vec());
     }
     // A recv returns at most what one read gives: never reserve more than 1 MiB for it.
     let max = max.min(1 << 20);
-    let mut tmp = BytesMut::with_capacity(max);
-    let r = match timeout {
-        Some(t) => peer.read_buf_timeout(&mut tmp, max, t).await,
-        None => peer.read_buf(&mut tmp, max).await,
-    };
-    match r {
-        Ok(_) => Ok(tmp.to_vec()),
+    match wire.read_more(side, max, timeout).await {
+        Ok(_) => {
+            let buf = wire.buffer(side);
+            let n = max.min(buf.len());
+            Ok(buf.split_to(n).to_vec())
+        }
         Err(e) if e.kind() == io::ErrorKind::TimedOut && timeout.is_some_and(|t| t.is_zero()) => {
             Err(io::ErrorKind::WouldBlock.into())
         }
         Err(e) => Err(e),
-    }
-}
-
-/// `shutdown(how)` on a peer.
-pub fn shutdown(peer: &Peer, how: i32) -> io::Result<()> {
-    match how {
-        0 => {
-            let _ = socket2::SockRef::from(&peer.stream).shutdown(std::net::Shutdown::Read);
-            Ok(())
-        }
-        1 => peer.shutdown_write(),
-        2 => {
-            peer.close();
-            Ok(())
-        }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "invalid shutdown mode",
-        )),
     }
 }

@@ -180,7 +180,7 @@ impl Vaurien {
         self
     }
     pub async fn start(self) -> Running {
-        let server = Server::start(ServerConfig {
+        let server = vaurien::api::launch(ServerConfig {
             proxy: Some(self.cfg),
             http: self.http.then(|| "127.0.0.1:0".to_string()),
             seed: self.seed,

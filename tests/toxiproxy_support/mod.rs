@@ -17,7 +17,7 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 pub async fn server_with(cfg: ServerConfig) -> Arc<Server> {
-    Server::start(ServerConfig {
+    vaurien::api::launch(ServerConfig {
         http: Some("127.0.0.1:0".into()),
         ..cfg
     })

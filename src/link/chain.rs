@@ -1,139 +1,22 @@
-//! The per-connection context that protocols drive: both peers, their read buffers, and the
-//! toxic chains of both directions.
+//! The toxic chains of both directions of one connection, and the one place where forwarded,
+//! injected or replaced bytes are written to a socket ([`Link::send`]): the active toxics run
+//! there and the sent-bytes counters are kept there.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::busy_poll::BusyPoll;
-use super::timer::Timer;
-use super::{Faults, Toxic};
-use crate::behavior::{Behavior, ChunkCx, ConnInfo, Direction, Exchange, LinkState, Piece};
-use crate::metrics::Metrics;
-use crate::protocol::Protocol;
-use crate::proxy::peer::Peer;
-
-/// One exchange's view of a connection, handed to a protocol.
-pub struct Session<'a> {
-    pub conn: &'a ConnInfo,
-    pub client: &'a Peer,
-    pub backend: &'a Peer,
-    /// Read from the client, not yet consumed.
-    pub client_buf: &'a mut BytesMut,
-    /// Read from the backend, not yet consumed.
-    pub backend_buf: &'a mut BytesMut,
-    pub rng: &'a mut SmallRng,
-    /// Set by the `error` behavior's `inject`: the answer gets random bytes in its middle.
-    pub inject: bool,
-    /// Toxic chains, one per direction.
-    pub links: &'a mut Links,
-    pub metrics: &'a Metrics,
-    /// True on the streaming path (each direction runs on its own; one chunk per exchange).
-    pub streaming: bool,
-    /// Busy polling of the reads ([`Session::fill`]).
-    pub spin: &'a mut BusyPoll,
-}
-
-impl<'a> Session<'a> {
-    /// The hooks' view of the exchange.
-    pub fn exchange<'s>(
-        &'s mut self,
-        protocol: &'s dyn Protocol,
-        to_backend: bool,
-    ) -> Exchange<'s> {
-        Exchange {
-            protocol,
-            conn: self.conn,
-            to_backend,
-            client: self.client,
-            backend: self.backend,
-            pending: if to_backend {
-                &mut *self.client_buf
-            } else {
-                &mut *self.backend_buf
-            },
-            rng: &mut *self.rng,
-            inject: &mut self.inject,
-        }
-    }
-
-    /// Reads more from the client (`from_client`) or the backend into its buffer, waiting at
-    /// most `--timeout`. Returns 0 at EOF.
-    pub async fn fill(&mut self, from_client: bool, max: usize) -> io::Result<usize> {
-        let (peer, buf) = if from_client {
-            (self.client, &mut *self.client_buf)
-        } else {
-            (self.backend, &mut *self.backend_buf)
-        };
-        if !self.spin.enabled(self.metrics) {
-            return peer.read_buf_timeout(buf, max, self.conn.timeout).await;
-        }
-        let n = match peer.spin_read(buf, max, self.spin).await? {
-            Some(n) => n,
-            None => peer.read_buf_timeout(buf, max, self.conn.timeout).await?,
-        };
-        self.spin.chunk_moved(Instant::now());
-        Ok(n)
-    }
-
-    /// Forwards `data` to the backend (`to_backend`) or the client, through the toxics of that
-    /// direction. Returns false when a toxic closed the connection.
-    pub async fn forward(&mut self, to_backend: bool, data: &[u8]) -> io::Result<bool> {
-        let (dest, link) = if to_backend {
-            (self.backend, &mut self.links.up)
-        } else {
-            (self.client, &mut self.links.down)
-        };
-        let dir = Direction::from_to_backend(to_backend);
-        self.metrics.add_bytes(dir, data.len());
-        let injected = (self.inject && !to_backend && !data.is_empty()).then(|| {
-            self.inject = false;
-            inject_random(data, self.rng)
-        });
-        if link.is_empty() {
-            let out = injected.as_deref().unwrap_or(data);
-            dest.write_all(out).await?;
-            self.metrics.add_sent(dir, out.len());
-            return Ok(true);
-        }
-        let data = injected.unwrap_or_else(|| Bytes::copy_from_slice(data));
-        let src = if to_backend {
-            self.client
-        } else {
-            self.backend
-        };
-        let before = link.written;
-        let r = link
-            .run(
-                self.conn,
-                dir,
-                data,
-                Instant::now(),
-                false,
-                dest,
-                src,
-                self.rng,
-            )
-            .await;
-        self.metrics.add_sent(dir, (link.written - before) as usize);
-        r
-    }
-}
-
-/// `data` with 100 random bytes in its middle (the `error` behavior's `inject`).
-pub fn inject_random(data: &[u8], rng: &mut SmallRng) -> Bytes {
-    let mid = data.len() / 2;
-    let mut out = Vec::with_capacity(data.len() + 100);
-    out.extend_from_slice(&data[..mid]);
-    out.extend((0..100).map(|_| rng.random::<u8>()));
-    out.extend_from_slice(&data[mid..]);
-    out.into()
-}
+use super::toxic::{Faults, Toxic};
+use crate::base::metrics::Metrics;
+use crate::base::timer::Timer;
+use crate::base::{ConnInfo, Direction};
+use crate::behavior::{ChunkCx, ChunkToxic, LinkState, Piece};
+use crate::io::peer::Peer;
 
 /// The toxic chains of both directions of one connection.
 #[derive(Default)]
@@ -143,6 +26,14 @@ pub struct Links {
 }
 
 impl Links {
+    /// The chain of direction `dir`.
+    pub fn get_mut(&mut self, dir: Direction) -> &mut Link {
+        match dir {
+            Direction::Upstream => &mut self.up,
+            Direction::Downstream => &mut self.down,
+        }
+    }
+
     /// Brings both chains up to date with the proxy's faults (after an API change). Returns
     /// the toxics that started to apply (for the event log).
     pub fn refresh(&mut self, faults: &Faults, conn: u64, rng: &mut SmallRng) -> Vec<Arc<Toxic>> {
@@ -157,9 +48,9 @@ impl Links {
 pub struct Link {
     generation: Option<u64>,
     /// `(toxic id, instance)` of the toxics whose toxicity roll passed, in order.
-    active: Vec<(u64, Arc<dyn Behavior>)>,
+    active: Vec<(u64, Arc<dyn ChunkToxic>)>,
     /// A toxic picked from the `--behavior` mix for the current exchange only (after `active`).
-    pub extra: Option<(u64, Arc<dyn Behavior>)>,
+    pub extra: Option<(u64, Arc<dyn ChunkToxic>)>,
     state: LinkState,
     /// Bytes written by `run` so far (the sent-bytes metric).
     pub written: u64,
@@ -289,14 +180,14 @@ impl Link {
         self.active.clear();
         self.latency_only = true;
         for t in faults.toxics.iter().filter(|t| t.stream == dir) {
-            if !t.behavior.has_chunk_hook() {
+            let Some(toxic) = t.fault.as_toxic() else {
                 continue;
-            }
+            };
             // A toxic already rolled in on this link keeps its roll until it changes.
             let keep = before.contains(&t.id);
             if keep || (t.admits(conn) && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)) {
-                self.active.push((t.id, t.behavior.clone()));
-                self.latency_only &= t.kind == "latency" || t.kind == "noop";
+                self.active.push((t.id, toxic.clone()));
+                self.latency_only &= toxic.only_delays();
                 if !keep {
                     started.push(t.clone());
                 }
@@ -305,11 +196,68 @@ impl Link {
         started
     }
 
+    /// Sends `data` to `dest` (`src` is the side it came from): the one path by which bytes
+    /// reach a socket outside the zero-copy fast path. With no toxic to run it is one write;
+    /// else the chunk runs through the chain. The sent-bytes counter of `dir` counts what was
+    /// written. Returns false when a toxic closed the connection.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &mut self,
+        conn: &ConnInfo,
+        dir: Direction,
+        data: &[u8],
+        dest: &Peer,
+        src: &Peer,
+        rng: &mut SmallRng,
+        metrics: &Metrics,
+    ) -> io::Result<bool> {
+        if self.is_empty() {
+            dest.write_all(data).await?;
+            metrics.add_sent(dir, data.len());
+            return Ok(true);
+        }
+        self.send_bytes(
+            conn,
+            dir,
+            Bytes::copy_from_slice(data),
+            Instant::now(),
+            false,
+            dest,
+            src,
+            rng,
+            metrics,
+        )
+        .await
+    }
+
+    /// [`Link::send`] of a chunk already in a `Bytes` (or of the end of the stream, `eof`),
+    /// read from its source at `arrived`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_bytes(
+        &mut self,
+        conn: &ConnInfo,
+        dir: Direction,
+        data: Bytes,
+        arrived: Instant,
+        eof: bool,
+        dest: &Peer,
+        src: &Peer,
+        rng: &mut SmallRng,
+        metrics: &Metrics,
+    ) -> io::Result<bool> {
+        let before = self.written;
+        let r = self
+            .run(conn, dir, data, arrived, eof, dest, src, rng)
+            .await;
+        metrics.add_sent(dir, (self.written - before) as usize);
+        r
+    }
+
     /// Runs one chunk (or the EOF event) through the chain and writes what comes out to `dest`
     /// (`src` is the side it came from: a reset resets both). Returns false when a toxic closed
     /// the connection.
     #[allow(clippy::too_many_arguments)]
-    pub async fn run(
+    async fn run(
         &mut self,
         conn: &ConnInfo,
         direction: Direction,

@@ -15,19 +15,13 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::busy_poll::BusyPoll;
-
-/// Which side a peer is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Client,
-    Backend,
-}
+use crate::base::{PeerInfo, Side};
 
 #[derive(Debug)]
 pub struct Peer {
     /// The socket; dropped with the peer.
     pub stream: TcpStream,
-    pub role: Role,
+    pub side: Side,
     /// The remote address, for logs.
     pub addr: Option<SocketAddr>,
     /// Set once a behavior or the engine closed this side: the connection ends.
@@ -38,12 +32,12 @@ pub struct Peer {
 
 impl Peer {
     /// A peer at `addr` (known from `accept` or `connect`: no system call to ask for it).
-    pub fn new(stream: TcpStream, role: Role, addr: SocketAddr) -> Self {
+    pub fn new(stream: TcpStream, side: Side, addr: SocketAddr) -> Self {
         let addr = Some(addr);
         let _ = stream.set_nodelay(true);
         Peer {
             stream,
-            role,
+            side,
             addr,
             closed: AtomicBool::new(false),
             eof: AtomicBool::new(false),
@@ -114,7 +108,7 @@ impl Peer {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            match crate::proxy::pipe::splice::recv_into(self.stream.as_raw_fd(), buf, max) {
+            match super::splice::recv_into(self.stream.as_raw_fd(), buf, max) {
                 Ok(0) => {
                     self.eof.store(true, Ordering::Relaxed);
                     Ok(Some(0))
@@ -140,7 +134,7 @@ impl Peer {
         let fd = self.stream.as_raw_fd();
         let mut short = 0;
         let r = self.stream.try_io(Interest::READABLE, || {
-            let n = crate::proxy::pipe::splice::recv_into(fd, buf, max)?;
+            let n = super::splice::recv_into(fd, buf, max)?;
             if n > 0 && n < max {
                 short = n;
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -220,6 +214,35 @@ impl Peer {
     }
 
     /// Half-closes: the peer reads EOF, and we can still read what it sends.
+    /// `shutdown(how)` as a socket hook asks it: 0 stops reading, 1 writing (half-close),
+    /// 2 closes this side.
+    pub fn shutdown_how(&self, how: i32) -> io::Result<()> {
+        match how {
+            0 => {
+                let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Read);
+                Ok(())
+            }
+            1 => self.shutdown_write(),
+            2 => {
+                self.close();
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid shutdown mode",
+            )),
+        }
+    }
+
+    /// What a socket hook may know of this peer.
+    pub fn info(&self) -> PeerInfo {
+        use std::os::fd::AsRawFd;
+        PeerInfo {
+            fd: self.stream.as_raw_fd() as i64,
+            addr: self.addr,
+        }
+    }
+
     pub fn shutdown_write(&self) -> io::Result<()> {
         match SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write) {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
@@ -296,7 +319,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let far = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (near, addr) = l.accept().await.unwrap();
-        (Peer::new(near, Role::Client, addr), far)
+        (Peer::new(near, Side::Client, addr), far)
     }
 
     /// A window opened now (one chunk, no gap yet).

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::metrics::Metrics;
+use crate::base::metrics::Metrics;
 
 /// Busy polling stops when more connections than this are open: then there is other work.
 pub const BUSY_POLL_CONNS: u64 = 2;

@@ -1,205 +1,9 @@
-//! Counters and the fault event log.
-//!
-//! Counters are plain atomics updated by the data path (no lock). Events (one per fault
-//! applied) go to a bounded in-memory ring that `GET /events` reads, and optionally to a
-//! JSON-lines file.
+//! What the control plane reads off a running vaurien: Prometheus exposition (`GET /metrics`)
+//! and the statsd sender. Both read the engine's counters; the engine knows nothing of them.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
 
-use serde::Serialize;
-
-use crate::behavior::Direction;
-
-/// Per-proxy counters.
-#[derive(Default, Debug)]
-pub struct Metrics {
-    pub connections_total: AtomicU64,
-    pub connections_active: AtomicU64,
-    pub exchanges_total: AtomicU64,
-    /// Bytes received from the client and sent upstream.
-    pub bytes_upstream: AtomicU64,
-    /// Bytes received from the backend and sent downstream.
-    pub bytes_downstream: AtomicU64,
-    /// Bytes written to the backend (after the toxics: dropped or truncated bytes not counted).
-    pub sent_upstream: AtomicU64,
-    /// Bytes written to the client.
-    pub sent_downstream: AtomicU64,
-    /// Faults applied, by behavior or toxic type.
-    pub faults: Mutex<BTreeMap<String, u64>>,
-    /// Set by the statsd sender: connections then report their start and end to `conns`.
-    pub per_connection: std::sync::atomic::AtomicBool,
-    /// Connection starts and ends not yet sent to statsd (bounded; see [`ConnEvent`]).
-    pub conns: Mutex<Vec<ConnEvent>>,
-}
-
-/// A connection's start or end, for statsd's per-connection counters (the original's
-/// `<protocol>.<uuid>.start/.end/.to_backend/.to_client`). Recorded once per connection
-/// start and end, never per chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConnEvent {
-    Start {
-        id: u64,
-    },
-    /// Exchanges (hook-path chunks or messages) forwarded to the backend and to the client.
-    End {
-        id: u64,
-        to_backend: u64,
-        to_client: u64,
-    },
-}
-
-/// Most connection events kept between two statsd sends; more are dropped.
-const MAX_CONN_EVENTS: usize = 100_000;
-
-impl Metrics {
-    pub fn add_bytes(&self, dir: Direction, n: usize) {
-        let c = match dir {
-            Direction::Upstream => &self.bytes_upstream,
-            Direction::Downstream => &self.bytes_downstream,
-        };
-        c.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    pub fn add_sent(&self, dir: Direction, n: usize) {
-        let c = match dir {
-            Direction::Upstream => &self.sent_upstream,
-            Direction::Downstream => &self.sent_downstream,
-        };
-        c.fetch_add(n as u64, Ordering::Relaxed);
-    }
-    pub fn fault(&self, kind: &str) {
-        *self
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(kind.to_string())
-            .or_default() += 1;
-    }
-    /// Records a connection event when the statsd sender asked for them.
-    pub fn conn_event(&self, e: ConnEvent) {
-        if !self.per_connection.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut v = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() < MAX_CONN_EVENTS {
-            v.push(e);
-        }
-    }
-    pub fn faults(&self) -> BTreeMap<String, u64> {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-/// One fault applied to one connection.
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    /// Seconds since the Unix epoch.
-    pub time: f64,
-    pub proxy: String,
-    pub connection: u64,
-    pub direction: Option<Direction>,
-    /// The behavior or toxic name.
-    pub fault: String,
-    /// Its type (the behavior name for a vaurien behavior).
-    pub kind: String,
-    pub parameters: serde_json::Value,
-}
-
-/// The most recent events, plus an optional JSON-lines file.
-pub struct EventLog {
-    ring: Mutex<VecDeque<Event>>,
-    capacity: usize,
-    file: Mutex<Option<std::fs::File>>,
-    seq: AtomicU64,
-}
-
-impl Default for EventLog {
-    fn default() -> Self {
-        EventLog::new(10_000)
-    }
-}
-
-impl EventLog {
-    pub fn new(capacity: usize) -> Self {
-        EventLog {
-            ring: Mutex::new(VecDeque::new()),
-            capacity,
-            file: Mutex::new(None),
-            seq: AtomicU64::new(0),
-        }
-    }
-
-    /// Also appends every event to this file, one JSON object a line.
-    pub fn set_file(&self, path: &str) -> std::io::Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
-        Ok(())
-    }
-
-    pub fn record(
-        &self,
-        proxy: &str,
-        connection: u64,
-        direction: Option<Direction>,
-        fault: &str,
-        kind: &str,
-        parameters: serde_json::Value,
-    ) {
-        let time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let ev = Event {
-            time,
-            proxy: proxy.to_string(),
-            connection,
-            direction,
-            fault: fault.to_string(),
-            kind: kind.to_string(),
-            parameters,
-        };
-        self.seq.fetch_add(1, Ordering::Relaxed);
-        if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            if let Ok(line) = serde_json::to_string(&ev) {
-                let _ = writeln!(f, "{line}");
-            }
-        }
-        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if ring.len() >= self.capacity {
-            ring.pop_front();
-        }
-        ring.push_back(ev);
-    }
-
-    /// The recorded events, oldest first, optionally for one proxy.
-    pub fn events(&self, proxy: Option<&str>) -> Vec<Event> {
-        self.ring
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|e| proxy.is_none_or(|p| e.proxy == p))
-            .cloned()
-            .collect()
-    }
-
-    pub fn clear(&self) {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    /// How many events were ever recorded.
-    pub fn count(&self) -> u64 {
-        self.seq.load(Ordering::Relaxed)
-    }
-}
+use crate::base::metrics::Metrics;
 
 /// `GET /metrics`: Prometheus text. Toxiproxy's byte counters with its labels, then vaurien's
 /// own: connections, exchanges and faults applied by type.
@@ -306,6 +110,7 @@ pub async fn prometheus(server: &crate::server::Server) -> String {
     out
 }
 
+
 /// statsd output, as the original had it (`statsd` settings): every second, the counters that
 /// moved are sent as statsd counters `<prefix>.<proxy>.<counter>:<delta>|c`, and the
 /// original's per-connection counters `<prefix>.<protocol>.<connection id>.start:1|c`,
@@ -317,9 +122,17 @@ pub mod statsd {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::ConnEvent;
-    use crate::config::Statsd;
+    use crate::base::metrics::ConnEvent;
     use crate::server::Server;
+
+    /// Where statsd counters go.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Statsd {
+        pub host: String,
+        pub port: u16,
+        pub prefix: String,
+        pub sample_rate: f64,
+    }
 
     /// A counter line, with the sample rate when below 1.
     fn line(key: &str, delta: u64, rate: f64) -> String {
