@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::behavior::{Options, Value};
 use crate::base::events::EventLog;
+use crate::behavior::{Options, Value};
 use crate::proxy::{Proxy, ProxyConfig, ProxyError, Settings};
 
 /// Errors of starting or running a server.

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::{sleep_secs, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin};
+use super::{
+    sleep_secs, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin,
+};
 
 pub struct Delay {
     sleep: f64,

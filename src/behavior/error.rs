@@ -12,7 +12,9 @@ use rand::Rng;
 
 use crate::base::Side;
 
-use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Options, Origin};
+use super::{
+    BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Options, Origin,
+};
 
 pub struct Error {
     inject: bool,

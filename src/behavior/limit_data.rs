@@ -2,7 +2,6 @@
 //! (the last chunk truncated), then closes the connection. The count is kept per link and
 //! survives updates of the toxic.
 
-
 use async_trait::async_trait;
 
 use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};

@@ -187,7 +187,10 @@ impl Exchange<'_> {
     pub async fn read_message(&mut self) -> io::Result<usize> {
         let side = self.source();
         loop {
-            if let Some(n) = self.framing.frame_len(self.wire.buffer(side), self.direction) {
+            if let Some(n) = self
+                .framing
+                .frame_len(self.wire.buffer(side), self.direction)
+            {
                 return Ok(n);
             }
             let n = self.wire.read_more(side, self.conn.bufsize, None).await?;

@@ -2,7 +2,6 @@
 //! plus `correlation` right after a drop. Draws come from the connection's generator, so
 //! `--seed` makes them reproducible.
 
-
 use async_trait::async_trait;
 use rand::Rng;
 

@@ -382,10 +382,7 @@ async fn one_way(
             }
             let chunk = buf.split();
             metrics.add_bytes(dir, chunk.len());
-            if !link
-                .send(conn, dir, &chunk, dst, src, rng, metrics)
-                .await?
-            {
+            if !link.send(conn, dir, &chunk, dst, src, rng, metrics).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "closed by a toxic",

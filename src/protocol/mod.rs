@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 use crate::base::Direction;
-pub use crate::behavior::{ErrorReply, Framing};
 use crate::behavior::{BehaviorError, ExchangeHook, Flow, OptionSpec, Options, Value};
+pub use crate::behavior::{ErrorReply, Framing};
 use crate::link::Session;
 
 pub use tcp::Tcp;

@@ -485,8 +485,7 @@ impl Protocol for Mysql {
         hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
         if !dir.is_upstream() {
-            return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, hook)
-                .await;
+            return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, hook).await;
         }
         let x = FramedExchange {
             framing: self,

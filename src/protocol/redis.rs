@@ -357,8 +357,7 @@ impl Protocol for Redis {
     ) -> Result<bool, ProtocolError> {
         if !dir.is_upstream() {
             // A push nobody asked for (client tracking), or an error before the server closes.
-            return backend_started(s, self, "redis", RespFramer::new(), self.buffer, hook)
-                .await;
+            return backend_started(s, self, "redis", RespFramer::new(), self.buffer, hook).await;
         }
         let x = FramedExchange {
             framing: self,

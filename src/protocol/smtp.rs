@@ -268,8 +268,7 @@ impl Protocol for Smtp {
     ) -> Result<bool, ProtocolError> {
         if !dir.is_upstream() {
             // The greeting (or a 421 before the server closes).
-            return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, hook)
-                .await;
+            return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, hook).await;
         }
         let x = FramedExchange {
             framing: self,
@@ -288,8 +287,14 @@ impl Protocol for Smtp {
         let code = reply.code().unwrap_or(0);
         match command.verb() {
             "DATA" if code == 354 => {
-                let body = x.message(s, Side::Client, &mut DataFramer::new(), false).await?;
-                if !body || !x.message(s, Side::Backend, &mut ReplyFramer::new(), false).await? {
+                let body = x
+                    .message(s, Side::Client, &mut DataFramer::new(), false)
+                    .await?;
+                if !body
+                    || !x
+                        .message(s, Side::Backend, &mut ReplyFramer::new(), false)
+                        .await?
+                {
                     return Ok(false);
                 }
             }

@@ -287,9 +287,7 @@ fn pick(
         let Some(hook) = t.fault.as_hook() else {
             continue;
         };
-        if t.take_exchange()
-            && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
-        {
+        if t.take_exchange() && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity) {
             shared.metrics.fault(&t.kind);
             shared.events.record(
                 &shared.name,
@@ -442,10 +440,7 @@ async fn exchanges(
             streaming: false,
             spin: &mut spin,
         };
-        let keep = match protocol
-            .handle(&mut session, dir, hooks.as_deref())
-            .await
-        {
+        let keep = match protocol.handle(&mut session, dir, hooks.as_deref()).await {
             Ok(k) => k,
             Err(e) => {
                 log_end(&e);
@@ -688,9 +683,7 @@ async fn hooks_path(
                 streaming: true,
                 spin: &mut no_spin,
             };
-            let kept = protocol
-                .handle(&mut session, dir, hooks.as_deref())
-                .await;
+            let kept = protocol.handle(&mut session, dir, hooks.as_deref()).await;
             // The chunk went out (after any delay): --timeout counts from here, as the
             // original's select loop did.
             activity.tick();
@@ -734,9 +727,6 @@ async fn hooks_path(
         }
         HooksEnd::Over
     };
-    let (end, ()) = tokio::join!(
-        reader,
-        pipe_writer(rx, dst, src, dir, &shared.metrics)
-    );
+    let (end, ()) = tokio::join!(reader, pipe_writer(rx, dst, src, dir, &shared.metrics));
     end
 }

@@ -35,7 +35,13 @@ impl PyProtocol {
         dir: Direction,
         hook: Option<&dyn ExchangeHook>,
     ) {
-        let side = |end: End| if end == End::Source { dir.source() } else { dir.dest() };
+        let side = |end: End| {
+            if end == End::Source {
+                dir.source()
+            } else {
+                dir.dest()
+            }
+        };
         match req {
             Request::Recv {
                 side: end,
@@ -65,9 +71,7 @@ impl PyProtocol {
                 let _ = reply.send(s.peer(side(end)).shutdown_how(how));
             }
             Request::Between { reply } => {
-                let r = between(s, self, dir, hook)
-                    .await
-                    .map_err(|e| e.to_string());
+                let r = between(s, self, dir, hook).await.map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
         }
