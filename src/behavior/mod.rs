@@ -132,7 +132,7 @@ pub trait Wire: Send {
     /// Bytes read from `side` and not yet forwarded.
     fn buffer(&mut self, side: Side) -> &mut BytesMut;
     /// Reads more from `side` into its buffer: at most `max` bytes, waiting at most `timeout`
-    /// (`None`: the connection's `--timeout`). Returns 0 at EOF.
+    /// (`None`: without a limit, as a blocking socket). Returns 0 at EOF.
     async fn read_more(
         &mut self,
         side: Side,
@@ -193,7 +193,10 @@ impl Exchange<'_> {
             {
                 return Ok(n);
             }
-            let n = self.wire.read_more(side, self.conn.bufsize, None).await?;
+            let n = self
+                .wire
+                .read_more(side, self.conn.bufsize, Some(self.conn.timeout))
+                .await?;
             if n == 0 {
                 return Ok(0);
             }
