@@ -76,7 +76,7 @@ pub struct Settings {
     pub backlog: u32,
     /// Size of one read.
     pub bufsize: usize,
-    /// `--sync`: accepted for compatibility (see the README).
+    /// `--sync`: accepted for compatibility (see docs/cli.md).
     pub sync: bool,
     /// Most connections served at once (taken before `accept()`).
     pub max_connections: usize,
