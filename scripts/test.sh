@@ -2,8 +2,9 @@
 # The whole test suite from a fresh machine: installs the real servers the tests use, a Python
 # virtualenv of its own (.venv: works on Debian's own Python too), the original Vaurien 1.9
 # under Python 2.7 (the differential suite's oracle), then runs the cargo tests (without and
-# with the python feature), builds and installs the wheel, and runs pytest (tests_py) and the
-# differential suite against the original (tests_compat). Usage: bash scripts/test.sh
+# with the python feature), builds and installs the wheel, and runs pytest (tests_py), a 30 s
+# soak (scripts/soak.sh) and the differential suite against the original (tests_compat).
+# Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +75,9 @@ WHEEL=$(ls target/wheels/vaurien-*abi3*.whl)
 log "pytest tests_py"
 cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
 "$PY" -m pytest tests_py
+
+log "the soak, 30 s (bash scripts/soak.sh: 600 s by default)"
+bash scripts/soak.sh 30
 
 log "the differential suite against the original (tests_compat)"
 if [ -x .venv-original/bin/vaurien ]; then
