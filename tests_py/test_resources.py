@@ -24,7 +24,7 @@ worker thread (or the baseline if higher); threads +2; Python thread states +1; 
 2 s (`utime + stime` of `/proc/PID/stat`) at most 4 clock ticks (2% of one core). Idle threads
 leave on their own clocks (the Python hook threads after 30 s), so the counts are polled for up
 to 40 s. Measured (2 cores shared with other builds, load 5-7): the 100,000 connections take
-about 80 s; every count is back at once (within 0.5 s), idle CPU 0 ticks.
+80-100 s; every count is back within 0.5-3.5 s, idle CPU 0 ticks (docs/soak.md).
 """
 from __future__ import annotations
 
