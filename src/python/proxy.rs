@@ -321,11 +321,12 @@ pub fn finalize(py: Python<'_>) {
 /// The CLI's hook for `callable = pkg.mod.Class` in `[behavior:NAME]` / `[protocol:NAME]`
 /// sections: imports the class and registers it under NAME (`vaurien.util._load_plugin`).
 pub fn load_plugin(
-    kind: &str,
+    owner: crate::settings::Owner,
     name: &str,
     callable: &str,
     dir: Option<&std::path::Path>,
 ) -> Result<(), String> {
+    let kind = owner.as_str();
     let dir = dir.map(|d| {
         if d.as_os_str().is_empty() {
             ".".to_string()
