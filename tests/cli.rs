@@ -369,11 +369,16 @@ fn logs_to_a_pipe_have_no_colour() {
             "127.0.0.1:9".into(),
         ]);
         wait_port(port, &mut child.0);
+        // It listens a moment before it logs that it runs: read stderr until it says so.
+        let mut stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+        let mut err = String::new();
+        while !err.contains("vaurien is running") {
+            let n = std::io::BufRead::read_line(&mut stderr, &mut err).unwrap();
+            assert!(n > 0, "stderr ended: {err}");
+        }
         let _ = child.0.kill();
         let _ = child.0.wait();
-        let mut err = String::new();
-        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert!(err.contains("vaurien is running"), "{err}");
+        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
         assert!(
             !err.contains('\u{1b}'),
             "ANSI escapes in a piped stderr: {err:?}"
