@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from vaurien.behaviors import Behavior, get_behaviors
 from vaurien.config import DEFAULT_SETTINGS, SettingsDict
 from vaurien.protocols import Protocol
-from vaurien.util import Proxy, import_string
+from vaurien.util import _DEFAULT, Proxy, _flags, import_string
 
 __all__ = ["DefaultProxy", "OnTheFlyProxy", "RandomProxy"]
 
@@ -48,7 +48,7 @@ class DefaultProxy:
         self,
         proxy: str,
         backend: str,
-        protocol: str = "tcp",
+        protocol: str = _DEFAULT["protocol"],
         behaviors: Optional[Dict[str, Any]] = None,
         settings: Optional[Dict[str, Any]] = None,
         statsd: Any = None,
@@ -132,7 +132,7 @@ class DefaultProxy:
                 protocol=self.protocol,
                 behavior=self._initial_behavior(),
                 http=False,
-                options=["--config", path],
+                options=_flags(config=path),
             )
             engine.start()
         finally:
