@@ -1,5 +1,8 @@
 //! Option schemas: every behavior, toxic and protocol describes its options once, and that one
-//! description feeds the CLI flags, the ini reader, both HTTP APIs, Python and the docs.
+//! description feeds the CLI flags, the ini reader, both HTTP APIs, Python and the docs. A
+//! built-in one declares them with [`options!`]: a struct that is also its schema, so that its
+//! code reads typed fields and never a name; a Python one gives its schema at run time and
+//! reads [`Options`] by name.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,18 +157,6 @@ impl OptionSpec {
             help: help.to_string(),
         }
     }
-    pub fn bool(name: &str, default: bool, help: &str) -> Self {
-        Self::new(name, OptionKind::Bool, Value::Bool(default), help)
-    }
-    pub fn int(name: &str, default: i64, help: &str) -> Self {
-        Self::new(name, OptionKind::Int, Value::Int(default), help)
-    }
-    pub fn float(name: &str, default: f64, help: &str) -> Self {
-        Self::new(name, OptionKind::Float, Value::Float(default), help)
-    }
-    pub fn str(name: &str, default: &str, help: &str) -> Self {
-        Self::new(name, OptionKind::Str, Value::Str(default.to_string()), help)
-    }
     /// The flag's name: `--{prefix}-{name}` with underscores as dashes.
     pub fn flag(&self, prefix: &str) -> String {
         format!("{prefix}-{}", self.name.replace('_', "-"))
@@ -222,7 +213,7 @@ impl OptionType for String {
 }
 
 /// The options of a kind of behavior, toxic or protocol as a struct, declared with
-/// [`options!`]: its schema, and its values read from (or written to) [`Options`] by the names
+/// `options!`: its schema, and its values read from (or written to) [`Options`] by the names
 /// of that schema. No code outside the declaration spells an option's name.
 pub trait OptionSet: Default + for<'a> From<&'a Options> + Send + 'static {
     /// Names, kinds, defaults and help texts, in the order declared.
@@ -500,7 +491,12 @@ mod tests {
 
     #[test]
     fn set_checks_names_and_dashes() {
-        let schema = vec![OptionSpec::float("sleep", 1.0, "seconds")];
+        let schema = vec![OptionSpec::new(
+            "sleep",
+            OptionKind::Float,
+            Value::Float(1.0),
+            "seconds",
+        )];
         let mut o = Options::defaults(&schema);
         o.set_text(&schema, "sleep", "2").unwrap();
         assert_eq!(o.float("sleep"), 2.0);

@@ -369,7 +369,7 @@ pub struct Kind {
 }
 
 impl Kind {
-    /// A kind whose options are declared by `O` (see [`options!`]): its schema is `O`'s and its
+    /// A kind whose options are declared by `O` (see `options!`): its schema is `O`'s and its
     /// factory gets them read.
     pub fn typed<O, F>(name: &str, help: &str, origin: Origin, f: F) -> Self
     where

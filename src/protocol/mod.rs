@@ -90,7 +90,7 @@ pub struct ProtocolKind {
 }
 
 impl ProtocolKind {
-    /// A kind whose own options are declared by `O` (see [`options!`]): its schema is the
+    /// A kind whose own options are declared by `O` (see `options!`): its schema is the
     /// common options then `O`'s, and its factory gets them read.
     pub fn typed<O, F>(name: &str, help: &str, f: F) -> Self
     where
