@@ -108,7 +108,7 @@ fn command() -> (Command, Vec<OptionFlag>) {
     (cmd, flags)
 }
 
-/// The `--help` text (the README's CLI reference is checked against it).
+/// The `--help` text (docs/cli.md's CLI reference is checked against it).
 pub fn help() -> String {
     command().0.render_help().to_string()
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::behavior::{Options, Value};
 use crate::base::events::EventLog;
+use crate::behavior::{OptionSet, Options};
+use crate::protocol::CommonOptions;
 use crate::proxy::{Proxy, ProxyConfig, ProxyError, Settings};
 
 /// Errors of starting or running a server.
@@ -153,8 +154,11 @@ impl Server {
     /// The configuration of a proxy created through the Toxiproxy API: both directions stream
     /// at once (tcp with keep_alive, stay connected) and no idle timeout, as in Toxiproxy.
     pub fn toxiproxy_config(&self, spec: &ProxySpec) -> ProxyConfig {
-        let mut protocol_options = Options::default();
-        protocol_options.set("keep_alive", Value::Bool(true));
+        let protocol_options = CommonOptions {
+            keep_alive: true,
+            ..CommonOptions::default()
+        }
+        .to_options();
         let listen = if spec.listen.trim().is_empty() {
             // Go listens on every interface with an ephemeral port for an empty address.
             ":0".to_string()

@@ -1,5 +1,5 @@
 //! The `vaurien` command as users meet it: flags, errors (one line, exit status 2), the ini
-//! file and its precedence, signals, and the README's CLI reference kept in step with --help.
+//! file and its precedence, signals, and docs/cli.md's CLI reference kept in step with --help.
 
 mod common;
 
@@ -226,14 +226,13 @@ fn version_and_generated_flags_in_help() {
 }
 
 #[test]
-fn the_readme_cli_reference_matches_help() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
+fn the_cli_reference_in_docs_matches_help() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+    let start = doc
         .find("<!-- cli-help-start -->")
-        .expect("README has a CLI reference");
-    let end = readme.find("<!-- cli-help-end -->").unwrap();
-    let block = &readme[start..end];
+        .expect("docs/cli.md has a CLI reference");
+    let end = doc.find("<!-- cli-help-end -->").unwrap();
+    let block = &doc[start..end];
     let block = block
         .split_once("```text\n")
         .map(|(_, b)| b)
@@ -243,7 +242,8 @@ fn the_readme_cli_reference_matches_help() {
     assert_eq!(
         block.trim_end(),
         help.trim_end(),
-        "README's CLI reference is out of date: paste `vaurien --help` (100 columns) into it"
+        "docs/cli.md's CLI reference is out of date: run `python3 scripts/update-cli-help.py` \
+         (it pastes `vaurien --help`, 100 columns)"
     );
 }
 

@@ -445,7 +445,7 @@ class Scenario:
 
     `run(impl)` returns the observation. `expect`, when set, is what this vaurien must give
     instead of the original's observation, with `why` saying which listed difference it is
-    (an original bug in the reference, a deliberate departure, a README "What differs" entry,
+    (an original bug in the reference, a deliberate departure, an entry of docs/differences.md,
     or a 2.0 change, where the reference wins over 1.9)."""
 
     id: str

@@ -8,7 +8,7 @@ side shows). Every reason is one of:
   reference wins);
 - a deliberate departure (flags win over the ini file; the `--behavior` mix is kept under
   `--http`);
-- an entry of the README's "What differs from the original".
+- an entry of `docs/differences.md` ("What differs from the original").
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ BUG_SPIN = (
     "keep_alive with --stay-connected streams) and ends when both sides are done"
 )
 BUG_MEMCACHE_PIPELINE = (
-    "README 'What differs': 1.9's memcache framing took the rest of a pipeline's replies, when they "
+    "docs/differences.md: 1.9's memcache framing took the rest of a pipeline's replies, when they "
     "came in a second read, for a request from the backend and waited on the client until "
     "--timeout (the same framing bugs as the reference lists for memcache); this vaurien "
     "answers each command of the pipeline"

@@ -1,8 +1,8 @@
 """The listed differences of the faces (command line, ini file, control API, Python suite):
 same shape as `differences.DIFFERENCES` (the reason, and both observations pinned), merged
-into it at the end of `differences.py`. Every reason is a README "What differs from the
-original" entry, an original bug listed in the reference, a 2.0 change, or a deliberate
-departure."""
+into it at the end of `differences.py`. Every reason is an entry of `docs/differences.md`
+("What differs from the original"), an original bug listed in the reference, a 2.0 change, or
+a deliberate departure."""
 from __future__ import annotations
 
 from typing import Dict
@@ -44,22 +44,22 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "ours": '[[\'get\', \'50:delay\'], [\'list\', [\'blackout\', \'delay\', \'dummy\', \'error\', \'hang\', \'transient\']], [\'set\', None], [\'get2\', \'delay\'], [\'set-unknown\', \'ValueError\', "the \'nope\' behavior does not exist"], [\'get3\', \'delay\'], [\'with\', [\'blackout\', \'delay\']], [\'with-raises\', \'delay\'], [\'set-dummy\', None], [\'get4\', \'dummy\']]',
     },
     'effect/--pool-max-size 0': {
-        "why": 'README What differs from the original: with --pool-max-size 0 the original never reached the backend; ours keeps no idle connection but forwards',
+        "why": 'docs/differences.md: with --pool-max-size 0 the original never reached the backend; ours keeps no idle connection but forwards',
         "original": "{'client': ['sent', [b'', 'open', '6s'], ['open', '6s']], 'backend': []}",
         "ours": "{'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
     },
     'effect/--timeout 0': {
-        "why": 'README What differs from the original: a zero or negative --timeout reset every connection in the original; ours runs with 1 ms and a warning',
+        "why": 'docs/differences.md: a zero or negative --timeout reset every connection in the original; ours runs with 1 ms and a warning',
         "original": "{'client': ['sent', [b'', 'reset', 'now'], ['reset', 'now']], 'backend': [b'']}",
         "ours": "{'client': ['sent', [b'reply:hello\\n', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",
     },
     'error/json-list': {
-        "why": 'README What differs from the original: a JSON body that is not an object is a 400 error (the original answered 500)',
+        "why": 'docs/differences.md: a JSON body that is not an object is a 400 error (the original answered 500)',
         "original": "{'api': [500, 200]}",
         "ours": "{'api': [400, 200]}",
     },
     'error/json-string': {
-        "why": 'README What differs from the original: a JSON body that is not an object is a 400 error (the original answered 500)',
+        "why": 'docs/differences.md: a JSON body that is not an object is a 400 error (the original answered 500)',
         "original": "{'api': [500, 200]}",
         "ours": "{'api': [400, 200]}",
     },
@@ -79,7 +79,7 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "ours": "{'api': [[200, 'application/json', {'behavior': '50:delay'}]]}",
     },
     'get-behaviors': {
-        "why": "2.0 change (abort is a 2.0 behavior) and README What differs from the original: GET /behaviors also lists this project's behaviors",
+        "why": "2.0 change (abort is a 2.0 behavior) and docs/differences.md: GET /behaviors also lists this project's behaviors",
         "original": "{'api': [[200, 'application/json', {'behaviors': ['blackout', 'delay', 'dummy', 'error', 'hang', 'transient']}]]}",
         "ours": "{'api': [[200, 'application/json', {'behaviors': ['abort', 'bandwidth', 'blackout', 'delay', 'dummy', 'error', 'hang', 'latency', 'limit_data', 'noop', 'packet_loss', 'reset_peer', 'slicer', 'slow_close', 'timeout', 'transient']}]]}",
     },
@@ -114,7 +114,7 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "ours": "{'api': [[200, 'application/json', {'status': 'ok'}]], 'client': ['sent', [b'reply:hello\\n', 'eof', '2s'], ['eof', 'now']]}",
     },
     'prefix-ambiguous/--statsd ': {
-        "why": "README What differs from the original: ours also has --statsd (beside the original's --statsd.enabled...), so --statsd is a flag, not an ambiguous prefix",
+        "why": "docs/differences.md: ours also has --statsd (beside the original's --statsd.enabled...), so --statsd is a flag, not an ambiguous prefix",
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
@@ -129,32 +129,32 @@ DIFFERENCES_FACES: Dict[str, Dict[str, str]] = {
         "ours": "'ok'",
     },
     'value/--behavior-delay-before false': {
-        "why": 'README What differs from the original: a bool option flag takes an optional true/false value',
+        "why": 'docs/differences.md: a bool option flag takes an optional true/false value',
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
     'value/--protocol-tcp-keep-alive=true': {
-        "why": 'README What differs from the original: a bool option flag takes an optional true/false value',
+        "why": 'docs/differences.md: a bool option flag takes an optional true/false value',
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
     'value/--timeout 1e3': {
-        "why": 'README What differs from the original: --timeout and --pool-timeout take fractional seconds (the original took integers only)',
+        "why": 'docs/differences.md: --timeout and --pool-timeout take fractional seconds (the original took integers only)',
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted'}",
     },
     'vaurien/http-keys': {
-        "why": 'README What differs from the original: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
+        "why": 'docs/differences.md: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
         "original": "{'result': 'accepted', 'api': False, 'log file': False}",
         "ours": "{'result': 'accepted', 'api': True, 'log file': False}",
     },
     'vaurien/log-keys': {
-        "why": 'README What differs from the original: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
+        "why": 'docs/differences.md: the [vaurien] keys http, http_host, http_port, log_level, log_output apply (the original read these from the command line only)',
         "original": "{'result': 'accepted', 'api': False, 'log file': False}",
         "ours": "{'result': 'accepted', 'api': False, 'log file': True}",
     },
     'vaurien/multi-line-behavior': {
-        "why": 'README What differs from the original: a multi-line behavior value is a mix (its lines joined with commas); the original crashed on the list',
+        "why": 'docs/differences.md: a multi-line behavior value is a mix (its lines joined with commas); the original crashed on the list',
         "original": "{'result': 'refused'}",
         "ours": "{'result': 'accepted', 'client': ['sent', [b'reply:hello\\n', 'eof', '1s'], ['eof', 'now']], 'backend': [b'hello\\n']}",
     },

@@ -4,8 +4,8 @@ prefixes, a flag given twice), bad values, and which error comes first when seve
 are wrong.
 
 Observed: accepted (it listens) or refused (it exits non-zero; the original exits 2 for
-argparse's errors and 1 with a traceback for the others, ours 2 for every refusal: a README
-"What differs" entry, so the status number is not compared), what the refusal is about, and
+argparse's errors and 1 with a traceback for the others, ours 2 for every refusal: an entry of
+docs/differences.md, so the status number is not compared), what the refusal is about, and
 the effect of an accepted flag on a client's conversation or on what the backend receives.
 """
 from __future__ import annotations
@@ -315,7 +315,7 @@ def statsd(sid: str, args: List[str]) -> Scenario:
                 name = line.split(":", 1)[0]
                 parts = name.split(".")
                 # The original's per-connection counters (PREFIX.PROTOCOL.ID.KIND); ours also
-                # sends per-proxy ones (PREFIX.PROXY.KIND, a README extra), not compared.
+                # sends per-proxy ones (PREFIX.PROXY.KIND, a docs/toxiproxy.md extra), not compared.
                 if len(parts) < 4 or parts[1] != "tcp":
                     continue
                 kinds.add("%s...%s" % (".".join(parts[:2]), parts[-1]))

@@ -259,7 +259,7 @@ def test_vaurienctl(proxy, capsys):
 
 
 class TestAsTheOriginalDocsShow(unittest.TestCase):
-    """The README's unittest example, unchanged but for the ports."""
+    """The original Vaurien README's unittest example, unchanged but for the ports."""
 
     def setUp(self):
         self.backend = Backend(echo_once)

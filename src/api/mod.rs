@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+mod guard;
 pub mod toxiproxy;
 pub mod vaurien;
 
@@ -73,8 +74,15 @@ impl Bound {
     /// Starts serving on the current tokio runtime.
     pub fn start(self, server: Arc<Server>) -> ApiHandle {
         let data = web::Data::from(server);
+        let local = self
+            .listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let guard = web::Data::new(guard::Guard::new(local));
         let http = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(guard::check))
+                .app_data(guard.clone())
                 .app_data(data.clone())
                 .app_data(
                     web::JsonConfig::default()

@@ -1,5 +1,5 @@
 //! Toxiproxy's routes, as its clients see them: the same paths, status codes, JSON shapes and
-//! key order, and error bodies (see the README's "Coming from Toxiproxy" for where vaurien differs and why).
+//! key order, and error bodies (see docs/toxiproxy.md for where vaurien differs and why).
 //!
 //! Request bodies are read the way Go's `encoding/json` reads them into Toxiproxy's structs:
 //! keys match case-insensitively, unknown keys are ignored, `null` leaves a field unset, a
@@ -462,7 +462,7 @@ fn collection_error(e: &CollectionError) -> HttpResponse {
 }
 
 /// A `listen` that is not HOST:PORT fails in Go when the proxy starts, as a 500 in
-/// `net.Listen`'s words (an `upstream` that is not HOST:PORT stays a 400: see the README).
+/// `net.Listen`'s words (an `upstream` that is not HOST:PORT stays a 400: see docs/toxiproxy.md).
 fn go_listen_error(e: &CollectionError, listen: Option<&str>) -> Option<String> {
     match e {
         CollectionError::Proxy(ProxyError::Address(a)) if Some(a.as_str()) == listen => {

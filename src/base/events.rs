@@ -115,4 +115,3 @@ impl EventLog {
         self.seq.load(Ordering::Relaxed)
     }
 }
-

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-
 use super::Direction;
 
 /// Per-proxy counters.
@@ -92,4 +91,3 @@ impl Metrics {
             .clone()
     }
 }
-

@@ -42,7 +42,8 @@ use rand::rngs::SmallRng;
 
 pub use mix::{Mix, MixError, MixSpec};
 
-pub use crate::base::options::{OptionKind, OptionSpec, Options, Value};
+pub(crate) use crate::base::options::options;
+pub use crate::base::options::{NoOptions, OptionKind, OptionSet, OptionSpec, Options, Value};
 pub use crate::base::PeerInfo;
 use crate::base::{ConnInfo, Direction, Side};
 
@@ -132,7 +133,7 @@ pub trait Wire: Send {
     /// Bytes read from `side` and not yet forwarded.
     fn buffer(&mut self, side: Side) -> &mut BytesMut;
     /// Reads more from `side` into its buffer: at most `max` bytes, waiting at most `timeout`
-    /// (`None`: the connection's `--timeout`). Returns 0 at EOF.
+    /// (`None`: without a limit, as a blocking socket). Returns 0 at EOF.
     async fn read_more(
         &mut self,
         side: Side,
@@ -187,10 +188,16 @@ impl Exchange<'_> {
     pub async fn read_message(&mut self) -> io::Result<usize> {
         let side = self.source();
         loop {
-            if let Some(n) = self.framing.frame_len(self.wire.buffer(side), self.direction) {
+            if let Some(n) = self
+                .framing
+                .frame_len(self.wire.buffer(side), self.direction)
+            {
                 return Ok(n);
             }
-            let n = self.wire.read_more(side, self.conn.bufsize, None).await?;
+            let n = self
+                .wire
+                .read_more(side, self.conn.bufsize, Some(self.conn.timeout))
+                .await?;
             if n == 0 {
                 return Ok(0);
             }
@@ -362,6 +369,18 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// A kind whose options are declared by `O` (see `options!`): its schema is `O`'s and its
+    /// factory gets them read.
+    pub fn typed<O, F>(name: &str, help: &str, origin: Origin, f: F) -> Self
+    where
+        O: OptionSet,
+        F: Fn(O) -> Result<Fault, BehaviorError> + Send + Sync + 'static,
+    {
+        Self::new(name, help, origin, O::schema(), move |o| f(O::from(o)))
+    }
+
+    /// A kind whose schema is known at run time only (Python): its factory reads the options
+    /// by name.
     pub fn new<F>(name: &str, help: &str, origin: Origin, options: Vec<OptionSpec>, f: F) -> Self
     where
         F: Fn(&Options) -> Result<Fault, BehaviorError> + Send + Sync + 'static,

@@ -21,7 +21,7 @@ pub const DENSE_GAP: Duration = Duration::from_micros(100);
 /// other closely, the connection looks for the next chunk itself instead of letting its task
 /// sleep until the runtime reports a socket readable. A request and its answer with one
 /// client then skip their wake-ups, at the price of a busy core while that traffic flows
-/// (measured in the README, Benchmarks).
+/// (measured in docs/benchmarks.md).
 #[derive(Debug)]
 pub struct BusyPoll {
     /// The longest look after a chunk (zero: busy polling off).

@@ -90,10 +90,11 @@ impl<'a> Session<'a> {
     /// the connection.
     pub async fn forward(&mut self, dir: Direction, data: &[u8]) -> io::Result<bool> {
         self.metrics.add_bytes(dir, data.len());
-        let injected = (self.inject && dir == Direction::Downstream && !data.is_empty()).then(|| {
-            self.inject = false;
-            inject_random(data, self.rng)
-        });
+        let injected =
+            (self.inject && dir == Direction::Downstream && !data.is_empty()).then(|| {
+                self.inject = false;
+                inject_random(data, self.rng)
+            });
         match injected {
             Some(bytes) => self.send(dir, &bytes).await,
             None => self.send(dir, data).await,

@@ -91,10 +91,7 @@ async fn run(
     counts: &Counts,
 ) {
     let client = Peer::new(stream, Side::Client, addr);
-    let reuse = shared
-        .protocol
-        .option("reuse_socket")
-        .is_some_and(|v| v.as_bool());
+    let reuse = shared.protocol.common().reuse_socket;
     // Boxed (as the exchanges path below): a streaming connection's future stays small.
     let backend = match Box::pin(
         shared
@@ -287,9 +284,7 @@ fn pick(
         let Some(hook) = t.fault.as_hook() else {
             continue;
         };
-        if t.take_exchange()
-            && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity)
-        {
+        if t.take_exchange() && (t.toxicity >= 1.0 || rng.random::<f32>() < t.toxicity) {
             shared.metrics.fault(&t.kind);
             shared.events.record(
                 &shared.name,
@@ -361,11 +356,12 @@ async fn exchanges(
     let stay_connected = shared.settings.stay_connected;
     // An exchange starts with one read of at most the protocol's `buffer` (the original's read
     // size: tcp without keep_alive forwards only that much of the client's first data).
-    let first_read = protocol
-        .option("buffer")
-        .map(|v| v.as_i64())
-        .filter(|n| *n > 0)
-        .map_or(conn.bufsize, |n| (n as usize).min(16 << 20));
+    let common = protocol.common();
+    let first_read = if common.buffer > 0 {
+        common.read_size()
+    } else {
+        conn.bufsize
+    };
     loop {
         let dir = if !client_buf.is_empty() {
             Direction::Upstream
@@ -442,10 +438,7 @@ async fn exchanges(
             streaming: false,
             spin: &mut spin,
         };
-        let keep = match protocol
-            .handle(&mut session, dir, hooks.as_deref())
-            .await
-        {
+        let keep = match protocol.handle(&mut session, dir, hooks.as_deref()).await {
             Ok(k) => k,
             Err(e) => {
                 log_end(&e);
@@ -688,9 +681,7 @@ async fn hooks_path(
                 streaming: true,
                 spin: &mut no_spin,
             };
-            let kept = protocol
-                .handle(&mut session, dir, hooks.as_deref())
-                .await;
+            let kept = protocol.handle(&mut session, dir, hooks.as_deref()).await;
             // The chunk went out (after any delay): --timeout counts from here, as the
             // original's select loop did.
             activity.tick();
@@ -734,9 +725,6 @@ async fn hooks_path(
         }
         HooksEnd::Over
     };
-    let (end, ()) = tokio::join!(
-        reader,
-        pipe_writer(rx, dst, src, dir, &shared.metrics)
-    );
+    let (end, ()) = tokio::join!(reader, pipe_writer(rx, dst, src, dir, &shared.metrics));
     end
 }

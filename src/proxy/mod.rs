@@ -26,11 +26,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::behavior::mix::Chooser;
-use crate::behavior::{registry, BehaviorError, Mix, MixError, MixSpec, Options};
 use crate::base::events::EventLog;
 use crate::base::metrics::Metrics;
 use crate::base::Direction;
+use crate::behavior::mix::Chooser;
+use crate::behavior::{registry, BehaviorError, Mix, MixError, MixSpec, Options};
 pub use crate::link::{Budget, Faults, Limits, Toxic};
 use crate::protocol::{self, Protocol, ProtocolError};
 
@@ -76,7 +76,7 @@ pub struct Settings {
     pub backlog: u32,
     /// Size of one read.
     pub bufsize: usize,
-    /// `--sync`: accepted for compatibility (see the README).
+    /// `--sync`: accepted for compatibility (see docs/cli.md).
     pub sync: bool,
     /// Most connections served at once (taken before `accept()`).
     pub max_connections: usize,

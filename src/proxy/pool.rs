@@ -12,9 +12,9 @@ use arc_swap::ArcSwapOption;
 
 use tokio::net::TcpStream;
 
+use super::{resolve, ProxyError};
 use crate::base::Side;
 use crate::io::peer::Peer;
-use super::{resolve, ProxyError};
 
 /// How long the addresses a backend's host name resolved to are used before it is resolved
 /// again (the address of `localhost` costs a `getaddrinfo` on a blocking thread otherwise, for

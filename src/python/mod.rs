@@ -4,7 +4,7 @@
 //! Layout:
 //! - [`proxy`]: `start`/`stop` of in-process servers on one background tokio runtime, and the
 //!   `vaurien` console script (`cli_main`), waiting on the Python side so that Ctrl-C works;
-//! - [`behavior`]: Python behavior classes adapted to the engine's [`crate::behavior::Behavior`];
+//! - [`behavior`]: Python behavior classes adapted to the engine's [`crate::behavior::ExchangeHook`];
 //! - [`protocol`]: Python protocol classes adapted to [`crate::protocol::Protocol`];
 //! - [`socket`]: the socket-like objects handed to Python hooks, and the requests they send to
 //!   the connection's task, which performs them on the real sockets;

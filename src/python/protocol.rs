@@ -15,14 +15,16 @@ use super::behavior::{self as pyb, Call, Instance, Plugin, PyOptionSpec, Step};
 use super::errors;
 use super::socket::{self, Conduit, End, PeerInfo, Request};
 use crate::base::Direction;
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::{ExchangeHook, OptionSet, Options};
 use crate::link::Session;
 use crate::protocol::{
-    self, after, before, between, Framing, Mode, Protocol, ProtocolError, ProtocolKind,
+    self, after, before, between, CommonOptions, Framing, Mode, Protocol, ProtocolError,
+    ProtocolKind,
 };
 
 pub struct PyProtocol {
     instance: Arc<Instance>,
+    common: CommonOptions,
 }
 
 impl PyProtocol {
@@ -35,7 +37,13 @@ impl PyProtocol {
         dir: Direction,
         hook: Option<&dyn ExchangeHook>,
     ) {
-        let side = |end: End| if end == End::Source { dir.source() } else { dir.dest() };
+        let side = |end: End| {
+            if end == End::Source {
+                dir.source()
+            } else {
+                dir.dest()
+            }
+        };
         match req {
             Request::Recv {
                 side: end,
@@ -65,9 +73,7 @@ impl PyProtocol {
                 let _ = reply.send(s.peer(side(end)).shutdown_how(how));
             }
             Request::Between { reply } => {
-                let r = between(s, self, dir, hook)
-                    .await
-                    .map_err(|e| e.to_string());
+                let r = between(s, self, dir, hook).await.map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
         }
@@ -86,6 +92,10 @@ impl Framing for PyProtocol {
 
 #[async_trait]
 impl Protocol for PyProtocol {
+    fn common(&self) -> &CommonOptions {
+        &self.common
+    }
+
     fn mode(&self, stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: stay_connected,
@@ -146,7 +156,7 @@ pub fn register_protocol(
             "a protocol name must be a non-empty word, not {name:?}"
         )));
     }
-    let common: Vec<String> = protocol::common_options()
+    let common: Vec<String> = CommonOptions::schema()
         .into_iter()
         .map(|o| o.name)
         .collect();
@@ -162,6 +172,7 @@ pub fn register_protocol(
     protocol::registry().register(ProtocolKind::new(&name, &help, extra, move |o| {
         Ok(Arc::new(PyProtocol {
             instance: Arc::new(Instance::new(plugin.clone(), o.clone())),
+            common: CommonOptions::from(o),
         }) as Arc<dyn Protocol>)
     }));
     Ok(())

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 
 use super::behavior::Outcome;
 use super::errors;
-use crate::behavior::{BehaviorError, Options, Value};
 use crate::base::Side;
 use crate::behavior::Wire;
+use crate::behavior::{BehaviorError, Options, Value};
 
 /// Which of the hook's two sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -110,7 +110,6 @@ pub async fn prometheus(server: &crate::server::Server) -> String {
     out
 }
 
-
 /// statsd output, as the original had it (`statsd` settings): every second, the counters that
 /// moved are sent as statsd counters `<prefix>.<proxy>.<counter>:<delta>|c`, and the
 /// original's per-connection counters `<prefix>.<protocol>.<connection id>.start:1|c`,
