@@ -8,19 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn api_changes_are_logged_with_what_which_proxy_and_who() {
     common::within(async {
         let backend = common::echo_server().await;
-        let (pp, ap) = (free_port(), free_port());
+        let (pp, ap) = (common::free_port(), common::free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_vaurien"))
             .args(["--proxy", &format!("127.0.0.1:{pp}")])
             .args(["--backend", &backend.to_string()])
