@@ -139,6 +139,7 @@ pub mod changes {
     }
 
     /// Runs `f` (a synchronous call, from Python) as a change asked for `by`.
+    #[cfg(feature = "python")]
     pub fn by_sync<R>(by: &str, f: impl FnOnce() -> R) -> R {
         BY.sync_scope(by.to_string(), f)
     }
