@@ -803,14 +803,14 @@ async fn events(
     q: web::Query<EventsQuery>,
 ) -> HttpResponse {
     matched!(req, {
-        let list = server.events.events(q.proxy.as_deref());
+        let list = server.events.events(q.proxy.as_deref()).await;
         ok_json(200, &serde_json::to_value(list).unwrap_or(Value::Null))
     })
 }
 
 async fn clear_events(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
-        server.events.clear();
+        server.events.clear().await;
         no_content()
     })
 }
