@@ -1,13 +1,99 @@
-//! The fault event log under many concurrent connections while its file is stuck.
+//! `GET /metrics` read by a real Prometheus text parser, and the fault event log under many
+//! concurrent connections while its file is stuck.
 
 mod toxiproxy_support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use prometheus_parse::{Sample, Scrape, Value};
 use tokio::net::TcpStream;
 use toxiproxy_support::*;
 use vaurien::server::ServerConfig;
+
+/// The samples of one family, by their labels.
+fn family<'a>(scrape: &'a Scrape, name: &str) -> Vec<&'a Sample> {
+    scrape.samples.iter().filter(|s| s.metric == name).collect()
+}
+
+fn label_names(s: &Sample) -> BTreeSet<&str> {
+    s.labels.keys().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_with_toxiproxys_names_and_labels() {
+    let (s, api) = server().await;
+    let up = echo().await;
+    let listen = api.proxy("m", up).await;
+    api.toxic("m", r#"{"type":"latency","attributes":{"latency":1}}"#)
+        .await;
+    let mut c = within(TcpStream::connect(listen)).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"12345").await, b"12345");
+    drop(c);
+
+    let r = api.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let scrape = Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).unwrap();
+
+    // Toxiproxy's byte counters: one sample a direction, its four labels.
+    for (name, dir) in [
+        ("toxiproxy_proxy_received_bytes_total", "upstream"),
+        ("toxiproxy_proxy_sent_bytes_total", "downstream"),
+    ] {
+        let samples = family(&scrape, name);
+        assert_eq!(samples.len(), 2, "{name}: {}", r.body);
+        assert!(scrape.docs.contains_key(name), "{name} has no HELP");
+        for s in &samples {
+            assert_eq!(
+                label_names(s),
+                BTreeSet::from(["direction", "listener", "proxy", "upstream"])
+            );
+            assert!(
+                matches!(s.value, Value::Counter(_)),
+                "{name}: {:?}",
+                s.value
+            );
+            assert_eq!(s.labels.get("proxy"), Some("m"));
+            assert_eq!(s.labels.get("listener"), Some(listen.to_string().as_str()));
+            assert_eq!(s.labels.get("upstream"), Some(up.to_string().as_str()));
+        }
+        let by_dir: BTreeMap<&str, &Value> = samples
+            .iter()
+            .map(|s| (s.labels.get("direction").unwrap(), &s.value))
+            .collect();
+        assert_eq!(by_dir[dir], &Value::Counter(5.0), "{name}");
+    }
+    // vaurien's: `{proxy}`, counters but for the active connections.
+    for (name, counter) in [
+        ("vaurien_connections_total", true),
+        ("vaurien_connections_active", false),
+        ("vaurien_exchanges_total", true),
+    ] {
+        let samples = family(&scrape, name);
+        assert_eq!(samples.len(), 1, "{name}: {}", r.body);
+        assert_eq!(label_names(samples[0]), BTreeSet::from(["proxy"]));
+        assert_eq!(samples[0].labels.get("proxy"), Some("m"));
+        match samples[0].value {
+            Value::Counter(_) => assert!(counter, "{name} is a gauge"),
+            Value::Gauge(_) => assert!(!counter, "{name} is a counter"),
+            ref v => panic!("{name}: {v:?}"),
+        }
+    }
+    assert_eq!(
+        family(&scrape, "vaurien_connections_total")[0].value,
+        Value::Counter(1.0)
+    );
+    let faults = family(&scrape, "vaurien_faults_total");
+    assert_eq!(faults.len(), 1, "{}", r.body);
+    assert_eq!(label_names(faults[0]), BTreeSet::from(["proxy", "type"]));
+    assert_eq!(faults[0].labels.get("type"), Some("latency"));
+    assert_eq!(faults[0].value, Value::Counter(1.0));
+    let dropped = family(&scrape, "vaurien_events_dropped_total");
+    assert_eq!(dropped.len(), 1, "{}", r.body);
+    assert_eq!(dropped[0].value, Value::Counter(0.0));
+    assert_eq!(s.events.dropped(), 0);
+}
 
 /// Connections and events of the test below: ~150 bytes of JSON an event, so more than twice
 /// what a pipe holds (64 KiB on Linux) plus the writer's buffer.

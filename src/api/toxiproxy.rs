@@ -787,7 +787,7 @@ async fn version(req: HttpRequest) -> HttpResponse {
 async fn metrics(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
         HttpResponse::Ok()
-            .insert_header(("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
+            .insert_header(("Content-Type", crate::telemetry::CONTENT_TYPE))
             .body(crate::telemetry::prometheus(&server).await)
     })
 }
