@@ -72,15 +72,13 @@ impl Server {
     /// Starts the proxy of the command line, if any; it accepts connections when this
     /// returns.
     pub async fn start(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
-        let events = Arc::new(EventLog::default());
-        if let Some(path) = &cfg.events_file {
-            events
-                .set_file(path)
-                .map_err(|source| ServerError::Events {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
+        let events = Arc::new(match &cfg.events_file {
+            Some(path) => EventLog::with_file(path).map_err(|source| ServerError::Events {
+                path: path.clone(),
+                source,
+            })?,
+            None => EventLog::default(),
+        });
         let mut proxies = BTreeMap::new();
         let mut main = None;
         if let Some(pc) = &cfg.proxy {
