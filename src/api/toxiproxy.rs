@@ -787,7 +787,7 @@ async fn version(req: HttpRequest) -> HttpResponse {
 async fn metrics(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
         HttpResponse::Ok()
-            .insert_header(("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
+            .insert_header(("Content-Type", crate::telemetry::CONTENT_TYPE))
             .body(crate::telemetry::prometheus(&server).await)
     })
 }
@@ -803,14 +803,14 @@ async fn events(
     q: web::Query<EventsQuery>,
 ) -> HttpResponse {
     matched!(req, {
-        let list = server.events.events(q.proxy.as_deref());
+        let list = server.events.events(q.proxy.as_deref()).await;
         ok_json(200, &serde_json::to_value(list).unwrap_or(Value::Null))
     })
 }
 
 async fn clear_events(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
-        server.events.clear();
+        server.events.clear().await;
         no_content()
     })
 }

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{errors, log, pool};
+use crate::base::changes;
 use crate::cli::{self, ParseOutcome};
 use crate::config::Resolved;
 use crate::server::Server;
@@ -203,9 +204,7 @@ pub fn set_behavior(id: u64, name: &str, options: Option<&Bound<'_, PyDict>>) ->
             map.insert(key, value);
         }
     }
-    proxy
-        .shared
-        .set_behavior(name, Some(&map))
+    changes::by_sync("Python", || proxy.shared.set_behavior(name, Some(&map)))
         .map_err(errors::value_error)
 }
 
