@@ -291,7 +291,25 @@ fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Giv
 /// `head`) is ignored: `eprintln!` would panic (exit 101) there.
 pub(crate) fn eprint_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    // One line, whatever the message quotes (a multi-line ini value, say).
+    let text = line.to_string().trim_end().replace('\n', "\\n");
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Reports a clap outcome: `--help` as clap renders it (exit 0); a usage error as one line on
+/// stderr naming the flag, the value and what is allowed (exit 2), where clap writes 3 to 19
+/// lines.
+pub fn report_clap(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprint_line(format_args!("vaurien: error: {first} (see --help)"));
+    2
 }
 
 /// Writes a line to stdout, ignoring a stdout that cannot be written (as [`eprint_line`]).
@@ -346,11 +364,7 @@ where
 {
     let resolved = match parse(args) {
         Ok(r) => r,
-        Err(ParseOutcome::Clap(e)) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return code;
-        }
+        Err(ParseOutcome::Clap(e)) => return report_clap(&e),
         Err(ParseOutcome::Version) => {
             crate::cli::print_line(format_args!("{}", crate::VERSION));
             return 0;

@@ -343,6 +343,12 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
         .get(&given.value(&PROTOCOL))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let mut warnings = file.warnings.clone();
+    if crate::proxy::split_host_port(&backend).is_ok_and(|(host, _)| host.is_empty()) {
+        warnings.push(format!(
+            "{} {backend}: no host; connections go to this machine (give HOST:PORT)",
+            BACKEND.spec.flag()
+        ));
+    }
     let http = given.value(&HTTP);
     let mut behavior = given.value(&BEHAVIOR);
     // The original ignored --behavior under --http: a mix it would have refused must not stop
@@ -488,11 +494,21 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
     };
     let log_level = given.value(&LOG_LEVEL);
     parse_log_level(&log_level)?;
+    let mut sample_rate = given.value(&STATSD_SAMPLE_RATE);
+    if !(0.0..=1.0).contains(&sample_rate) {
+        // The original sent such a rate as it was; a statsd server then scales counts wrongly.
+        let used = if sample_rate < 0.0 { 0.0 } else { 1.0 };
+        warnings.push(format!(
+            "{} {sample_rate}: not a rate between 0 and 1; using {used}",
+            STATSD_SAMPLE_RATE.spec.flag()
+        ));
+        sample_rate = used;
+    }
     let statsd = given.value(&STATSD).then(|| Statsd {
         host: given.value(&STATSD_HOST),
         port: given.value(&STATSD_PORT),
         prefix: given.value(&STATSD_PREFIX),
-        sample_rate: given.value(&STATSD_SAMPLE_RATE),
+        sample_rate,
     });
     Ok(Resolved {
         server: ServerConfig {
@@ -515,7 +531,8 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
         log_level,
         log_output: given.value(&LOG_OUTPUT),
         statsd,
-        warnings,
+        // One line each, whatever they quote (a multi-line ini value, say).
+        warnings: warnings.iter().map(|w| w.replace('\n', "\\n")).collect(),
     })
 }
 

@@ -427,7 +427,7 @@ fn proxy_error(e: &ProxyError) -> HttpResponse {
             &format!("invalid attributes for {behavior}: {message}"),
         ),
         ProxyError::Protocol(p) => toxiproxy_error(400, &p.to_string()),
-        ProxyError::Address(_) => toxiproxy_error(400, &e.to_string()),
+        ProxyError::Address(_) | ProxyError::Port(..) => toxiproxy_error(400, &e.to_string()),
         ProxyError::Bind { addr, source } => {
             toxiproxy_error(500, &format!("listen tcp {addr}: bind: {}", go_io(source)))
         }
@@ -472,6 +472,9 @@ fn go_listen_error(e: &CollectionError, listen: Option<&str>) -> Option<String> 
                 "missing port in address"
             };
             Some(format!("listen tcp: address {a}: {why}"))
+        }
+        CollectionError::Proxy(ProxyError::Port(a, _)) if Some(a.as_str()) == listen => {
+            Some(format!("listen tcp: address {a}: invalid port"))
         }
         _ => None,
     }

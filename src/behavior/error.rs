@@ -113,11 +113,25 @@ options! {
     }
 }
 
+/// The original took a negative count and counted as if it were 0: so does vaurien, saying so.
+pub(super) fn warn_negative(behavior: &str, values: &[(&str, i64)]) {
+    for (name, v) in values.iter().filter(|(_, v)| *v < 0) {
+        tracing::warn!(
+            "{behavior}: {name} {v} is negative; counted as 0 \
+             (--behavior-{behavior}-{}, a count of 0 or more)",
+            name.replace('_', "-")
+        );
+    }
+}
+
 pub(super) fn kind() -> Kind {
     Kind::typed(
         "error",
         "answers with errors (protocol errors, or random bytes)",
         Origin::Vaurien,
-        |o: ErrorOptions| Ok(Fault::hook(Error::new(&o))),
+        |o: ErrorOptions| {
+            warn_negative("error", &[("warmup", o.warmup)]);
+            Ok(Fault::hook(Error::new(&o)))
+        },
     )
 }

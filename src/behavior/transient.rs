@@ -49,6 +49,10 @@ pub(super) fn kind() -> Kind {
         "fails the first `agitate` exchanges, then recovers",
         Origin::Vaurien,
         |o: TransientOptions| {
+            super::error::warn_negative(
+                "transient",
+                &[("agitate", o.agitate), ("warmup", o.error.warmup)],
+            );
             Ok(Fault::hook(Transient {
                 agitate: o.agitate,
                 warmup: o.error.warmup,

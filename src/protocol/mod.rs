@@ -130,6 +130,18 @@ impl ProtocolKind {
         for (k, v) in &options.0 {
             full.0.insert(k.clone(), v.clone());
         }
+        // A read of 0 bytes reads nothing (the original closed every connection at once).
+        let buffer = CommonOptions::from(&full).buffer;
+        if buffer < 1 {
+            return Err(ProtocolError::BadOption {
+                protocol: self.name.clone(),
+                message: format!(
+                    "buffer {buffer}: must be a size of 1 byte or more \
+                     (--protocol-{}-buffer, [protocol:{}] buffer)",
+                    self.name, self.name
+                ),
+            });
+        }
         (self.factory)(&full)
     }
 }

@@ -39,6 +39,8 @@ use crate::protocol::{self, Protocol, ProtocolError};
 pub enum ProxyError {
     #[error("invalid address '{0}': expected HOST:PORT")]
     Address(String),
+    #[error("invalid address '{0}': port {1} is not in 0..=65535")]
+    Port(String, u64),
     #[error("cannot resolve '{addr}': {source}")]
     Resolve {
         addr: String,
@@ -506,7 +508,10 @@ pub fn check_address(addr: &str) -> Result<(), ProxyError> {
 pub fn split_host_port(addr: &str) -> Result<(String, u16), ProxyError> {
     let bad = || ProxyError::Address(addr.to_string());
     let (host, port) = addr.trim().rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
+    let port: u16 = match port.parse::<u64>() {
+        Ok(p) => u16::try_from(p).map_err(|_| ProxyError::Port(addr.to_string(), p))?,
+        Err(_) => return Err(bad()),
+    };
     let host = if let Some(h) = host.strip_prefix('[') {
         h.strip_suffix(']').ok_or_else(bad)?
     } else {

@@ -240,10 +240,7 @@ pub fn set_http_errors(responses: Option<Vec<Vec<u8>>>) {
 pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     let resolved = match cli::parse(argv) {
         Ok(r) => r,
-        Err(ParseOutcome::Clap(e)) => {
-            let _ = e.print();
-            return Ok(e.exit_code());
-        }
+        Err(ParseOutcome::Clap(e)) => return Ok(crate::cli::report_clap(&e)),
         Err(ParseOutcome::Version) => {
             crate::cli::print_line(format_args!("{}", crate::VERSION));
             return Ok(0);
