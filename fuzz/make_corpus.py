@@ -251,7 +251,7 @@ for args in CLI:
 
 # --- exchange (conf: protocol = byte % 6 [tcp http redis memcache smtp mysql], flags = byte // 6:
 # 1 keep_alive, 2 tiny reads, 4 rewrite Host, 8 stay connected, 16 busy polling;
-# behavior: byte % 12, see BEHAVIORS in exchange.rs) -------------------------------------------
+# behavior: byte % 17, see BEHAVIORS in exchange.rs) -------------------------------------------
 def write(side, data):
     out = b""
     while True:
@@ -284,5 +284,6 @@ TALKS = {
        + write(C, packet(0, b"\x01")),
 }
 for proto, talk in TALKS.items():
-    for flags, behavior in [(0, 0), (9, 0), (0, 1), (8, 4), (2, 0), (0, 5), (1, 10)]:
+    for flags, behavior in [(0, 0), (9, 0), (0, 1), (8, 4), (2, 0), (0, 5), (1, 10),
+                            (9, 12), (9, 13), (0, 14), (9, 15)]:
         put("exchange", bytes([proto + 6 * flags, behavior]) + talk)

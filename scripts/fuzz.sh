@@ -9,6 +9,7 @@
 #   TARGET   some of: redis http memcache smtp mysql api ini cli exchange (default: all)
 # Environment: FUZZ_OUT=DIR keeps the scratch directory there (corpus grown, crash inputs,
 #   logs); otherwise a fresh one under /tmp, kept only when something crashed.
+#   FUZZ_RUNS=N: also stop a target after N executions (the first limit reached ends it).
 #   FUZZ_JOBS=N: cargo's build jobs (default 2).
 #
 # Stable Rust is enough: the coverage instrumentation libFuzzer needs is passed as RUSTFLAGS,
@@ -60,7 +61,7 @@ fi
 mkdir -p "$OUT/tmp"
 
 FAILED=()
-printf '\n%-10s %12s %10s %8s  %s\n' target executions exec/s crashes "crash inputs"
+printf '\n%-10s %12s %8s %10s %8s  %s\n' target executions seconds exec/s crashes "crash inputs"
 for t in "${TARGETS[@]}"; do
   corpus=$OUT/corpus/$t
   crashes=$OUT/crashes/$t
@@ -73,7 +74,7 @@ for t in "${TARGETS[@]}"; do
   # (crash-*, timeout-*, oom-*) go to $crashes. Stdin is closed: no input reads a terminal.
   set +e
   (cd "$OUT/tmp" && TMPDIR=$OUT/tmp "$BIN_DIR/$t" "$corpus" \
-    -max_total_time="$SECONDS_EACH" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_total_time="$SECONDS_EACH" -runs="${FUZZ_RUNS:--1}" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$crashes/" </dev/null >"$log" 2>&1)
   rc=$?
   set -e
@@ -93,7 +94,7 @@ for t in "${TARGETS[@]}"; do
     where="$crashes (log: $log)"
     FAILED+=("$t")
   fi
-  printf '%-10s %12s %10s %8s  %s\n' "$t" "$runs" "$rate" "$found" "$where"
+  printf '%-10s %12s %8s %10s %8s  %s\n' "$t" "$runs" "${secs:-?}" "$rate" "$found" "$where"
 done
 
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -25,7 +25,7 @@ const PROTOCOLS: [&str; 6] = ["tcp", "http", "redis", "memcache", "smtp", "mysql
 
 /// Behavior mixes, with their options: (mix, behavior, option, value).
 type Setting = (&'static str, &'static str, Value);
-const BEHAVIORS: [(&str, &[Setting]); 12] = [
+const BEHAVIORS: [(&str, &[Setting]); 17] = [
     ("100:dummy", &[]),
     (
         "100:error",
@@ -50,6 +50,26 @@ const BEHAVIORS: [(&str, &[Setting]); 12] = [
     ("100:hang", &[]),
     ("100:slicer", &[("slicer", "average_size", Value::Int(3))]),
     ("100:limit_data", &[("limit_data", "bytes", Value::Int(40))]),
+    (
+        "100:latency",
+        &[
+            ("latency", "latency", Value::Int(1)),
+            ("latency", "jitter", Value::Int(1)),
+        ],
+    ),
+    ("100:bandwidth", &[("bandwidth", "rate", Value::Int(1000))]),
+    (
+        "50:slow_close,50:reset_peer",
+        &[
+            ("slow_close", "delay", Value::Int(1)),
+            ("reset_peer", "timeout", Value::Int(1)),
+        ],
+    ),
+    ("100:timeout", &[("timeout", "timeout", Value::Int(20))]),
+    (
+        "100:packet_loss",
+        &[("packet_loss", "loss_rate", Value::Float(0.3))],
+    ),
 ];
 
 /// `--timeout` of the proxies: how long a quiet read waits.
