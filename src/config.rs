@@ -67,6 +67,13 @@ pub fn read_ini(path: &Path) -> Result<Given, ConfigError> {
     from_sections(path, &sections)
 }
 
+/// [`read_ini`] of `text`, as if read from `path` (for the fuzz targets).
+#[doc(hidden)]
+pub fn parse_ini(path: &Path, text: &str) -> Result<Given, ConfigError> {
+    let sections = text_sections(path, text, 0)?;
+    from_sections(path, &sections)
+}
+
 type Sections = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The most an ini file may hold: reading stops there (`--config /dev/zero` would otherwise
@@ -99,16 +106,25 @@ fn load_sections(path: &Path, depth: usize) -> Result<Sections, ConfigError> {
         });
     }
     let text = read_capped(path).map_err(|message| ConfigError::Read {
-        path: shown.clone(),
+        path: shown,
         message,
     })?;
+    text_sections(path, &text, depth)
+}
+
+/// The sections of ini `text` read from `path` (at `depth` levels of `extends`), with the
+/// files it extends merged in.
+fn text_sections(path: &Path, text: &str, depth: usize) -> Result<Sections, ConfigError> {
+    let shown = path.display().to_string();
     let mut ini = configparser::ini::Ini::new_cs();
     ini.set_multiline(true);
     ini.set_comment_symbols(&['#', ';']);
-    let map = ini.read(text).map_err(|message| ConfigError::Parse {
-        path: shown.clone(),
-        message,
-    })?;
+    let map = ini
+        .read(text.to_string())
+        .map_err(|message| ConfigError::Parse {
+            path: shown.clone(),
+            message,
+        })?;
     let mut own: Sections = BTreeMap::new();
     for (section, values) in map {
         let entry = own.entry(section).or_default();
