@@ -28,6 +28,8 @@ pub struct Peer {
     closed: AtomicBool,
     /// The read side saw EOF.
     eof: AtomicBool,
+    /// Our write side was shut down (a half-close passed on): never reusable.
+    write_shut: AtomicBool,
 }
 
 impl Peer {
@@ -41,6 +43,7 @@ impl Peer {
             addr,
             closed: AtomicBool::new(false),
             eof: AtomicBool::new(false),
+            write_shut: AtomicBool::new(false),
         }
     }
 
@@ -244,6 +247,7 @@ impl Peer {
     }
 
     pub fn shutdown_write(&self) -> io::Result<()> {
+        self.write_shut.store(true, Ordering::Relaxed);
         match SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write) {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
@@ -291,10 +295,10 @@ impl Peer {
         !self.is_closed() && matches!(SockRef::from(&self.stream).peek(&mut probe), Ok(n) if n > 0)
     }
 
-    /// True when the socket is still usable for a new exchange: not closed, no EOF or error
-    /// pending and no unread data (used before reusing a pooled backend connection).
+    /// True when the socket is still usable for a new exchange: not closed nor half-closed,
+    /// no EOF or error pending and no unread data (used before reusing a pooled backend connection).
     pub fn is_reusable(&self) -> bool {
-        if self.is_closed() || self.saw_eof() {
+        if self.is_closed() || self.saw_eof() || self.write_shut.load(Ordering::Relaxed) {
             return false;
         }
         let mut probe = [0u8; 1];

@@ -67,6 +67,12 @@ impl<'a> Session<'a> {
     }
 
     /// Reads more from `side` into its buffer, waiting at most `--timeout`. Returns 0 at EOF.
+    ///
+    /// While it waits for the backend, it watches the client: a client that leaves while its
+    /// answer is awaited must not hold the connection until `--timeout` (a year for a proxy
+    /// made through the Toxiproxy API), as when its request was lost (`packet_loss`,
+    /// `limit_data`) and the backend stays silent. Its EOF reaches the backend as a
+    /// half-close (which a server answers, then closes on); its reset ends the connection.
     pub async fn fill(&mut self, side: Side, max: usize) -> io::Result<usize> {
         let peer = self.peer(side);
         let timeout = self.conn.timeout;
@@ -74,12 +80,13 @@ impl<'a> Session<'a> {
             Side::Client => &mut *self.client_buf,
             Side::Backend => &mut *self.backend_buf,
         };
+        let watch = (side == Side::Backend && !self.streaming).then_some(self.client);
         if !self.spin.enabled(self.metrics) {
-            return peer.read_buf_timeout(buf, max, timeout).await;
+            return read_watching(peer, buf, max, timeout, watch).await;
         }
         let n = match peer.spin_read(buf, max, self.spin).await? {
             Some(n) => n,
-            None => peer.read_buf_timeout(buf, max, timeout).await?,
+            None => read_watching(peer, buf, max, timeout, watch).await?,
         };
         self.spin.chunk_moved(Instant::now());
         Ok(n)
@@ -109,6 +116,38 @@ impl<'a> Session<'a> {
         link.send(self.conn, dir, data, dest, src, self.rng, self.metrics)
             .await
     }
+}
+
+/// `read_buf_timeout` on `peer`; with `watch`, the other peer, whose leaving ends the wait:
+/// its EOF (with nothing unread before it) is passed on to `peer` as a half-close once, and
+/// the read goes on; its error ends the read. A watched peer that sent more (a pipelined
+/// request) is left alone: that is for the next exchange to read.
+async fn read_watching(
+    peer: &Peer,
+    buf: &mut BytesMut,
+    max: usize,
+    timeout: Duration,
+    watch: Option<&Peer>,
+) -> io::Result<usize> {
+    let Some(other) = watch.filter(|o| !o.saw_eof() && !o.is_closed()) else {
+        return peer.read_buf_timeout(buf, max, timeout).await;
+    };
+    let read = peer.read_buf_timeout(buf, max, timeout);
+    tokio::pin!(read);
+    let mut probe = [0u8; 1];
+    tokio::select! {
+        biased;
+        r = &mut read => return r,
+        left = other.stream.peek(&mut probe) => match left {
+            Ok(0) => {
+                other.mark_eof();
+                let _ = peer.shutdown_write();
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        },
+    }
+    read.await
 }
 
 #[async_trait]
