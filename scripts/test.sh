@@ -2,8 +2,9 @@
 # The whole test suite from a fresh machine: installs the real servers the tests use, a Python
 # virtualenv of its own (.venv: works on Debian's own Python too), the original Vaurien 1.9
 # under Python 2.7 (the differential suite's oracle), then runs the cargo tests (without and
-# with the python feature), builds and installs the wheel, and runs pytest (tests_py), a 30 s
-# soak (scripts/soak.sh) and the differential suite against the original (tests_compat).
+# with the python feature) and each fuzz target briefly, builds and installs the wheel, and
+# runs pytest (tests_py), a 30 s soak (scripts/soak.sh) and the differential suite against the
+# original (tests_compat).
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,11 @@ if [ -d src/python ]; then
   log "cargo test --features python"
   cargo test --features python --lib
 fi
+
+# Every fuzz target builds and runs a little from the seed corpus (a target that stops building,
+# or a seed that crashes, fails here); long runs: bash scripts/fuzz.sh 600.
+log "fuzz targets, 5 s each (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 5
 
 log "the wheel (maturin build --release), installed as \`pip install vaurien\` would"
 rm -rf target/wheels

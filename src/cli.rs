@@ -3,109 +3,26 @@
 //! (generated from the registries, so a new behavior gets its flags for free), the ini file,
 //! logging, signals and the exit status.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use clap::{Arg, ArgGroup, ArgMatches, Command};
 
 use crate::behavior::{self, OptionKind, OptionSpec};
 use crate::config::{self, ConfigError, Given, Resolved};
 use crate::protocol;
-
-// The flags that exist whatever is registered. All optional: "given" and "default" differ.
-#[derive(Args, Debug, Default)]
-pub struct Flags {
-    /// Where the proxy listens [default: localhost:8000]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub proxy: Option<String>,
-    /// Where it forwards [default: localhost:80]
-    #[arg(long, value_name = "HOST:PORT")]
-    pub backend: Option<String>,
-    /// One of the registered protocols [default: tcp]
-    #[arg(long, value_name = "NAME")]
-    pub protocol: Option<String>,
-    /// Comma list of PERCENT:NAME; the rest goes to dummy [default: 100:dummy]
-    #[arg(long, value_name = "SPEC")]
-    pub behavior: Option<String>,
-    /// An ini file; explicit flags win over it
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Start the HTTP control API (vaurien's and Toxiproxy's routes)
-    #[arg(long, action = ArgAction::SetTrue)]
-    pub http: bool,
-    /// Where the control API listens [default: localhost]
-    #[arg(long, value_name = "HOST")]
-    pub http_host: Option<String>,
-    /// Port of the control API [default: 8080]
-    #[arg(long, value_name = "PORT")]
-    pub http_port: Option<u16>,
-    /// Socket timeout, in seconds [default: 30]
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
-    pub timeout: Option<f64>,
-    /// Keep the client connection open between exchanges
-    #[arg(long, action = ArgAction::SetTrue)]
-    pub stay_connected: bool,
-    /// Most idle backend connections kept for reuse [default: 100]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub pool_max_size: Option<i64>,
-    /// Seconds a pooled backend connection stays usable [default: 30]
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
-    pub pool_timeout: Option<f64>,
-    /// Accepted for compatibility: backend sockets are always asynchronous here
-    #[arg(long, action = ArgAction::SetTrue)]
-    pub sync: bool,
-    /// Listen backlog [default: 8192]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub backlog: Option<i64>,
-    /// Read size, in bytes [default: 8192]
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
-    pub bufsize: Option<i64>,
-    /// critical, error, warning, info or debug (any case) [default: info]
-    #[arg(long, value_name = "LEVEL", value_parser = log_level_value)]
-    pub log_level: Option<String>,
-    /// '-' for stderr, else a file path [default: -]
-    #[arg(long, value_name = "FILE")]
-    pub log_output: Option<String>,
-    /// Seed of every random choice: the same seed gives the same sequence
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// Append every fault applied to this file, one JSON object a line
-    #[arg(long, value_name = "FILE")]
-    pub events_file: Option<String>,
-    /// Send statsd counters
-    #[arg(long, action = ArgAction::SetTrue, visible_alias = "statsd.enabled")]
-    pub statsd: bool,
-    /// statsd host [default: 127.0.0.1]
-    #[arg(long, value_name = "HOST", visible_alias = "statsd.host")]
-    pub statsd_host: Option<String>,
-    /// statsd port [default: 8125]
-    #[arg(long, value_name = "PORT", visible_alias = "statsd.port")]
-    pub statsd_port: Option<u16>,
-    /// Prefix of the statsd counters [default: vaurien]
-    #[arg(long, value_name = "PREFIX", visible_alias = "statsd.prefix")]
-    pub statsd_prefix: Option<String>,
-    /// statsd sample rate [default: 1.0]
-    #[arg(long, value_name = "RATE", visible_alias = "statsd.sample-rate")]
-    pub statsd_sample_rate: Option<f64>,
-    /// Print the version and exit
-    #[arg(short = 'V', long, action = ArgAction::SetTrue)]
-    pub version: bool,
-}
-
-/// `--log-level` is checked where it is given (argparse checked each occurrence).
-fn log_level_value(s: &str) -> Result<String, String> {
-    config::parse_log_level(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
-}
+use crate::settings::{self, Owner, Values};
 
 /// Loads `callable = module.Class` plugins named in an ini file (set by the Python module;
 /// without it such a file is refused with a clear message).
 /// `dir` is the ini file's directory: a module next to the file is found there.
-pub type PluginLoader =
-    fn(kind: &str, name: &str, callable: &str, dir: Option<&std::path::Path>) -> Result<(), String>;
+pub type PluginLoader = fn(
+    owner: Owner,
+    name: &str,
+    callable: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(), String>;
 
 static PLUGIN_LOADER: OnceLock<PluginLoader> = OnceLock::new();
 
@@ -117,24 +34,19 @@ pub fn set_plugin_loader(f: PluginLoader) {
 /// One generated option flag: which registry entry and option it sets.
 struct OptionFlag {
     id: String,
-    kind: &'static str,
-    owner: String,
+    owner: Owner,
+    /// The behavior or protocol.
+    name: String,
     option: String,
 }
 
-fn option_arg(
-    prefix: &str,
-    owner: &str,
-    spec: &OptionSpec,
-    flags: &mut Vec<OptionFlag>,
-    kind: &'static str,
-) -> Arg {
-    let long = spec.flag(&format!("{prefix}-{}", owner.replace('_', "-")));
+fn option_arg(owner: Owner, name: &str, spec: &OptionSpec, flags: &mut Vec<OptionFlag>) -> Arg {
+    let long = spec.flag(&format!("{}-{}", owner.as_str(), name.replace('_', "-")));
     let id = long.clone();
     flags.push(OptionFlag {
         id: id.clone(),
-        kind,
-        owner: owner.to_string(),
+        owner,
+        name: name.to_string(),
         option: spec.name.clone(),
     });
     let help = format!(
@@ -146,11 +58,7 @@ fn option_arg(
     let arg = Arg::new(id)
         .long(long)
         .help(help)
-        .help_heading(if kind == "behavior" {
-            "Behavior options"
-        } else {
-            "Protocol options"
-        });
+        .help_heading(owner.heading());
     if spec.kind == OptionKind::Bool {
         // A bare switch sets true; `--flag false` is also accepted.
         arg.num_args(0..=1)
@@ -164,35 +72,37 @@ fn option_arg(
 
 /// The whole command, with the generated flags of everything registered now.
 fn command() -> (Command, Vec<OptionFlag>) {
-    let mut cmd = Flags::augment_args(
-        Command::new("vaurien")
-            .version(crate::VERSION)
-            // As the original's argparse: `--version` is a flag read after the whole command
-            // line parsed, unambiguous prefixes of long flags work, and a flag given twice
-            // takes its last value.
-            .disable_version_flag(true)
-            .infer_long_args(true)
-            .args_override_self(true)
-            .term_width(100)
-            .about("A chaos TCP proxy: forwards traffic and, on demand, misbehaves.")
-            .after_help(
-                "Explicit flags win over the --config file, which wins over the defaults.\n\
+    let mut cmd = Command::new("vaurien")
+        .version(crate::VERSION)
+        // As the original's argparse: `--version` is a flag read after the whole command
+        // line parsed, unambiguous prefixes of long flags work, and a flag given twice
+        // takes its last value.
+        .disable_version_flag(true)
+        .infer_long_args(true)
+        .args_override_self(true)
+        .term_width(100)
+        .about("A chaos TCP proxy: forwards traffic and, on demand, misbehaves.")
+        .after_help(
+            "Explicit flags win over the --config file, which wins over the defaults.\n\
                  Each option of each registered behavior and protocol has its flag above.",
-            ),
-    );
+        )
+        .args(settings::FLAGS.iter().map(|f| f.arg()))
+        // The group `#[derive(Args)]` made of these flags: clap's usage line after some errors
+        // (`--http=1`) lists it, and that line stays as it was.
+        .group(
+            ArgGroup::new("Flags")
+                .multiple(true)
+                .args(settings::FLAGS.iter().map(|f| f.spec().name)),
+        );
     let mut flags = Vec::new();
     for k in behavior::registry().kinds() {
         for spec in &k.options {
-            cmd = cmd.arg(option_arg(
-                "behavior", &k.name, spec, &mut flags, "behavior",
-            ));
+            cmd = cmd.arg(option_arg(Owner::Behavior, &k.name, spec, &mut flags));
         }
     }
     for k in protocol::registry().kinds() {
         for spec in &k.options {
-            cmd = cmd.arg(option_arg(
-                "protocol", &k.name, spec, &mut flags, "protocol",
-            ));
+            cmd = cmd.arg(option_arg(Owner::Protocol, &k.name, spec, &mut flags));
         }
     }
     (cmd, flags)
@@ -247,7 +157,7 @@ where
     if config_path(&args).is_none() {
         // Without an ini file no plugin can add a protocol: check --protocol where it is
         // given, as argparse's `choices` did.
-        cmd = cmd.mut_arg("protocol", |a| {
+        cmd = cmd.mut_arg(settings::PROTOCOL.spec.name, |a| {
             a.value_parser(|s: &str| -> Result<String, String> {
                 protocol::registry()
                     .get(s)
@@ -259,11 +169,11 @@ where
     let mut early_protocol: Option<String> = None;
     let config = match cmd.try_get_matches_from(&args) {
         Ok(m) => {
-            if m.get_flag("version") {
+            if m.get_flag(settings::SHOW_VERSION.spec.name) {
                 return Err(ParseOutcome::Version);
             }
-            early_protocol = m.get_one::<String>("protocol").cloned();
-            m.get_one::<PathBuf>("config").cloned()
+            early_protocol = m.get_one::<String>(settings::PROTOCOL.spec.name).cloned();
+            m.get_one::<PathBuf>(settings::CONFIG.spec.name).cloned()
         }
         // Maybe a flag of a plugin that the ini file loads: known after the file is read.
         Err(e)
@@ -330,15 +240,20 @@ fn load_plugins(g: &Given, dir: Option<&std::path::Path>) -> Result<(), CliError
     let all = g
         .behavior_callables
         .iter()
-        .map(|(n, c)| ("behavior", n, c))
-        .chain(g.protocol_callables.iter().map(|(n, c)| ("protocol", n, c)));
-    for (kind, name, callable) in all {
+        .map(|(n, c)| (Owner::Behavior, n, c))
+        .chain(
+            g.protocol_callables
+                .iter()
+                .map(|(n, c)| (Owner::Protocol, n, c)),
+        );
+    for (owner, name, callable) in all {
         match PLUGIN_LOADER.get() {
-            Some(load) => load(kind, name, callable, dir).map_err(CliError::Other)?,
+            Some(load) => load(owner, name, callable, dir).map_err(CliError::Other)?,
             None => {
                 return Err(CliError::Other(format!(
-                    "[{kind}:{name}] callable = {callable}: Python plugins need the Python package \
-                     (pip install vaurien, then run its `vaurien` command)"
+                    "[{}:{name}] callable = {callable}: Python plugins need the Python package \
+                     (pip install vaurien, then run its `vaurien` command)",
+                    owner.as_str()
                 )))
             }
         }
@@ -347,59 +262,54 @@ fn load_plugins(g: &Given, dir: Option<&std::path::Path>) -> Result<(), CliError
 }
 
 fn given_from_matches(m: &ArgMatches, option_flags: &[OptionFlag]) -> Result<Given, String> {
-    let f = Flags::from_arg_matches(m).map_err(|e| e.to_string())?;
-    let mut behavior_options: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut protocol_options: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut values = Values::default();
+    for f in settings::settings() {
+        if let Some(v) = f.given(m)? {
+            values.insert(f.spec(), v);
+        }
+    }
+    let mut given = Given {
+        values,
+        ..Given::default()
+    };
     for of in option_flags {
         if let Some(v) = m.get_one::<String>(&of.id) {
-            let target = if of.kind == "behavior" {
-                &mut behavior_options
-            } else {
-                &mut protocol_options
+            let target = match of.owner {
+                Owner::Behavior => &mut given.behavior_options,
+                Owner::Protocol => &mut given.protocol_options,
             };
             target
-                .entry(of.owner.clone())
+                .entry(of.name.clone())
                 .or_default()
                 .insert(of.option.clone(), v.clone());
         }
     }
-    Ok(Given {
-        proxy: f.proxy,
-        backend: f.backend,
-        protocol: f.protocol,
-        behavior: f.behavior,
-        http: f.http.then_some(true),
-        http_host: f.http_host,
-        http_port: f.http_port,
-        timeout: f.timeout,
-        stay_connected: f.stay_connected.then_some(true),
-        pool_max_size: f.pool_max_size,
-        pool_timeout: f.pool_timeout,
-        sync: f.sync.then_some(true),
-        backlog: f.backlog,
-        bufsize: f.bufsize,
-        log_level: f.log_level,
-        log_output: f.log_output,
-        seed: f.seed,
-        events_file: f.events_file,
-        statsd: f.statsd.then_some(true),
-        statsd_host: f.statsd_host,
-        statsd_port: f.statsd_port,
-        statsd_prefix: f.statsd_prefix,
-        statsd_sample_rate: f.statsd_sample_rate,
-        behavior_options,
-        protocol_options,
-        behavior_callables: BTreeMap::new(),
-        protocol_callables: BTreeMap::new(),
-        warnings: Vec::new(),
-    })
+    Ok(given)
 }
 
 /// Writes a line to stderr. A stderr that cannot be written (`2>/dev/full`, a pipe closed by
 /// `head`) is ignored: `eprintln!` would panic (exit 101) there.
 pub(crate) fn eprint_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    // One line, whatever the message quotes (a multi-line ini value, say).
+    let text = line.to_string().trim_end().replace('\n', "\\n");
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Reports a clap outcome: `--help` as clap renders it (exit 0); a usage error as one line on
+/// stderr naming the flag, the value and what is allowed (exit 2), where clap writes 3 to 19
+/// lines.
+pub fn report_clap(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprint_line(format_args!("vaurien: error: {first} (see --help)"));
+    2
 }
 
 /// Writes a line to stdout, ignoring a stdout that cannot be written (as [`eprint_line`]).
@@ -454,11 +364,7 @@ where
 {
     let resolved = match parse(args) {
         Ok(r) => r,
-        Err(ParseOutcome::Clap(e)) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return code;
-        }
+        Err(ParseOutcome::Clap(e)) => return report_clap(&e),
         Err(ParseOutcome::Version) => {
             crate::cli::print_line(format_args!("{}", crate::VERSION));
             return 0;

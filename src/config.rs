@@ -12,6 +12,7 @@ use crate::behavior::{self, MixSpec, Options};
 use crate::protocol;
 use crate::proxy::{ProxyConfig, Settings};
 use crate::server::ServerConfig;
+use crate::settings::{self, Ini, Owner, Values};
 pub use crate::telemetry::statsd::Statsd;
 
 /// Errors of the configuration layer.
@@ -29,33 +30,11 @@ pub enum ConfigError {
     Plugin(String),
 }
 
-/// Settings as given by one source (the flags, or the ini file): every field optional, so that
-/// "given" and "default" differ.
+/// What one source gave (the flags, or the ini file).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Given {
-    pub proxy: Option<String>,
-    pub backend: Option<String>,
-    pub protocol: Option<String>,
-    pub behavior: Option<String>,
-    pub http: Option<bool>,
-    pub http_host: Option<String>,
-    pub http_port: Option<u16>,
-    pub timeout: Option<f64>,
-    pub stay_connected: Option<bool>,
-    pub pool_max_size: Option<i64>,
-    pub pool_timeout: Option<f64>,
-    pub sync: Option<bool>,
-    pub backlog: Option<i64>,
-    pub bufsize: Option<i64>,
-    pub log_level: Option<String>,
-    pub log_output: Option<String>,
-    pub seed: Option<u64>,
-    pub events_file: Option<String>,
-    pub statsd: Option<bool>,
-    pub statsd_host: Option<String>,
-    pub statsd_port: Option<u16>,
-    pub statsd_prefix: Option<String>,
-    pub statsd_sample_rate: Option<f64>,
+    /// The settings given (the rows of [`settings::FLAGS`]); what is absent was not given.
+    pub values: Values,
     /// `behavior name → option name → value as text`.
     pub behavior_options: BTreeMap<String, BTreeMap<String, String>>,
     /// `protocol name → option name → value as text`.
@@ -82,36 +61,16 @@ pub struct Resolved {
     pub warnings: Vec<String>,
 }
 
-/// Values of `[vaurien]` keys, by their ini name.
-const KEYS: &[&str] = &[
-    "proxy",
-    "backend",
-    "protocol",
-    "behavior",
-    "http",
-    "http_host",
-    "http_port",
-    "timeout",
-    "stay_connected",
-    "pool_max_size",
-    "pool_timeout",
-    "sync",
-    "backlog",
-    "bufsize",
-    "log_level",
-    "log_output",
-    "seed",
-    "events_file",
-    "statsd",
-    "statsd_host",
-    "statsd_port",
-    "statsd_prefix",
-    "statsd_sample_rate",
-];
-
 /// Reads an ini file (following `[DEFAULT] extends = other.ini`, relative to the file).
 pub fn read_ini(path: &Path) -> Result<Given, ConfigError> {
     let sections = load_sections(path, 0)?;
+    from_sections(path, &sections)
+}
+
+/// [`read_ini`] of `text`, as if read from `path` (for the fuzz targets).
+#[doc(hidden)]
+pub fn parse_ini(path: &Path, text: &str) -> Result<Given, ConfigError> {
+    let sections = text_sections(path, text, 0)?;
     from_sections(path, &sections)
 }
 
@@ -147,16 +106,25 @@ fn load_sections(path: &Path, depth: usize) -> Result<Sections, ConfigError> {
         });
     }
     let text = read_capped(path).map_err(|message| ConfigError::Read {
-        path: shown.clone(),
+        path: shown,
         message,
     })?;
+    text_sections(path, &text, depth)
+}
+
+/// The sections of ini `text` read from `path` (at `depth` levels of `extends`), with the
+/// files it extends merged in.
+fn text_sections(path: &Path, text: &str, depth: usize) -> Result<Sections, ConfigError> {
+    let shown = path.display().to_string();
     let mut ini = configparser::ini::Ini::new_cs();
     ini.set_multiline(true);
     ini.set_comment_symbols(&['#', ';']);
-    let map = ini.read(text).map_err(|message| ConfigError::Parse {
-        path: shown.clone(),
-        message,
-    })?;
+    let map = ini
+        .read(text.to_string())
+        .map_err(|message| ConfigError::Parse {
+            path: shown.clone(),
+            message,
+        })?;
     let mut own: Sections = BTreeMap::new();
     for (section, values) in map {
         let entry = own.entry(section).or_default();
@@ -275,60 +243,27 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
     let vaurien = vaurien_section(&shown, sections, &mut g.warnings)?;
     if let Some(v) = vaurien.as_ref() {
         // The original ignored what it did not know: say so in the log, do not refuse.
+        let known: Vec<&str> = settings::ini_keys().collect();
         for key in v.keys() {
-            if !KEYS.contains(&key.as_str()) && key != "extends" {
+            if !known.contains(&key.as_str()) && key != "extends" {
                 g.warnings.push(format!(
                     "config file {shown}: unknown key '{key}' in [vaurien] is ignored (known: {})",
-                    KEYS.join(", ")
+                    known.join(", ")
                 ));
             }
         }
-        let s = |k: &str| v.get(k).map(|x| unquote(x));
-        let b = |k: &str| -> Result<Option<bool>, ConfigError> {
-            match v.get(k) {
-                None => Ok(None),
-                Some(x) => match behavior::OptionKind::Bool.parse(&unquote(x)) {
-                    Ok(val) => Ok(Some(val.as_bool())),
-                    Err(_) => Err(bad(k, x, "a boolean")),
-                },
-            }
-        };
-        fn num<T: std::str::FromStr>(
-            v: &BTreeMap<String, String>,
-            k: &str,
-            bad: &dyn Fn(&str, &str, &str) -> ConfigError,
-        ) -> Result<Option<T>, ConfigError> {
-            match v.get(k) {
-                None => Ok(None),
-                Some(x) => unquote(x)
-                    .parse::<T>()
-                    .map(Some)
-                    .map_err(|_| bad(k, x, "a number")),
-            }
+        for f in settings::settings() {
+            let spec = f.spec();
+            let Some(raw) = v.get(spec.name) else {
+                continue;
+            };
+            let text = match spec.ini {
+                Ini::List => unquote(&list_joined(raw)),
+                _ => unquote(raw),
+            };
+            let value = f.read(&text).map_err(|what| bad(spec.name, raw, what))?;
+            g.values.insert(spec, value);
         }
-        g.proxy = s("proxy");
-        g.backend = s("backend");
-        g.protocol = s("protocol");
-        g.behavior = v.get("behavior").map(|x| unquote(&list_joined(x)));
-        g.http = b("http")?;
-        g.http_host = s("http_host");
-        g.http_port = num(v, "http_port", &bad)?;
-        g.timeout = num(v, "timeout", &bad)?;
-        g.stay_connected = b("stay_connected")?;
-        g.pool_max_size = num(v, "pool_max_size", &bad)?;
-        g.pool_timeout = num(v, "pool_timeout", &bad)?;
-        g.sync = b("sync")?;
-        g.backlog = num(v, "backlog", &bad)?;
-        g.bufsize = num(v, "bufsize", &bad)?;
-        g.log_level = s("log_level");
-        g.log_output = s("log_output");
-        g.seed = num(v, "seed", &bad)?;
-        g.events_file = s("events_file");
-        g.statsd = b("statsd")?;
-        g.statsd_host = s("statsd_host");
-        g.statsd_port = num(v, "statsd_port", &bad)?;
-        g.statsd_prefix = s("statsd_prefix");
-        g.statsd_sample_rate = num(v, "statsd_sample_rate", &bad)?;
     }
     for (section, values) in sections {
         let (kind, name) = match section.split_once(':') {
@@ -338,10 +273,10 @@ fn from_sections(path: &Path, sections: &Sections) -> Result<Given, ConfigError>
             }
             None => ("", section.as_str()),
         };
-        let (options, callables) = match kind {
-            "behavior" => (&mut g.behavior_options, &mut g.behavior_callables),
-            "protocol" => (&mut g.protocol_options, &mut g.protocol_callables),
-            _ => {
+        let (options, callables) = match Owner::from_section(kind) {
+            Some(Owner::Behavior) => (&mut g.behavior_options, &mut g.behavior_callables),
+            Some(Owner::Protocol) => (&mut g.protocol_options, &mut g.protocol_callables),
+            None => {
                 g.warnings.push(format!(
                     "config file {shown}: unknown section [{section}] is ignored (expected [vaurien], [statsd], [behavior:NAME] or [protocol:NAME])"
                 ));
@@ -370,16 +305,17 @@ fn vaurien_section(
     sections: &Sections,
     warnings: &mut Vec<String>,
 ) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
-    let statsd_key = |k: &str| match k {
-        "enabled" => "statsd".to_string(),
-        other => format!("statsd_{other}"),
+    // The name of the setting the original spelt `statsd.OPTION`.
+    let statsd_name = |option: &str| {
+        settings::by_original(&format!("statsd.{option}")).map(|f| f.spec().name.to_string())
     };
     let mut out: Option<BTreeMap<String, String>> = None;
     if let Some(v) = sections.get("vaurien") {
         let map = out.get_or_insert_with(BTreeMap::new);
         for (k, val) in v {
             let key = match k.strip_prefix("statsd.") {
-                Some(rest) => statsd_key(rest),
+                // An unknown one is `statsd_OPTION`, warned about as an unknown key.
+                Some(rest) => statsd_name(rest).unwrap_or_else(|| format!("statsd_{rest}")),
                 None => k.clone(),
             };
             map.insert(key, val.clone());
@@ -388,50 +324,66 @@ fn vaurien_section(
     if let Some(v) = sections.get("statsd") {
         let map = out.get_or_insert_with(BTreeMap::new);
         for (k, val) in v {
-            let key = statsd_key(k);
-            if !KEYS.contains(&key.as_str()) {
+            let Some(key) = statsd_name(k) else {
+                let known: Vec<&str> = settings::settings()
+                    .filter_map(|f| f.spec().original?.strip_prefix("statsd."))
+                    .collect();
                 warnings.push(format!(
-                    "config file {shown}: unknown key '{k}' in [statsd] is ignored (known: enabled, host, port, prefix, sample_rate)"
+                    "config file {shown}: unknown key '{k}' in [statsd] is ignored (known: {})",
+                    known.join(", ")
                 ));
                 continue;
-            }
+            };
             map.entry(key).or_insert_with(|| val.clone());
         }
     }
     Ok(out)
 }
 
-/// `a` where given, else `b`.
-fn pick<T: Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
-    a.clone().or_else(|| b.clone())
-}
-
 /// Merges the flags over the file over the defaults, and validates everything: addresses,
 /// protocol, behavior mix and every option's name and type.
 pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
-    let proxy = pick(&flags.proxy, &file.proxy).unwrap_or_else(|| "localhost:8000".into());
-    let backend = pick(&flags.backend, &file.backend).unwrap_or_else(|| "localhost:80".into());
-    for (what, addr) in [("--proxy", &proxy), ("--backend", &backend)] {
+    use settings::{
+        Setting, BACKEND, BACKLOG, BEHAVIOR, BUFSIZE, EVENTS_FILE, HTTP, HTTP_HOST, HTTP_PORT,
+        LOG_LEVEL, LOG_OUTPUT, POOL_MAX_SIZE, POOL_TIMEOUT, PROTOCOL, PROXY, SEED, STATSD,
+        STATSD_HOST, STATSD_PORT, STATSD_PREFIX, STATSD_SAMPLE_RATE, STAY_CONNECTED, SYNC, TIMEOUT,
+    };
+    let given = flags.values.or(&file.values);
+    let proxy = given.value(&PROXY);
+    let backend = given.value(&BACKEND);
+    for (setting, addr) in [(&PROXY, &proxy), (&BACKEND, &backend)] {
         crate::proxy::check_address(addr)
-            .map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))?;
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", setting.spec.flag())))?;
     }
-    let protocol = pick(&flags.protocol, &file.protocol).unwrap_or_else(|| "tcp".into());
     let pkind = protocol::registry()
-        .get(&protocol)
+        .get(&given.value(&PROTOCOL))
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let mut warnings = file.warnings.clone();
-    let http = pick(&flags.http, &file.http).unwrap_or(false);
-    let mut behavior = pick(&flags.behavior, &file.behavior).unwrap_or_else(|| "100:dummy".into());
+    if crate::proxy::split_host_port(&backend).is_ok_and(|(host, _)| host.is_empty()) {
+        warnings.push(format!(
+            "{} {backend}: no host; connections go to this machine (give HOST:PORT)",
+            BACKEND.spec.flag()
+        ));
+    }
+    let http = given.value(&HTTP);
+    let mut behavior = given.value(&BEHAVIOR);
+    // The original ignored --behavior under --http: a mix it would have refused must not stop
+    // a command line that worked.
+    fn dummy_instead(behavior: &mut String, e: &dyn std::fmt::Display, warnings: &mut Vec<String>) {
+        warnings.push(format!(
+            "{} {behavior}: {e}; starting with dummy (set a behavior with the control API)",
+            BEHAVIOR.spec.flag()
+        ));
+        *behavior = BEHAVIOR.default_value();
+    }
     if let Err(e) = MixSpec::parse(&behavior, false) {
         if !http {
-            return Err(ConfigError::Invalid(format!("--behavior {behavior}: {e}")));
+            return Err(ConfigError::Invalid(format!(
+                "{} {behavior}: {e}",
+                BEHAVIOR.spec.flag()
+            )));
         }
-        // The original ignored --behavior under --http: a mix it would have refused must
-        // not stop a command line that worked.
-        warnings.push(format!(
-            "--behavior {behavior}: {e}; starting with dummy (set a behavior with the control API)"
-        ));
-        behavior = "100:dummy".into();
+        dummy_instead(&mut behavior, &e, &mut warnings);
     }
 
     // Options: file first, then flags over them. The original never refused what a
@@ -502,88 +454,78 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
         if !http {
             return Err(ConfigError::Invalid(e.to_string()));
         }
-        warnings.push(format!(
-            "--behavior {behavior}: {e}; starting with dummy (set a behavior with the control API)"
-        ));
-        behavior = "100:dummy".into();
+        dummy_instead(&mut behavior, &e, &mut warnings);
     }
 
     // The original took any integer for these (a zero or negative one did not stop it from
     // starting): such a value is replaced, with a warning, instead of refused.
-    let mut seconds =
-        |name: &str, v: f64, default: f64, least: f64| -> Result<Duration, ConfigError> {
-            if v.is_nan() {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be a number of seconds, not {v}"
-                )));
-            }
-            if v > 0.0 {
-                return Ok(Duration::from_secs_f64(v.min(1e9)));
-            }
-            warnings.push(format!(
-                "{name} {v}: not a positive number of seconds; using {least}"
-            ));
-            let _ = default;
-            Ok(Duration::from_secs_f64(least))
-        };
-    let timeout = seconds(
-        "--timeout",
-        pick(&flags.timeout, &file.timeout).unwrap_or(30.0),
-        30.0,
-        0.001,
-    )?;
-    let pool_timeout = seconds(
-        "--pool-timeout",
-        pick(&flags.pool_timeout, &file.pool_timeout).unwrap_or(30.0),
-        30.0,
-        0.001,
-    )?;
-    let defaults = Settings::default();
-    let pool_max_size = pick(&flags.pool_max_size, &file.pool_max_size).unwrap_or(100);
-    let bufsize = pick(&flags.bufsize, &file.bufsize).unwrap_or(8192);
-    if bufsize < 1 {
+    let mut seconds = |setting: &Setting<f64>, least: f64| -> Result<Duration, ConfigError> {
+        let (name, v) = (setting.spec.flag(), given.value(setting));
+        if v.is_nan() {
+            return Err(ConfigError::Invalid(format!(
+                "{name} must be a number of seconds, not {v}"
+            )));
+        }
+        if v > 0.0 {
+            return Ok(Duration::from_secs_f64(v.min(1e9)));
+        }
         warnings.push(format!(
-            "--bufsize {bufsize}: not a positive size; using 8192"
+            "{name} {v}: not a positive number of seconds; using {least}"
         ));
-    }
+        Ok(Duration::from_secs_f64(least))
+    };
+    let timeout = seconds(&TIMEOUT, 0.001)?;
+    let pool_timeout = seconds(&POOL_TIMEOUT, 0.001)?;
+    let bufsize = given.value(&BUFSIZE);
+    let bufsize = if bufsize < 1 {
+        let default = BUFSIZE.default_value();
+        warnings.push(format!(
+            "{} {bufsize}: not a positive size; using {default}",
+            BUFSIZE.spec.flag()
+        ));
+        default
+    } else {
+        bufsize
+    };
     let settings = Settings {
         timeout,
-        stay_connected: pick(&flags.stay_connected, &file.stay_connected).unwrap_or(false),
-        pool_max_size: pool_max_size.max(0) as usize,
+        stay_connected: given.value(&STAY_CONNECTED),
+        pool_max_size: given.value(&POOL_MAX_SIZE).max(0) as usize,
         pool_timeout,
         // listen(2) takes a negative backlog as the largest one.
-        backlog: match pick(&flags.backlog, &file.backlog).unwrap_or(8192) {
+        backlog: match given.value(&BACKLOG) {
             n if n < 0 => 8192,
             n => n.min(i64::from(u32::MAX)) as u32,
         },
-        bufsize: if bufsize < 1 {
-            8192
-        } else {
-            bufsize.min(16 << 20) as usize
-        },
-        sync: pick(&flags.sync, &file.sync).unwrap_or(false),
-        ..defaults
+        bufsize: bufsize.min(16 << 20) as usize,
+        sync: given.value(&SYNC),
+        ..Settings::default()
     };
-    let http_host = pick(&flags.http_host, &file.http_host).unwrap_or_else(|| "localhost".into());
-    let http_port = pick(&flags.http_port, &file.http_port).unwrap_or(8080);
+    let http_host = given.value(&HTTP_HOST);
+    let http_port = given.value(&HTTP_PORT);
     let http_addr = if http_host.contains(':') && !http_host.starts_with('[') {
         format!("[{http_host}]:{http_port}")
     } else {
         format!("{http_host}:{http_port}")
     };
-    let log_level = pick(&flags.log_level, &file.log_level).unwrap_or_else(|| "info".into());
+    let log_level = given.value(&LOG_LEVEL);
     parse_log_level(&log_level)?;
-    let statsd = if pick(&flags.statsd, &file.statsd).unwrap_or(false) {
-        Some(Statsd {
-            host: pick(&flags.statsd_host, &file.statsd_host).unwrap_or_else(|| "127.0.0.1".into()),
-            port: pick(&flags.statsd_port, &file.statsd_port).unwrap_or(8125),
-            prefix: pick(&flags.statsd_prefix, &file.statsd_prefix)
-                .unwrap_or_else(|| "vaurien".into()),
-            sample_rate: pick(&flags.statsd_sample_rate, &file.statsd_sample_rate).unwrap_or(1.0),
-        })
-    } else {
-        None
-    };
+    let mut sample_rate = given.value(&STATSD_SAMPLE_RATE);
+    if !(0.0..=1.0).contains(&sample_rate) {
+        // The original sent such a rate as it was; a statsd server then scales counts wrongly.
+        let used = if sample_rate < 0.0 { 0.0 } else { 1.0 };
+        warnings.push(format!(
+            "{} {sample_rate}: not a rate between 0 and 1; using {used}",
+            STATSD_SAMPLE_RATE.spec.flag()
+        ));
+        sample_rate = used;
+    }
+    let statsd = given.value(&STATSD).then(|| Statsd {
+        host: given.value(&STATSD_HOST),
+        port: given.value(&STATSD_PORT),
+        prefix: given.value(&STATSD_PREFIX),
+        sample_rate,
+    });
     Ok(Resolved {
         server: ServerConfig {
             proxy: Some(ProxyConfig {
@@ -595,39 +537,30 @@ pub fn resolve(flags: &Given, file: &Given) -> Result<Resolved, ConfigError> {
                 behavior,
                 behavior_options,
                 settings,
-                seed: pick(&flags.seed, &file.seed),
+                seed: given.get(&SEED),
             }),
             http: http.then_some(http_addr),
-            seed: pick(&flags.seed, &file.seed),
-            events_file: pick(&flags.events_file, &file.events_file),
+            seed: given.get(&SEED),
+            events_file: given.get(&EVENTS_FILE),
             grace: Duration::from_secs(5),
         },
         log_level,
-        log_output: pick(&flags.log_output, &file.log_output).unwrap_or_else(|| "-".into()),
+        log_output: given.value(&LOG_OUTPUT),
         statsd,
-        warnings,
+        // One line each, whatever they quote (a multi-line ini value, say).
+        warnings: warnings.iter().map(|w| w.replace('\n', "\\n")).collect(),
     })
 }
 
 /// The original's level names (any case) as a tracing filter directive.
 pub fn parse_log_level(level: &str) -> Result<&'static str, ConfigError> {
-    Ok(match level.to_ascii_lowercase().as_str() {
-        "critical" | "error" => "error",
-        "warning" | "warn" => "warn",
-        "info" => "info",
-        "debug" => "debug",
-        "trace" => "trace",
-        _ => {
-            return Err(ConfigError::Invalid(format!(
-                "--log-level: '{level}' is not one of critical, error, warning, info, debug"
-            )))
-        }
-    })
+    settings::log_level_directive(level).map_err(ConfigError::Invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::*;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -661,11 +594,12 @@ mod tests {
             "[DEFAULT]\nextends = base.ini\n\n[vaurien]\nproxy = \"localhost:${VAURIEN_TEST_PORT}\"\nbehavior = 20:delay\n  10:error\nstay_connected = true\n\n[behavior:delay]\nbefore = false\n\n[protocol:tcp]\nkeep_alive = 1\n",
         );
         let g = read_ini(&p).unwrap();
-        assert_eq!(g.proxy.as_deref(), Some("localhost:8123"));
-        assert_eq!(g.backend.as_deref(), Some("base:1"));
-        assert_eq!(g.timeout, Some(5.0));
-        assert_eq!(g.behavior.as_deref(), Some("20:delay,10:error"));
-        assert_eq!(g.stay_connected, Some(true));
+        let v = &g.values;
+        assert_eq!(v.get(&PROXY).as_deref(), Some("localhost:8123"));
+        assert_eq!(v.get(&BACKEND).as_deref(), Some("base:1"));
+        assert_eq!(v.get(&TIMEOUT), Some(5.0));
+        assert_eq!(v.get(&BEHAVIOR).as_deref(), Some("20:delay,10:error"));
+        assert_eq!(v.get(&STAY_CONNECTED), Some(true));
         assert_eq!(g.behavior_options["delay"]["sleep"], "3");
         assert_eq!(g.behavior_options["delay"]["before"], "false");
         assert_eq!(g.protocol_options["tcp"]["keep_alive"], "1");
@@ -686,7 +620,11 @@ mod tests {
         );
         let g = read_ini(&p).unwrap();
         assert_eq!(
-            (g.statsd, g.statsd_port, g.statsd_prefix.as_deref()),
+            (
+                g.values.get(&STATSD),
+                g.values.get(&STATSD_PORT),
+                g.values.get(&STATSD_PREFIX).as_deref()
+            ),
             (Some(true), Some(9125), Some("app"))
         );
         let p = write(
@@ -695,9 +633,9 @@ mod tests {
             "[statsd]\nenabled = true\nhost = 127.0.0.1\nsample_rate = 0.5\n",
         );
         let g = read_ini(&p).unwrap();
-        assert_eq!(g.statsd, Some(true));
-        assert_eq!(g.statsd_host.as_deref(), Some("127.0.0.1"));
-        assert_eq!(g.statsd_sample_rate, Some(0.5));
+        assert_eq!(g.values.get(&STATSD), Some(true));
+        assert_eq!(g.values.get(&STATSD_HOST).as_deref(), Some("127.0.0.1"));
+        assert_eq!(g.values.get(&STATSD_SAMPLE_RATE), Some(0.5));
         // Unknown keys and sections are ignored, as the original did, with a warning.
         let p = write(&d, "badkey.ini", "[statsd]\ncolour = blue\n");
         let g = read_ini(&p).unwrap();
@@ -712,7 +650,7 @@ mod tests {
             "[vaurien]\nbackend = a:1\ncolour = red\n[foo]\nx = 1\n",
         );
         let g = read_ini(&p).unwrap();
-        assert_eq!(g.backend.as_deref(), Some("a:1"));
+        assert_eq!(g.values.get(&BACKEND).as_deref(), Some("a:1"));
         let w = g.warnings.join("\n");
         assert!(w.contains("unknown key 'colour' in [vaurien]"), "{w}");
         assert!(w.contains("unknown section [foo]"), "{w}");
@@ -729,7 +667,11 @@ mod tests {
             "[DEFAULT]\ntimeout = 7\n[vaurien]\nbackend = a:1\n[behavior:delay]\nsleep = soon\nnope = 1\n[behavior:nothing]\nx = 1\n[protocol:tcp]\nbuffer = big\n",
         );
         let g = read_ini(&p).unwrap();
-        assert_eq!(g.timeout, Some(7.0), "a [DEFAULT] key is a [vaurien] key");
+        assert_eq!(
+            g.values.get(&TIMEOUT),
+            Some(7.0),
+            "a [DEFAULT] key is a [vaurien] key"
+        );
         let r = resolve(&Given::default(), &g).unwrap();
         let w = r.warnings.join("\n");
         for part in [
@@ -752,12 +694,13 @@ mod tests {
         assert!(resolve(&flags, &Given::default()).is_err());
         // A bad mix under --http starts with dummy; without --http it is refused.
         let mut flags = Given {
-            behavior: Some("120:delay".into()),
-            timeout: Some(0.0),
+            values: Values::default()
+                .with(&BEHAVIOR, "120:delay".into())
+                .with(&TIMEOUT, 0.0),
             ..Given::default()
         };
         assert!(resolve(&flags, &Given::default()).is_err());
-        flags.http = Some(true);
+        flags.values = flags.values.with(&HTTP, true);
         let r = resolve(&flags, &Given::default()).unwrap();
         assert_eq!(r.server.proxy.unwrap().behavior, "100:dummy");
         assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
@@ -766,12 +709,13 @@ mod tests {
     #[test]
     fn flags_win_over_the_file() {
         let file = Given {
-            backend: Some("file:1".into()),
-            proxy: Some("localhost:1".into()),
+            values: Values::default()
+                .with(&BACKEND, "file:1".into())
+                .with(&PROXY, "localhost:1".into()),
             ..Given::default()
         };
         let flags = Given {
-            backend: Some("flag:2".into()),
+            values: Values::default().with(&BACKEND, "flag:2".into()),
             ..Given::default()
         };
         let r = resolve(&flags, &file).unwrap();
@@ -796,7 +740,7 @@ mod tests {
         let e = read_ini(&p).unwrap_err().to_string();
         assert!(e.contains("VAURIEN_SURELY_UNSET_VAR"), "{e}");
         let flags = Given {
-            behavior: Some("120:delay".into()),
+            values: Values::default().with(&BEHAVIOR, "120:delay".into()),
             ..Given::default()
         };
         let e = resolve(&flags, &Given::default()).unwrap_err().to_string();

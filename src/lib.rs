@@ -13,9 +13,10 @@
 //! - [`proxy`]: the engine — listener, connection, pool, the active faults of a proxy;
 //! - [`server`]: a whole vaurien process (proxies + event log + shutdown), no control plane;
 //! - the faces: [`api`] (the control server, actix-web: the original's routes and
-//!   Toxiproxy's), `telemetry` (Prometheus and statsd), [`config`] (ini files and the merge
-//!   of flags, file and defaults), [`cli`] (the `vaurien` command, which composes the server
-//!   and the API), [`toxiserver`] (the `toxiproxy-server` command) and `python` (feature
+//!   Toxiproxy's), `telemetry` (Prometheus and statsd), [`settings`] (each flag of the
+//!   `vaurien` command and `[vaurien]` key declared once: clap, the ini keys, the defaults and
+//!   the Python API read that table), [`config`] (ini files and the merge of flags, file and
+//!   defaults), [`cli`] (the `vaurien` command, which composes the server and the API), [`toxiserver`] (the `toxiproxy-server` command) and `python` (feature
 //!   `python`: the PyO3 module `vaurien._vaurien`).
 
 pub(crate) mod base;
@@ -30,6 +31,7 @@ pub mod server;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod settings;
 pub(crate) mod telemetry;
 pub mod toxiserver;
 

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::base::changes;
 use crate::base::events::EventLog;
-use crate::behavior::{Options, Value};
+use crate::behavior::{OptionSet, Options};
+use crate::protocol::CommonOptions;
 use crate::proxy::{Proxy, ProxyConfig, ProxyError, Settings};
 
 /// Errors of starting or running a server.
@@ -70,15 +72,13 @@ impl Server {
     /// Starts the proxy of the command line, if any; it accepts connections when this
     /// returns.
     pub async fn start(cfg: ServerConfig) -> Result<Arc<Server>, ServerError> {
-        let events = Arc::new(EventLog::default());
-        if let Some(path) = &cfg.events_file {
-            events
-                .set_file(path)
-                .map_err(|source| ServerError::Events {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
+        let events = Arc::new(match &cfg.events_file {
+            Some(path) => EventLog::with_file(path).map_err(|source| ServerError::Events {
+                path: path.clone(),
+                source,
+            })?,
+            None => EventLog::default(),
+        });
         let mut proxies = BTreeMap::new();
         let mut main = None;
         if let Some(pc) = &cfg.proxy {
@@ -153,8 +153,11 @@ impl Server {
     /// The configuration of a proxy created through the Toxiproxy API: both directions stream
     /// at once (tcp with keep_alive, stay connected) and no idle timeout, as in Toxiproxy.
     pub fn toxiproxy_config(&self, spec: &ProxySpec) -> ProxyConfig {
-        let mut protocol_options = Options::default();
-        protocol_options.set("keep_alive", Value::Bool(true));
+        let protocol_options = CommonOptions {
+            keep_alive: true,
+            ..CommonOptions::default()
+        }
+        .to_options();
         let listen = if spec.listen.trim().is_empty() {
             // Go listens on every interface with an ephemeral port for an empty address.
             ":0".to_string()
@@ -200,6 +203,16 @@ impl Server {
             if let Err(e) = self.enable(&p).await {
                 failed = Some(e);
             }
+        }
+        if failed.is_none() {
+            tracing::info!(
+                proxy = %spec.name,
+                by = %changes::who(),
+                listen = %p.listen(),
+                upstream = %spec.upstream,
+                enabled = spec.enabled,
+                "proxy created"
+            );
         }
         Ok((p, failed))
     }
@@ -248,6 +261,7 @@ impl Server {
             .remove(name)
             .ok_or(CollectionError::NotFound)?;
         self.on_runtime(async move { p.disable().await }).await;
+        tracing::info!(proxy = %name, by = %changes::who(), "proxy deleted");
         Ok(())
     }
 
@@ -284,6 +298,14 @@ impl Server {
         if enabled {
             self.enable(&p).await?;
         }
+        tracing::info!(
+            proxy = %name,
+            by = %changes::who(),
+            listen = %p.listen(),
+            upstream = %p.shared.backend(),
+            enabled,
+            "proxy updated"
+        );
         Ok(p)
     }
 
@@ -338,6 +360,7 @@ impl Server {
     /// `POST /reset`: every proxy enabled again and rid of its toxics.
     pub async fn reset(&self) -> Result<(), ProxyError> {
         let _g = self.collection.lock().await;
+        tracing::info!(by = %changes::who(), "reset: every proxy enabled, every toxic removed");
         for p in self.all_proxies() {
             self.enable(&p).await?;
             p.shared.clear_toxics();

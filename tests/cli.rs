@@ -150,7 +150,10 @@ fn bad_input_gives_one_clear_line_and_status_2() {
     // A file without end is not read without end.
     one_error_line(&["--config", "/dev/zero"], "larger than 1024 KiB");
     one_error_line(&["--proxy", "nocolon"], "invalid address 'nocolon'");
-    one_error_line(&["--backend", "host:99999"], "invalid address 'host:99999'");
+    one_error_line(
+        &["--backend", "host:99999"],
+        "invalid address 'host:99999': port 99999",
+    );
     one_error_line(
         &["--config", "/nonexistent/vaurien.ini"],
         "cannot read config file",
@@ -165,13 +168,86 @@ fn bad_input_gives_one_clear_line_and_status_2() {
 }
 
 #[test]
-fn clap_usage_errors_exit_2_without_a_backtrace() {
-    let (code, _, err) = run(&["--no-such-flag"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--no-such-flag"), "{err}");
-    let (code, _, err) = run(&["--timeout", "abc"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("abc"), "{err}");
+fn clap_usage_errors_are_one_line_naming_the_flag_value_and_what_is_allowed() {
+    one_error_line(&["--no-such-flag"], "'--no-such-flag'");
+    one_error_line(&["--timeout", "abc"], "'abc' for '--timeout");
+    one_error_line(
+        &["--http", "--http-port", "99999"],
+        "99999 is not in 0..=65535",
+    );
+    one_error_line(&["--http-port", "abc"], "'abc' for '--http-port");
+    one_error_line(&["--timeout"], "a value is required for '--timeout");
+}
+
+#[test]
+fn out_of_range_values_are_refused_in_one_line() {
+    one_error_line(
+        &["--proxy", "localhost:99999"],
+        "--proxy: invalid address 'localhost:99999': port 99999 is not in 0..=65535",
+    );
+    // A read of 0 bytes reads nothing: the original closed every connection at once.
+    one_error_line(
+        &["--protocol-tcp-buffer", "0"],
+        "buffer 0: must be a size of 1 byte or more (--protocol-tcp-buffer",
+    );
+    // A multi-line ini value stays on the one line of the error.
+    let dir = std::env::temp_dir().join(format!("vaurien-ml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ini = dir.join("multi.ini");
+    std::fs::write(&ini, "[vaurien]\ntimeout = x\n  y\n").unwrap();
+    one_error_line(&["--config", ini.to_str().unwrap()], "timeout = \"x\\ny\"");
+}
+
+/// Values the original took (and ran with) start here too, with one warning line that names
+/// the flag, the value, what is allowed and what is used instead.
+#[test]
+fn values_the_original_took_start_with_a_warning() {
+    for (args, warning) in [
+        (
+            vec!["--statsd", "--statsd-sample-rate", "2"],
+            "--statsd-sample-rate 2: not a rate between 0 and 1; using 1",
+        ),
+        (
+            vec!["--backend", ":9"],
+            "--backend :9: no host; connections go to this machine",
+        ),
+        (
+            vec![
+                "--behavior",
+                "100:transient",
+                "--behavior-transient-agitate",
+                "-1",
+            ],
+            "transient: agitate -1 is negative; counted as 0",
+        ),
+        (
+            vec!["--behavior", "100:error", "--behavior-error-warmup", "-3"],
+            "error: warmup -3 is negative; counted as 0",
+        ),
+    ] {
+        let port = free_port();
+        let mut argv = vec![
+            "--proxy".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--backend".to_string(),
+            "127.0.0.1:9".to_string(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let mut child = vaurien()
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_port(port, &mut child);
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains(warning)).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one warning {warning:?} in {err}");
+        assert!(lines[0].contains("WARN"), "{args:?}: {}", lines[0]);
+    }
 }
 
 #[test]
@@ -369,11 +445,16 @@ fn logs_to_a_pipe_have_no_colour() {
             "127.0.0.1:9".into(),
         ]);
         wait_port(port, &mut child.0);
+        // It listens a moment before it logs that it runs: read stderr until it says so.
+        let mut stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+        let mut err = String::new();
+        while !err.contains("vaurien is running") {
+            let n = std::io::BufRead::read_line(&mut stderr, &mut err).unwrap();
+            assert!(n > 0, "stderr ended: {err}");
+        }
         let _ = child.0.kill();
         let _ = child.0.wait();
-        let mut err = String::new();
-        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert!(err.contains("vaurien is running"), "{err}");
+        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
         assert!(
             !err.contains('\u{1b}'),
             "ANSI escapes in a piped stderr: {err:?}"

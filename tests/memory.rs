@@ -28,14 +28,6 @@ const OFFER: u64 = 1 << 30;
 /// Most a connection may move before backpressure stops it (socket buffers on the way).
 const MOVED_MAX: u64 = 64 * MIB;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A vaurien process: a streaming tcp proxy (both directions at once) and its API.
 struct Vaurien {
     child: Child,
@@ -45,7 +37,7 @@ struct Vaurien {
 
 impl Vaurien {
     async fn start(backend: SocketAddr) -> Vaurien {
-        let (pp, ap) = (free_port(), free_port());
+        let (pp, ap) = (common::free_port(), common::free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_vaurien"))
             .args(["--proxy", &format!("127.0.0.1:{pp}")])
             .args(["--backend", &backend.to_string()])

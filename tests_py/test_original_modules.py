@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib
+import inspect
 import logging
 import os
 import re
@@ -431,6 +432,32 @@ def test_config_reads_an_ini_with_the_originals_typing(tmp_path, monkeypatch):
     monkeypatch.delenv("PYCOMPAT_BACKEND")
     with pytest.raises(KeyError, match="PYCOMPAT_BACKEND"):
         Config(str(ini)).get("vaurien", "backend")
+
+
+def test_the_settings_defaults_python_reads_from_the_engine_are_the_originals():
+    """DEFAULT_SETTINGS and start_proxy's defaults come from the engine's settings table: they
+    are still the original's, types included (``timeout`` an int, ``statsd.host`` localhost)."""
+    from vaurien.config import DEFAULT_SETTINGS
+    from vaurien.util import start_proxy
+
+    original = {
+        "vaurien.proxy": "localhost:8000", "vaurien.backend": "localhost:80", "vaurien.behavior": "100:dummy",
+        "vaurien.bufsize": 8192, "vaurien.timeout": 30, "vaurien.stay_connected": False,
+        "vaurien.pool_max_size": 100, "vaurien.pool_timeout": 30, "vaurien.sync": False, "vaurien.backlog": 8192,
+        "statsd.enabled": False, "statsd.host": "localhost", "statsd.port": 8125, "statsd.prefix": "vaurien",
+        "statsd.sample_rate": 1.0,
+    }
+    assert DEFAULT_SETTINGS == original
+    assert {k: type(v) for k, v in DEFAULT_SETTINGS.items()} == {k: type(v) for k, v in original.items()}
+    defaults = {name: p.default for name, p in inspect.signature(start_proxy).parameters.items()}
+    assert defaults == {
+        "proxy_host": "localhost", "proxy_port": 8000, "backend_host": "localhost", "backend_port": 8888,
+        "protocol": "tcp", "http": True, "warmup": 2, "http_host": "localhost", "http_port": 8080,
+        "options": None, "log_level": "info", "log_output": "-",
+    }
+    rows = {row["name"]: row for row in _vaurien.settings()}
+    assert rows["pool_max_size"]["flag"] == "--pool-max-size" and rows["sync"]["switch"] is True
+    assert rows["config"]["ini"] is False and rows["statsd_host"]["default"] == "127.0.0.1"
 
 
 def test_util_helpers():

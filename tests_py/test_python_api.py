@@ -357,3 +357,19 @@ def test_log_output_file_gets_the_proxys_lines(echo_backend, tmp_path):
     text = log.read_text()
     # From the first line on (the handler is there before the proxy starts).
     assert "listening" in text and "127.0.0.1:%d" % port in text, text
+
+
+def test_a_change_from_python_is_logged_with_what_and_who(echo_backend, tmp_path):
+    log = tmp_path / "vaurien.log"
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=free_port(), backend_host="127.0.0.1",
+                      backend_port=echo_backend.port, http=False, log_level="info", log_output=str(log))
+    try:
+        _vaurien.set_behavior(pid, "delay", {"sleep": 0.2})
+        deadline = time.monotonic() + 10
+        while "behavior set to delay" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_proxy(pid)
+    lines = [line for line in log.read_text().splitlines() if "behavior set to delay" in line]
+    assert lines, log.read_text()
+    assert "by=Python" in lines[0] and "proxy=vaurien" in lines[0] and "sleep" in lines[0], lines[0]

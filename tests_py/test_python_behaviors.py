@@ -543,3 +543,99 @@ def test_a_huge_recv_is_clamped_not_fatal(start):
     assert exchange(port, b"abc") == b"[echo:abc]"
     # The process is fine: another exchange works.
     assert exchange(port, b"def") == b"[echo:def]"
+
+
+class Passes(Dummy):
+    """Carries on: every chunk of a streaming connection goes through Python."""
+
+    name = "py_passes"
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        return True
+
+
+Behavior.register(Passes)
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.timeout(120)
+def test_memory_stays_bounded_under_a_python_behavior(start):
+    """A client that stops reading while the backend streams, through a Python behavior on
+    every chunk: backpressure reaches the backend and the process's memory stays bounded
+    (64 MiB + 256 KiB per connection)."""
+    conns, offer = 100, 1 << 30
+    moved = [0]
+    lock = threading.Lock()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(conns)
+    stop = threading.Event()
+
+    def stream(s):
+        chunk = b"z" * 65536
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        sent = 0
+        with s:
+            try:
+                while sent < offer and not stop.is_set():
+                    s.sendall(chunk)
+                    sent += len(chunk)
+                    with lock:
+                        moved[0] += len(chunk)
+            except OSError:
+                pass
+
+    streams = []
+
+    def accept():
+        while not stop.is_set():
+            try:
+                s, _ = lsock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=stream, args=(s,), daemon=True)
+            t.start()
+            streams.append(t)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+
+    class Addr:
+        port = lsock.getsockname()[1]
+
+    port, _ = start("100:py_passes", "--protocol-tcp-keep-alive", "--stay-connected", backend=Addr)
+    before = _rss()
+    clients = []
+    for _ in range(conns):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.connect(("127.0.0.1", port))
+        clients.append(c)
+    last, quiet, t0 = -1, 0, time.monotonic()
+    while quiet < 5 and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+        with lock:
+            now = moved[0]
+        quiet = quiet + 1 if now == last else 0
+        last = now
+    grown = _rss() - before
+    try:
+        assert last > 0, "traffic flowed before the stall"
+        assert last < conns * (64 << 20), f"backpressure reached the backend ({last} bytes moved)"
+        bound = (64 << 20) + conns * (256 << 10)
+        assert grown < bound, f"RSS grew by {grown >> 20} MiB (bound {bound >> 20} MiB)"
+    finally:
+        stop.set()
+        for c in clients:
+            c.close()
+        lsock.close()
+        acceptor.join(5)
+        for t in streams:
+            t.join(5)

@@ -1,11 +1,21 @@
 #![no_main]
-//! MySQL framing: packets and whole responses to each kind of command.
+//! MySQL framing: a stream of packets, and a stream of responses to the command the pick byte
+//! names (any byte: the known commands and the others); whole, split and byte by byte agree
+//! (for `COM_STMT_PREPARE`, whose boundaries may depend on reads, on the bytes framed).
 use libfuzzer_sys::fuzz_target;
-use vaurien::protocol::mysql;
+use vaurien::protocol::mysql::{PacketFramer, ResponseFramer};
+use vaurien_fuzz::{check_framer, check_framer_bytes, Input};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = mysql::packet_len(data);
-    for command in [0x03u8, 0x04, 0x09, 0x16, 0x17, 0x1c, 0x0e] {
-        let _ = mysql::response_len(data, command);
+const COM_STMT_PREPARE: u8 = 0x16;
+
+fuzz_target!(|raw: &[u8]| {
+    let Some(i) = Input::parse(raw) else { return };
+    check_framer("mysql packet", &PacketFramer::new, i.data, i.cut);
+    let command = i.pick;
+    let make = || ResponseFramer::new(command);
+    if command == COM_STMT_PREPARE {
+        check_framer_bytes("mysql prepare response", &make, i.data, i.cut);
+    } else {
+        check_framer("mysql response", &make, i.data, i.cut);
     }
 });

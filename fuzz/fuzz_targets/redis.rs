@@ -1,16 +1,12 @@
 #![no_main]
-//! RESP framing: commands and replies, whole and split in two at every byte-derived point.
+//! RESP framing: a stream of commands and a stream of replies, each framed whole, split at a
+//! fuzzer-chosen point and byte by byte (same verdicts), and the whole-buffer helpers.
 use libfuzzer_sys::fuzz_target;
-use vaurien::protocol::framing::Framer;
-use vaurien::protocol::redis;
+use vaurien::protocol::redis::{RequestFramer, RespFramer};
+use vaurien_fuzz::{check_framer, Input};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = redis::request_len(data);
-    let _ = redis::reply_len(data);
-    let cut = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
-    let mut f = redis::RespFramer::new();
-    if let Ok(p) = f.advance(&data[..cut]) {
-        assert!(p.consumed <= cut);
-        let _ = f.advance(&data[p.consumed..]);
-    }
+fuzz_target!(|raw: &[u8]| {
+    let Some(i) = Input::parse(raw) else { return };
+    check_framer("redis request", &RequestFramer::new, i.data, i.cut);
+    check_framer("redis reply", &RespFramer::new, i.data, i.cut);
 });

@@ -32,6 +32,13 @@ def set_http_errors(responses: Optional[Sequence[bytes]]) -> None:
     built-in ones; an empty list makes ``error`` close without answering."""
 
 def set_log_level(level: str) -> None: ...
+def settings() -> List[Dict[str, Any]]:
+    """The flags of the ``vaurien`` command, in the order of ``--help``, one dict each:
+    ``name`` (the ini key and keyword), ``flag``, ``switch``, ``value_name``, ``default`` (as
+    Python reads it written; None when there is none), ``help``, ``ini`` (a ``[vaurien]`` key),
+    ``original`` (the key of the original's ``DEFAULT_SETTINGS``, or None) and
+    ``original_default``."""
+
 def register_behavior(
     name: str, help: str, options: Sequence[_OptionInfo], cls: type, hooks: Tuple[bool, bool, bool]
 ) -> None: ...

@@ -20,6 +20,8 @@ from configparser import RawConfigParser
 from os.path import abspath, expanduser, expandvars, normpath
 from typing import IO, Any, Dict, List, Union
 
+from vaurien import _vaurien
+
 __all__ = ["Config", "SettingsDict", "DEFAULT_SETTINGS", "convert", "load_into_settings"]
 
 _IS_NUMBER = re.compile(r"^-?[0-9].*")
@@ -223,23 +225,9 @@ class SettingsDict(dict):  # type: ignore[type-arg]
             self.setdefault(k, v)
 
 
-DEFAULT_SETTINGS = SettingsDict({
-    # default ratios
-    "vaurien.proxy": "localhost:8000",
-    "vaurien.backend": "localhost:80",
-    "vaurien.behavior": "100:dummy",
-    "vaurien.bufsize": 8192,
-    "vaurien.timeout": 30,
-    "vaurien.stay_connected": False,
-    "vaurien.pool_max_size": 100,
-    "vaurien.pool_timeout": 30,
-    "vaurien.sync": False,
-    "vaurien.backlog": 8192,
-
-    # stats config
-    "statsd.enabled": False,
-    "statsd.host": "localhost",
-    "statsd.port": 8125,
-    "statsd.prefix": "vaurien",
-    "statsd.sample_rate": 1.0,
-})
+#: The original's settings (``vaurien.timeout``, ``statsd.host``, ...) and their defaults, from
+#: the engine's settings table: its rows that name an ``original`` key (``statsd.host`` keeps
+#: the original's ``localhost`` where the command's default is ``127.0.0.1``).
+DEFAULT_SETTINGS = SettingsDict(
+    (row["original"], row["original_default"]) for row in _vaurien.settings() if row["original"]
+)

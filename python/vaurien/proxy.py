@@ -17,12 +17,17 @@ from typing import Any, Dict, List, Optional, Tuple
 from vaurien.behaviors import Behavior, get_behaviors
 from vaurien.config import DEFAULT_SETTINGS, SettingsDict
 from vaurien.protocols import Protocol
-from vaurien.util import Proxy, import_string
+from vaurien.util import _DEFAULT, Proxy, _flags, import_string
 
 __all__ = ["DefaultProxy", "OnTheFlyProxy", "RandomProxy"]
 
-# The [vaurien] keys the engine's ini file knows, besides proxy, backend and protocol.
-_VAURIEN_KEYS = ("behavior", "bufsize", "timeout", "stay_connected", "pool_max_size", "pool_timeout", "sync", "backlog")
+# The [vaurien] settings the original's proxy classes read (DEFAULT_SETTINGS' vaurien.* keys),
+# handed to the engine's ini file; proxy and backend are given as flags.
+_VAURIEN_KEYS = tuple(
+    key.split(".", 1)[1]
+    for key in DEFAULT_SETTINGS
+    if key.startswith("vaurien.") and key not in ("vaurien.proxy", "vaurien.backend")
+)
 
 
 def _ini_value(value: Any) -> str:
@@ -43,7 +48,7 @@ class DefaultProxy:
         self,
         proxy: str,
         backend: str,
-        protocol: str = "tcp",
+        protocol: str = _DEFAULT["protocol"],
         behaviors: Optional[Dict[str, Any]] = None,
         settings: Optional[Dict[str, Any]] = None,
         statsd: Any = None,
@@ -65,11 +70,12 @@ class DefaultProxy:
         self.proxy = proxy
         self.backend = backend
         self.protocol = cfg.get("protocol", protocol)
-        self.timeout = cfg.get("timeout", 30)
-        self.stay_connected = cfg.get("stay_connected", False)
-        self.pool_max_size = cfg.get("pool_max_size", 100)
-        self.pool_timeout = cfg.get("pool_timeout", 30)
-        self.async_mode = not cfg.get("sync", False)
+        # DEFAULT_SETTINGS has every one of these
+        self.timeout = cfg["timeout"]
+        self.stay_connected = cfg["stay_connected"]
+        self.pool_max_size = cfg["pool_max_size"]
+        self.pool_timeout = cfg["pool_timeout"]
+        self.async_mode = not cfg["sync"]
 
         # behaviors and protocols given here or named by a `callable` become the engine's
         registered = get_behaviors()
@@ -126,7 +132,7 @@ class DefaultProxy:
                 protocol=self.protocol,
                 behavior=self._initial_behavior(),
                 http=False,
-                options=["--config", path],
+                options=_flags(config=path),
             )
             engine.start()
         finally:

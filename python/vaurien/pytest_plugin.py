@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, List, Sequence, Tuple, Union
 
 import pytest
 
-from vaurien.util import Proxy
+from vaurien.util import _DEFAULT, Proxy
 
 __all__ = ["vaurien_proxy"]
 
@@ -28,7 +28,7 @@ def vaurien_proxy() -> Iterator[Callable[..., Proxy]]:
 
     def start(
         backend: Union[str, Tuple[str, int]],
-        protocol: str = "tcp",
+        protocol: str = _DEFAULT["protocol"],
         behavior: Union[str, None] = None,
         options: Sequence[str] = (),
         http: bool = True,

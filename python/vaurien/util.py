@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from vaurien import _vaurien
 
@@ -57,19 +57,44 @@ def _sync_tables() -> None:
         module._sync()
 
 
+def _split(address: str) -> Tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+#: The engine's settings table, one row a flag of the ``vaurien`` command (``vaurien --help``):
+#: ``name`` → ``flag``, ``switch``, ``default``, ``help``, ... (see ``_vaurien.settings``).
+_SETTINGS: Dict[str, Dict[str, Any]] = {row["name"]: row for row in _vaurien.settings()}
+_DEFAULT: Dict[str, Any] = {name: row["default"] for name, row in _SETTINGS.items()}
+_DEFAULT_PROXY_HOST, _DEFAULT_PROXY_PORT = _split(_DEFAULT["proxy"])
+
+
+def _flags(**settings: Any) -> List[str]:
+    """The command-line flags of settings named as in the engine's table: a switch is there
+    when true, another setting is ``--flag value``."""
+    args: List[str] = []
+    for name, value in settings.items():
+        row = _SETTINGS[name]
+        if row["switch"]:
+            args += [row["flag"]] if value else []
+        else:
+            args += [row["flag"], value]
+    return args
+
+
 def start_proxy(
-    proxy_host: str = "localhost",
-    proxy_port: int = 8000,
+    proxy_host: str = _DEFAULT_PROXY_HOST,
+    proxy_port: int = _DEFAULT_PROXY_PORT,
     backend_host: str = "localhost",
     backend_port: int = 8888,
-    protocol: str = "tcp",
+    protocol: str = _DEFAULT["protocol"],
     http: bool = True,
     warmup: float = 2,
-    http_host: str = "localhost",
-    http_port: int = 8080,
+    http_host: str = _DEFAULT["http_host"],
+    http_port: int = _DEFAULT["http_port"],
     options: Optional[Sequence[str]] = None,
-    log_level: str = "info",
-    log_output: str = "-",
+    log_level: str = _DEFAULT["log_level"],
+    log_output: str = _DEFAULT["log_output"],
 ) -> int:
     """Starts a proxy in this process and returns its id (for :func:`stop_proxy`).
 
@@ -77,16 +102,17 @@ def start_proxy(
     connections; ``warmup`` is the longest wait. ``options`` are extra command-line flags
     (``['--behavior', '50:delay', '--behavior-delay-sleep', '1']``), parsed by the CLI's own
     parser. Raises ``ValueError`` with the engine's message when the proxy cannot start (port
-    in use, bad option, ...)."""
-    args = [
-        "--proxy", "%s:%d" % (proxy_host, int(proxy_port)),
-        "--backend", "%s:%d" % (backend_host, int(backend_port)),
-        "--protocol", protocol,
-        "--log-level", log_level,
-        "--log-output", log_output,
-    ]
+    in use, bad option, ...). The defaults are the command's (``vaurien --help``), but for
+    the backend (``localhost:8888``) and ``http`` (on): the original ``start_proxy``'s."""
+    args = _flags(
+        proxy="%s:%d" % (proxy_host, int(proxy_port)),
+        backend="%s:%d" % (backend_host, int(backend_port)),
+        protocol=protocol,
+        log_level=log_level,
+        log_output=log_output,
+    )
     if http:
-        args += ["--http", "--http-host", http_host, "--http-port", str(int(http_port))]
+        args += _flags(http=True, http_host=http_host, http_port=str(int(http_port)))
     if options is not None:
         args += [str(o) for o in options]
     _sync_tables()
@@ -107,11 +133,6 @@ def _address(value: Union[str, Tuple[str, int]]) -> str:
     return value
 
 
-def _split(address: str) -> Tuple[str, int]:
-    host, port = address.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
-
 class Proxy:
     """A proxy in this process, for new code::
 
@@ -127,13 +148,13 @@ class Proxy:
         self,
         backend: Union[str, Tuple[str, int]],
         proxy: Union[str, Tuple[str, int]] = "127.0.0.1:0",
-        protocol: str = "tcp",
+        protocol: str = _DEFAULT["protocol"],
         behavior: Optional[str] = None,
         http: bool = True,
         http_address: Union[str, Tuple[str, int]] = "127.0.0.1:0",
         options: Sequence[str] = (),
         warmup: float = 5,
-        log_level: str = "info",
+        log_level: str = _DEFAULT["log_level"],
     ) -> None:
         self.backend = _address(backend)
         self.listen = _address(proxy)
@@ -154,12 +175,12 @@ class Proxy:
         """Starts it; returns once it accepts connections."""
         if self.id is not None:
             return self
-        args = ["--proxy", self.listen, "--backend", self.backend, "--protocol", self.protocol, "--log-level", self.log_level]
+        args = _flags(proxy=self.listen, backend=self.backend, protocol=self.protocol, log_level=self.log_level)
         if self.initial_behavior:
-            args += ["--behavior", self.initial_behavior]
+            args += _flags(behavior=self.initial_behavior)
         if self.http:
             host, port = _split(self.http_address)
-            args += ["--http", "--http-host", host, "--http-port", str(port)]
+            args += _flags(http=True, http_host=host, http_port=str(port))
         args += self.options
         _sync_tables()
         self.id = _vaurien.start(args, float(self.warmup))

@@ -20,6 +20,8 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 
+use crate::base::changes;
+
 /// Who the API is: what its requests' `Host` and `Origin` may name.
 #[derive(Clone, Debug)]
 pub struct Guard {
@@ -125,7 +127,14 @@ pub async fn check(
             .body(format!("{why}\n"));
         return Ok(req.into_response(resp).map_into_right_body());
     }
-    next.call(req).await.map(|r| r.map_into_left_body())
+    // Changes made by this request say who asked for them in their log line.
+    let by = match req.peer_addr() {
+        Some(a) => format!("API client {a}"),
+        None => "API client".to_string(),
+    };
+    changes::by(by, next.call(req))
+        .await
+        .map(|r| r.map_into_left_body())
 }
 
 #[cfg(test)]

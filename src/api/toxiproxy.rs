@@ -427,7 +427,7 @@ fn proxy_error(e: &ProxyError) -> HttpResponse {
             &format!("invalid attributes for {behavior}: {message}"),
         ),
         ProxyError::Protocol(p) => toxiproxy_error(400, &p.to_string()),
-        ProxyError::Address(_) => toxiproxy_error(400, &e.to_string()),
+        ProxyError::Address(_) | ProxyError::Port(..) => toxiproxy_error(400, &e.to_string()),
         ProxyError::Bind { addr, source } => {
             toxiproxy_error(500, &format!("listen tcp {addr}: bind: {}", go_io(source)))
         }
@@ -472,6 +472,9 @@ fn go_listen_error(e: &CollectionError, listen: Option<&str>) -> Option<String> 
                 "missing port in address"
             };
             Some(format!("listen tcp: address {a}: {why}"))
+        }
+        CollectionError::Proxy(ProxyError::Port(a, _)) if Some(a.as_str()) == listen => {
+            Some(format!("listen tcp: address {a}: invalid port"))
         }
         _ => None,
     }
@@ -787,7 +790,7 @@ async fn version(req: HttpRequest) -> HttpResponse {
 async fn metrics(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
         HttpResponse::Ok()
-            .insert_header(("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
+            .insert_header(("Content-Type", crate::telemetry::CONTENT_TYPE))
             .body(crate::telemetry::prometheus(&server).await)
     })
 }
@@ -803,14 +806,14 @@ async fn events(
     q: web::Query<EventsQuery>,
 ) -> HttpResponse {
     matched!(req, {
-        let list = server.events.events(q.proxy.as_deref());
+        let list = server.events.events(q.proxy.as_deref()).await;
         ok_json(200, &serde_json::to_value(list).unwrap_or(Value::Null))
     })
 }
 
 async fn clear_events(req: HttpRequest, server: web::Data<Server>) -> HttpResponse {
     matched!(req, {
-        server.events.clear();
+        server.events.clear().await;
         no_content()
     })
 }

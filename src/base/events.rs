@@ -1,13 +1,21 @@
 //! The fault event log: one event per fault applied to a connection, kept in a bounded ring
 //! that `GET /events` reads, and optionally appended to a JSON-lines file.
+//!
+//! Connections never wait on it: [`EventLog::record`] hands the event to a writer thread of
+//! its own through a bounded queue and returns; when the queue is full the event is dropped
+//! and counted ([`EventLog::dropped`], with a warning at most once a second). The writer owns
+//! the ring and the file. Readers ([`EventLog::events`], [`EventLog::clear`]) go through the
+//! same queue, so they see every event recorded before they were called. A std thread rather
+//! than a task: it works under any runtime (the CLI's, the Python module's, a test's) and its
+//! blocking file writes never hold a runtime worker.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Direction;
 
@@ -26,40 +34,69 @@ pub struct Event {
     pub parameters: serde_json::Value,
 }
 
-/// The most recent events, plus an optional JSON-lines file.
+/// Events kept for `GET /events`.
+const RING: usize = 10_000;
+/// Events waiting for the writer; one more is dropped.
+const QUEUE: usize = 8_192;
+/// No `last_warning` yet.
+const NEVER: u64 = u64::MAX;
+
+/// What the writer is asked to do, in order.
+enum Msg {
+    Record(Box<Event>),
+    /// The events in the ring (of one proxy, or all), once everything before is written.
+    Read(Option<String>, oneshot::Sender<Vec<Event>>),
+    Clear(oneshot::Sender<()>),
+}
+
+/// The most recent events, plus an optional JSON-lines file, written by a thread of its own.
 pub struct EventLog {
-    ring: Mutex<VecDeque<Event>>,
-    capacity: usize,
-    file: Mutex<Option<std::fs::File>>,
-    seq: AtomicU64,
+    queue: mpsc::Sender<Msg>,
+    recorded: AtomicU64,
+    dropped: AtomicU64,
+    /// Milliseconds after `born` of the last "events dropped" warning ([`NEVER`] before).
+    last_warning: AtomicU64,
+    born: Instant,
 }
 
 impl Default for EventLog {
     fn default() -> Self {
-        EventLog::new(10_000)
+        EventLog::new(RING)
     }
 }
 
 impl EventLog {
+    /// A log keeping the last `capacity` events in memory.
     pub fn new(capacity: usize) -> Self {
-        EventLog {
-            ring: Mutex::new(VecDeque::new()),
-            capacity,
-            file: Mutex::new(None),
-            seq: AtomicU64::new(0),
-        }
+        EventLog::start(capacity, QUEUE, None)
     }
 
-    /// Also appends every event to this file, one JSON object a line.
-    pub fn set_file(&self, path: &str) -> std::io::Result<()> {
+    /// A log that also appends every event to the file at `path`, one JSON object a line.
+    pub fn with_file(path: &str) -> std::io::Result<Self> {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
-        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
-        Ok(())
+        Ok(EventLog::start(RING, QUEUE, Some(f)))
     }
 
+    fn start(capacity: usize, queue: usize, file: Option<std::fs::File>) -> Self {
+        let (tx, rx) = mpsc::channel(queue);
+        // Ends when the log is dropped (the queue closes).
+        std::thread::Builder::new()
+            .name("vaurien-events".into())
+            .spawn(move || write_events(rx, capacity, file))
+            .expect("cannot start the event log's writer thread");
+        EventLog {
+            queue: tx,
+            recorded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_warning: AtomicU64::new(NEVER),
+            born: Instant::now(),
+        }
+    }
+
+    /// Records one fault applied; never waits (see the module's doc).
     pub fn record(
         &self,
         proxy: &str,
@@ -73,7 +110,7 @@ impl EventLog {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let ev = Event {
+        let ev = Box::new(Event {
             time,
             proxy: proxy.to_string(),
             connection,
@@ -81,37 +118,220 @@ impl EventLog {
             fault: fault.to_string(),
             kind: kind.to_string(),
             parameters,
-        };
-        self.seq.fetch_add(1, Ordering::Relaxed);
-        if let Some(f) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            if let Ok(line) = serde_json::to_string(&ev) {
-                let _ = writeln!(f, "{line}");
+        });
+        match self.queue.try_send(Msg::Record(ev)) {
+            Ok(()) => {
+                self.recorded.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                self.warn_dropped(dropped);
             }
         }
-        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if ring.len() >= self.capacity {
-            ring.pop_front();
+    }
+
+    /// At most one warning a second while events are dropped.
+    fn warn_dropped(&self, dropped: u64) {
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if (last == NEVER || now.saturating_sub(last) >= 1000)
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped,
+                "fault events dropped: the event log's writer is behind"
+            );
         }
-        ring.push_back(ev);
     }
 
-    /// The recorded events, oldest first, optionally for one proxy.
-    pub fn events(&self, proxy: Option<&str>) -> Vec<Event> {
-        self.ring
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|e| proxy.is_none_or(|p| e.proxy == p))
-            .cloned()
-            .collect()
+    /// The recorded events, oldest first, optionally for one proxy: every event recorded
+    /// before this call is in (unless dropped or pushed out of the ring), and in the file.
+    pub async fn events(&self, proxy: Option<&str>) -> Vec<Event> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .queue
+            .send(Msg::Read(proxy.map(str::to_string), tx))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
-    pub fn clear(&self) {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    /// Forgets the events recorded so far (the file keeps them).
+    pub async fn clear(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.send(Msg::Clear(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
-    /// How many events were ever recorded.
+    /// How many events were ever recorded (dropped ones not included).
     pub fn count(&self) -> u64 {
-        self.seq.load(Ordering::Relaxed)
+        self.recorded.load(Ordering::Relaxed)
+    }
+
+    /// How many events were dropped because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer: owns the ring and the file. Writes are buffered and flushed whenever the
+/// queue runs empty and before answering a reader.
+fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::fs::File>) {
+    let mut ring: VecDeque<Event> = VecDeque::new();
+    let mut file = file.map(std::io::BufWriter::new);
+    let flush = |file: &mut Option<std::io::BufWriter<std::fs::File>>| {
+        if let Some(f) = file.as_mut() {
+            let _ = f.flush();
+        }
+    };
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Record(ev) => {
+                    if let Some(f) = file.as_mut() {
+                        if serde_json::to_writer(&mut *f, &ev).is_ok() {
+                            let _ = f.write_all(b"\n");
+                        }
+                    }
+                    if ring.len() >= capacity {
+                        ring.pop_front();
+                    }
+                    ring.push_back(*ev);
+                }
+                Msg::Read(proxy, reply) => {
+                    flush(&mut file);
+                    let _ = reply.send(
+                        ring.iter()
+                            .filter(|e| proxy.as_deref().is_none_or(|p| e.proxy == p))
+                            .cloned()
+                            .collect(),
+                    );
+                }
+                Msg::Clear(reply) => {
+                    ring.clear();
+                    let _ = reply.send(());
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        flush(&mut file);
+    }
+    flush(&mut file);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    fn record(log: &EventLog, i: u64, params: &serde_json::Value) {
+        log.record("p", i, None, "f", "k", params.clone());
+    }
+
+    #[tokio::test]
+    async fn readers_see_every_event_recorded_before_them() {
+        let log = EventLog::new(5);
+        for i in 0..7 {
+            record(&log, i, &serde_json::Value::Null);
+        }
+        let ids: Vec<u64> = log
+            .events(None)
+            .await
+            .iter()
+            .map(|e| e.connection)
+            .collect();
+        assert_eq!(ids, [2, 3, 4, 5, 6], "the ring keeps the last 5");
+        assert_eq!(log.count(), 7);
+        assert!(log.events(Some("other")).await.is_empty());
+        log.clear().await;
+        assert!(log.events(None).await.is_empty());
+        record(&log, 9, &serde_json::Value::Null);
+        assert_eq!(log.events(Some("p")).await.len(), 1);
+        assert_eq!(log.count(), 8);
+    }
+
+    /// The file is a FIFO nobody reads yet: the writer blocks on it, `record` does not; the
+    /// queue fills, later events are dropped and counted. Once the FIFO is read, the file and
+    /// the ring hold exactly the events not dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_never_waits_on_a_stuck_file() {
+        let path = std::env::temp_dir().join(format!(
+            "vaurien-events-{}-{:?}.fifo",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Opening either end of a FIFO waits for the other one.
+        let p = path.clone();
+        let reader = std::thread::spawn(move || std::fs::File::open(p).unwrap());
+        let log = tokio::task::spawn_blocking({
+            let p = path.to_str().unwrap().to_string();
+            move || {
+                let f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+                EventLog::start(RING, 64, Some(f))
+            }
+        })
+        .await
+        .unwrap();
+        let mut fifo = reader.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+
+        // 2000 events of 1 KiB: far more than a pipe (64 KiB), the writer's buffer and the
+        // queue hold.
+        let params = serde_json::json!({ "pad": "x".repeat(1024) });
+        let total = 2000;
+        let log = std::sync::Arc::new(log);
+        let l = log.clone();
+        // Nothing reads the FIFO until this is done: a `record` that waited would never return.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || {
+                for i in 0..total {
+                    record(&l, i, &params);
+                }
+            }),
+        )
+        .await
+        .expect("record waited on the file")
+        .unwrap();
+        let log = std::sync::Arc::into_inner(log).unwrap();
+        assert!(log.dropped() > 0, "the queue of 64 never filled");
+        assert_eq!(log.count() + log.dropped(), total);
+
+        // Read the FIFO to its end (the writer closes it when the log is dropped).
+        let drain = std::thread::spawn(move || {
+            let mut s = String::new();
+            fifo.read_to_string(&mut s).unwrap();
+            s
+        });
+        let ring = tokio::time::timeout(Duration::from_secs(30), log.events(None))
+            .await
+            .expect("the writer resumes once the FIFO is read");
+        assert_eq!(ring.len() as u64, log.count());
+        let count = log.count();
+        drop(log);
+        let text = drain.join().unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len() as u64, count);
+        let in_file: Vec<u64> = lines
+            .iter()
+            .map(|v| v["connection"].as_u64().unwrap())
+            .collect();
+        let in_ring: Vec<u64> = ring.iter().map(|e| e.connection).collect();
+        assert_eq!(in_file, in_ring);
     }
 }

@@ -125,3 +125,28 @@ pub struct ConnInfo {
     /// `--bufsize`: the size of one read.
     pub bufsize: usize,
 }
+
+/// Who asks for a change of the active faults or of the proxies (the control API with the
+/// client's address, Python, the command line), for the info line each change logs.
+pub mod changes {
+    tokio::task_local! {
+        static BY: String;
+    }
+
+    /// Runs `f` (a request of the control API) as a change asked for `by`.
+    pub async fn by<F: std::future::Future>(by: String, f: F) -> F::Output {
+        BY.scope(by, f).await
+    }
+
+    /// Runs `f` (a synchronous call, from Python) as a change asked for `by`.
+    #[cfg(feature = "python")]
+    pub fn by_sync<R>(by: &str, f: impl FnOnce() -> R) -> R {
+        BY.sync_scope(by.to_string(), f)
+    }
+
+    /// Who asks for the change being made now.
+    pub fn who() -> String {
+        BY.try_with(|b| b.clone())
+            .unwrap_or_else(|_| "the configuration".to_string())
+    }
+}

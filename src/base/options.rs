@@ -1,5 +1,8 @@
 //! Option schemas: every behavior, toxic and protocol describes its options once, and that one
-//! description feeds the CLI flags, the ini reader, both HTTP APIs, Python and the docs.
+//! description feeds the CLI flags, the ini reader, both HTTP APIs, Python and the docs. A
+//! built-in one declares them with [`options!`]: a struct that is also its schema, so that its
+//! code reads typed fields and never a name; a Python one gives its schema at run time and
+//! reads [`Options`] by name.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,22 +157,162 @@ impl OptionSpec {
             help: help.to_string(),
         }
     }
-    pub fn bool(name: &str, default: bool, help: &str) -> Self {
-        Self::new(name, OptionKind::Bool, Value::Bool(default), help)
-    }
-    pub fn int(name: &str, default: i64, help: &str) -> Self {
-        Self::new(name, OptionKind::Int, Value::Int(default), help)
-    }
-    pub fn float(name: &str, default: f64, help: &str) -> Self {
-        Self::new(name, OptionKind::Float, Value::Float(default), help)
-    }
-    pub fn str(name: &str, default: &str, help: &str) -> Self {
-        Self::new(name, OptionKind::Str, Value::Str(default.to_string()), help)
-    }
     /// The flag's name: `--{prefix}-{name}` with underscores as dashes.
     pub fn flag(&self, prefix: &str) -> String {
         format!("{prefix}-{}", self.name.replace('_', "-"))
     }
+}
+
+/// A Rust type an option may have: its [`OptionKind`], and its conversions to and from a
+/// [`Value`].
+pub trait OptionType: Sized {
+    const KIND: OptionKind;
+    fn to_value(&self) -> Value;
+    /// Any [`Value`] converts, as the kind's parser would take its text.
+    fn read(value: &Value) -> Self;
+}
+
+impl OptionType for bool {
+    const KIND: OptionKind = OptionKind::Bool;
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+    fn read(value: &Value) -> Self {
+        value.as_bool()
+    }
+}
+
+impl OptionType for i64 {
+    const KIND: OptionKind = OptionKind::Int;
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+    fn read(value: &Value) -> Self {
+        value.as_i64()
+    }
+}
+
+impl OptionType for f64 {
+    const KIND: OptionKind = OptionKind::Float;
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+    fn read(value: &Value) -> Self {
+        value.as_f64()
+    }
+}
+
+impl OptionType for String {
+    const KIND: OptionKind = OptionKind::Str;
+    fn to_value(&self) -> Value {
+        Value::Str(self.clone())
+    }
+    fn read(value: &Value) -> Self {
+        value.to_string()
+    }
+}
+
+/// The options of a kind of behavior, toxic or protocol as a struct, declared with
+/// `options!`: its schema, and its values read from (or written to) [`Options`] by the names
+/// of that schema. No code outside the declaration spells an option's name.
+pub trait OptionSet: Default + for<'a> From<&'a Options> + Send + 'static {
+    /// Names, kinds, defaults and help texts, in the order declared.
+    fn schema() -> Vec<OptionSpec>;
+    /// The values by name.
+    fn to_options(&self) -> Options;
+}
+
+/// Reads one option for [`options!`]: its value in `options`, else `default`.
+pub fn read<T: OptionType>(options: &Options, name: &str, default: impl FnOnce() -> T) -> T {
+    options.get(name).map_or_else(default, T::read)
+}
+
+/// Declares the options of a kind of behavior, toxic or protocol, once: a struct with one field
+/// per option (`name: type = default,`, its doc comment the option's help text, one line in
+/// `--help`), and its [`OptionSet`]: the schema, `Default`, `From<&Options>` (the reader) and
+/// `to_options` (the writer). The types are `bool`, `i64`, `f64` and `String`. A last
+/// `..field: OtherOptions` takes another declaration's options after these (`transient` has
+/// `error`'s).
+///
+/// ```ignore
+/// options! {
+///     /// `latency`'s options.
+///     pub struct LatencyOptions {
+///         /// delay in milliseconds
+///         latency: i64 = 0,
+///         /// random variation in milliseconds, ±
+///         jitter: i64 = 0,
+///     }
+/// }
+/// ```
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[doc = $help:literal])+ $field:ident : $ty:ty = $default:expr, )*
+            $( ..$more:ident : $more_ty:ty $(,)? )?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq)]
+        $vis struct $name {
+            $( $(#[doc = $help])+ pub $field: $ty, )*
+            $( pub $more: $more_ty, )?
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    $( $field: $default, )*
+                    $( $more: <$more_ty>::default(), )?
+                }
+            }
+        }
+
+        impl $crate::base::options::OptionSet for $name {
+            fn schema() -> Vec<$crate::base::options::OptionSpec> {
+                #[allow(unused_mut)]
+                let mut schema = vec![$(
+                    $crate::base::options::OptionSpec::new(
+                        stringify!($field),
+                        <$ty as $crate::base::options::OptionType>::KIND,
+                        <$ty as $crate::base::options::OptionType>::to_value(&$default),
+                        concat!($($help),+).trim(),
+                    ),
+                )*];
+                $( schema.extend(<$more_ty as $crate::base::options::OptionSet>::schema()); )?
+                schema
+            }
+
+            #[allow(unused_mut)]
+            fn to_options(&self) -> $crate::base::options::Options {
+                let mut options = $crate::base::options::Options::default();
+                $( options.set(
+                    stringify!($field),
+                    $crate::base::options::OptionType::to_value(&self.$field),
+                ); )*
+                $( options.0.extend($crate::base::options::OptionSet::to_options(&self.$more).0); )?
+                options
+            }
+        }
+
+        impl From<&$crate::base::options::Options> for $name {
+            #[allow(unused_variables)]
+            fn from(options: &$crate::base::options::Options) -> Self {
+                $name {
+                    $( $field: $crate::base::options::read(options, stringify!($field), || $default), )*
+                    $( $more: <$more_ty>::from(options), )?
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use options;
+
+options! {
+    /// The options of a kind that has none.
+    pub struct NoOptions {}
 }
 
 /// Option values of one behavior, toxic or protocol instance: the schema's defaults overlaid
@@ -190,17 +333,15 @@ impl Options {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name)
     }
+    /// For tests: a value read by name (the engine reads options through an [`OptionSet`]).
+    #[cfg(test)]
     pub fn bool(&self, name: &str) -> bool {
-        self.get(name).map(Value::as_bool).unwrap_or(false)
+        self.get(name).is_some_and(Value::as_bool)
     }
-    pub fn int(&self, name: &str) -> i64 {
-        self.get(name).map(Value::as_i64).unwrap_or(0)
-    }
+    /// For tests, as [`Options::bool`].
+    #[cfg(test)]
     pub fn float(&self, name: &str) -> f64 {
-        self.get(name).map(Value::as_f64).unwrap_or(0.0)
-    }
-    pub fn string(&self, name: &str) -> String {
-        self.get(name).map(|v| v.to_string()).unwrap_or_default()
+        self.get(name).map_or(0.0, Value::as_f64)
     }
     pub fn set(&mut self, name: &str, value: Value) {
         self.0.insert(name.to_string(), value);
@@ -289,9 +430,73 @@ mod tests {
         );
     }
 
+    options! {
+        /// For the tests.
+        struct Inner {
+            /// a flag
+            flag: bool = true,
+        }
+    }
+
+    options! {
+        /// For the tests.
+        struct Outer {
+            /// a count, its help on
+            /// two lines
+            count: i64 = 3,
+            /// a rate
+            rate: f64 = 0.5,
+            /// a label
+            label: String = "x".to_string(),
+            ..inner: Inner,
+        }
+    }
+
+    #[test]
+    fn a_declaration_gives_the_schema_the_reader_and_the_writer() {
+        let schema = Outer::schema();
+        let specs: Vec<_> = schema
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind, s.default.clone(), s.help.as_str()))
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                (
+                    "count",
+                    OptionKind::Int,
+                    Value::Int(3),
+                    "a count, its help on two lines"
+                ),
+                ("rate", OptionKind::Float, Value::Float(0.5), "a rate"),
+                ("label", OptionKind::Str, Value::Str("x".into()), "a label"),
+                ("flag", OptionKind::Bool, Value::Bool(true), "a flag"),
+            ]
+        );
+        let defaults = Options::defaults(&schema);
+        assert_eq!(Outer::from(&defaults), Outer::default());
+        assert_eq!(Outer::default().to_options(), defaults);
+        // A value missing reads as its default.
+        assert_eq!(Outer::from(&Options::default()), Outer::default());
+        let mut o = defaults.clone();
+        o.set_text(&schema, "count", "7").unwrap();
+        o.set_text(&schema, "flag", "no").unwrap();
+        o.set_text(&schema, "label", "'a b'").unwrap();
+        let read = Outer::from(&o);
+        assert_eq!((read.count, read.inner.flag), (7, false));
+        assert_eq!(read.label, "a b");
+        assert_eq!(read.to_options(), o);
+        assert!(NoOptions::schema().is_empty());
+    }
+
     #[test]
     fn set_checks_names_and_dashes() {
-        let schema = vec![OptionSpec::float("sleep", 1.0, "seconds")];
+        let schema = vec![OptionSpec::new(
+            "sleep",
+            OptionKind::Float,
+            Value::Float(1.0),
+            "seconds",
+        )];
         let mut o = Options::defaults(&schema);
         o.set_text(&schema, "sleep", "2").unwrap();
         assert_eq!(o.float("sleep"), 2.0);

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::base::Side;
 
-use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, NoOptions, Origin};
 
 pub struct Abort;
 
@@ -19,11 +19,10 @@ impl ExchangeHook for Abort {
 }
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "abort",
         "resets the connection after the request reached the backend",
         Origin::Vaurien,
-        vec![],
-        |_| Ok(Fault::hook(Abort)),
+        |_: NoOptions| Ok(Fault::hook(Abort)),
     )
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin, Piece};
 
 /// How far behind its schedule a link may be and still catch up (a burst of at most this
 /// long's worth of bytes after an idle spell).
@@ -74,18 +74,20 @@ impl ChunkToxic for Bandwidth {
     }
 }
 
+options! {
+    /// `bandwidth`'s options.
+    pub struct BandwidthOptions {
+        /// KB per second (1 KB = 1000 bytes), more than 0
+        rate: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "bandwidth",
         "limits the rate of each direction of a connection to `rate` KB/s (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int(
-            "rate",
-            0,
-            "KB per second (1 KB = 1000 bytes), more than 0",
-        )],
-        |o| {
-            let rate = o.int("rate");
+        |BandwidthOptions { rate }| {
             if rate <= 0 {
                 // Toxiproxy stalls on 0 and panics on a negative rate.
                 return Err(super::bad(

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::base::Side;
 
-use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, NoOptions, Origin};
 
 pub struct Blackout;
 
@@ -24,11 +24,10 @@ impl ExchangeHook for Blackout {
 }
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "blackout",
         "closes the client connection at once",
         Origin::Vaurien,
-        vec![],
-        |_| Ok(Fault::hook(Blackout)),
+        |_: NoOptions| Ok(Fault::hook(Blackout)),
     )
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{
-    sleep_secs, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin,
+    options, sleep_secs, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin,
 };
 
 pub struct Delay {
@@ -35,27 +35,29 @@ impl ExchangeHook for Delay {
     }
 }
 
+options! {
+    /// `delay`'s options.
+    pub struct DelayOptions {
+        /// delay in seconds
+        sleep: f64 = 1.0,
+        /// delay before the exchange (else after)
+        before: bool = true,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "delay",
         "adds a delay before or after each exchange",
         Origin::Vaurien,
-        vec![
-            OptionSpec::float("sleep", 1.0, "delay in seconds"),
-            OptionSpec::bool("before", true, "delay before the exchange (else after)"),
-        ],
-        |o| {
-            let sleep = o.float("sleep");
+        |DelayOptions { sleep, before }| {
             if sleep < 0.0 {
                 return Err(BehaviorError::BadOption {
                     behavior: "delay".into(),
                     message: format!("sleep must be 0 or more, not {sleep}"),
                 });
             }
-            Ok(Fault::hook(Delay {
-                sleep,
-                before: o.bool("before"),
-            }))
+            Ok(Fault::hook(Delay { sleep, before }))
         },
     )
 }

@@ -1,13 +1,12 @@
 //! `dummy`: transparent.
 
-use super::{Fault, Kind, Origin};
+use super::{Fault, Kind, NoOptions, Origin};
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "dummy",
         "transparent: forwards everything",
         Origin::Vaurien,
-        vec![],
-        |_| Ok(Fault::Pass),
+        |_: NoOptions| Ok(Fault::Pass),
     )
 }

@@ -12,9 +12,7 @@ use rand::Rng;
 
 use crate::base::Side;
 
-use super::{
-    BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Options, Origin,
-};
+use super::{options, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
 
 pub struct Error {
     inject: bool,
@@ -26,11 +24,11 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(o: &Options) -> Self {
+    pub fn new(o: &ErrorOptions) -> Self {
         Error {
-            inject: o.bool("inject"),
-            protocol_reply: o.bool("protocol_reply"),
-            warmup: o.int("warmup"),
+            inject: o.inject,
+            protocol_reply: o.protocol_reply,
+            warmup: o.warmup,
             seen: AtomicI64::new(0),
         }
     }
@@ -102,28 +100,38 @@ impl ExchangeHook for Error {
     }
 }
 
-pub(super) fn options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::bool(
-            "inject",
-            false,
-            "inject 100 random bytes in the middle of the answer instead of replacing it",
-        ),
-        OptionSpec::int("warmup", 0, "number of exchanges served normally first"),
-        OptionSpec::bool(
-            "protocol_reply",
-            false,
-            "answer with the protocol's own error (redis -ERR, memcache SERVER_ERROR, MySQL ERR, SMTP 451) instead of random bytes",
-        ),
-    ]
+options! {
+    /// `error`'s options (`transient` has them too).
+    pub struct ErrorOptions {
+        /// inject 100 random bytes in the middle of the answer instead of replacing it
+        inject: bool = false,
+        /// number of exchanges served normally first
+        warmup: i64 = 0,
+        /// answer with the protocol's own error (redis -ERR, memcache SERVER_ERROR, MySQL ERR,
+        /// SMTP 451) instead of random bytes
+        protocol_reply: bool = false,
+    }
+}
+
+/// The original took a negative count and counted as if it were 0: so does vaurien, saying so.
+pub(super) fn warn_negative(behavior: &str, values: &[(&str, i64)]) {
+    for (name, v) in values.iter().filter(|(_, v)| *v < 0) {
+        tracing::warn!(
+            "{behavior}: {name} {v} is negative; counted as 0 \
+             (--behavior-{behavior}-{}, a count of 0 or more)",
+            name.replace('_', "-")
+        );
+    }
 }
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "error",
         "answers with errors (protocol errors, or random bytes)",
         Origin::Vaurien,
-        options(),
-        |o| Ok(Fault::hook(Error::new(o))),
+        |o: ErrorOptions| {
+            warn_negative("error", &[("warmup", o.warmup)]);
+            Ok(Fault::hook(Error::new(&o)))
+        },
     )
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::base::Side;
 
-use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
+use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, NoOptions, Origin};
 
 pub struct Hang;
 
@@ -31,11 +31,10 @@ impl ExchangeHook for Hang {
 }
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "hang",
         "reads the request and never answers (closed after --timeout)",
         Origin::Vaurien,
-        vec![],
-        |_| Ok(Fault::hook(Hang)),
+        |_: NoOptions| Ok(Fault::hook(Hang)),
     )
 }

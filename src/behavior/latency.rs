@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin};
 
 pub struct Latency {
     latency: i64,
@@ -52,17 +52,22 @@ impl ChunkToxic for Latency {
     }
 }
 
+options! {
+    /// `latency`'s options.
+    pub struct LatencyOptions {
+        /// delay in milliseconds
+        latency: i64 = 0,
+        /// random variation in milliseconds, ±
+        jitter: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "latency",
         "holds each chunk `latency` ms (± `jitter`) after it entered the proxy (Toxiproxy)",
         Origin::Toxic,
-        vec![
-            OptionSpec::int("latency", 0, "delay in milliseconds"),
-            OptionSpec::int("jitter", 0, "random variation in milliseconds, ±"),
-        ],
-        |o| {
-            let (latency, jitter) = (o.int("latency"), o.int("jitter"));
+        |LatencyOptions { latency, jitter }| {
             super::non_negative("latency", &[("latency", latency), ("jitter", jitter)])?;
             if latency == 0 && jitter == 0 {
                 return Ok(Fault::Pass);
@@ -75,7 +80,7 @@ pub(super) fn kind() -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::behavior::{Options, Value};
+    use crate::behavior::OptionSet;
     use rand::SeedableRng;
 
     #[test]
@@ -120,11 +125,9 @@ mod tests {
 
     #[test]
     fn zero_latency_touches_nothing() {
-        let build = |l: i64, j: i64| {
-            let mut o = Options::default();
-            o.set("latency", Value::Int(l));
-            o.set("jitter", Value::Int(j));
-            kind().build(&o).unwrap()
+        let build = |latency: i64, jitter: i64| {
+            let o = LatencyOptions { latency, jitter };
+            kind().build(&o.to_options()).unwrap()
         };
         assert!(build(0, 0).is_passthrough());
         assert!(build(0, 1).as_toxic().is_some());

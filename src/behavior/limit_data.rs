@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin};
 
 pub struct LimitData {
     bytes: u64,
@@ -37,18 +37,20 @@ impl ChunkToxic for LimitData {
     }
 }
 
+options! {
+    /// `limit_data`'s options.
+    pub struct LimitDataOptions {
+        /// bytes forwarded before the connection is closed
+        bytes: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "limit_data",
         "closes the connection once `bytes` bytes went through in this direction (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int(
-            "bytes",
-            0,
-            "bytes forwarded before the connection is closed",
-        )],
-        |o| {
-            let bytes = o.int("bytes");
+        |LimitDataOptions { bytes }| {
             super::non_negative("limit_data", &[("bytes", bytes)])?;
             Ok(Fault::toxic(LimitData {
                 bytes: bytes as u64,

@@ -42,7 +42,8 @@ use rand::rngs::SmallRng;
 
 pub use mix::{Mix, MixError, MixSpec};
 
-pub use crate::base::options::{OptionKind, OptionSpec, Options, Value};
+pub(crate) use crate::base::options::options;
+pub use crate::base::options::{NoOptions, OptionKind, OptionSet, OptionSpec, Options, Value};
 pub use crate::base::PeerInfo;
 use crate::base::{ConnInfo, Direction, Side};
 
@@ -368,6 +369,18 @@ pub struct Kind {
 }
 
 impl Kind {
+    /// A kind whose options are declared by `O` (see `options!`): its schema is `O`'s and its
+    /// factory gets them read.
+    pub fn typed<O, F>(name: &str, help: &str, origin: Origin, f: F) -> Self
+    where
+        O: OptionSet,
+        F: Fn(O) -> Result<Fault, BehaviorError> + Send + Sync + 'static,
+    {
+        Self::new(name, help, origin, O::schema(), move |o| f(O::from(o)))
+    }
+
+    /// A kind whose schema is known at run time only (Python): its factory reads the options
+    /// by name.
     pub fn new<F>(name: &str, help: &str, origin: Origin, options: Vec<OptionSpec>, f: F) -> Self
     where
         F: Fn(&Options) -> Result<Fault, BehaviorError> + Send + Sync + 'static,

@@ -1,13 +1,12 @@
 //! `noop` (Toxiproxy): does nothing; accepted so that clients can add it.
 
-use super::{Fault, Kind, Origin};
+use super::{Fault, Kind, NoOptions, Origin};
 
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "noop",
         "does nothing (Toxiproxy)",
         Origin::Toxic,
-        vec![],
-        |_| Ok(Fault::Pass),
+        |_: NoOptions| Ok(Fault::Pass),
     )
 }

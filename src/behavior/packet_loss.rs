@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use rand::Rng;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin};
 
 pub struct PacketLoss {
     loss_rate: f64,
@@ -35,21 +35,25 @@ impl ChunkToxic for PacketLoss {
     }
 }
 
+options! {
+    /// `packet_loss`'s options.
+    pub struct PacketLossOptions {
+        /// probability of dropping a chunk, 0 to 1
+        loss_rate: f64 = 0.0,
+        /// added to the probability after a drop, 0 to 1
+        correlation: f64 = 0.0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "packet_loss",
         "drops whole chunks with probability `loss_rate` (Toxiproxy)",
         Origin::Toxic,
-        vec![
-            OptionSpec::float("loss_rate", 0.0, "probability of dropping a chunk, 0 to 1"),
-            OptionSpec::float(
-                "correlation",
-                0.0,
-                "added to the probability after a drop, 0 to 1",
-            ),
-        ],
-        |o| {
-            let (loss_rate, correlation) = (o.float("loss_rate"), o.float("correlation"));
+        |PacketLossOptions {
+             loss_rate,
+             correlation,
+         }| {
             for (name, v) in [("loss_rate", loss_rate), ("correlation", correlation)] {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(super::bad(

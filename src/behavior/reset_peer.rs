@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin};
 
 pub struct ResetPeer {
     timeout: Duration,
@@ -21,14 +21,20 @@ impl ChunkToxic for ResetPeer {
     }
 }
 
+options! {
+    /// `reset_peer`'s options.
+    pub struct ResetPeerOptions {
+        /// milliseconds
+        timeout: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "reset_peer",
         "resets the connection (TCP RST) `timeout` ms after data arrives (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int("timeout", 0, "milliseconds")],
-        |o| {
-            let timeout = o.int("timeout");
+        |ResetPeerOptions { timeout }| {
             super::non_negative("reset_peer", &[("timeout", timeout)])?;
             Ok(Fault::toxic(ResetPeer {
                 timeout: Duration::from_millis(timeout as u64),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin, Piece};
 
 pub struct Slicer {
     average: usize,
@@ -61,26 +61,25 @@ impl ChunkToxic for Slicer {
     }
 }
 
+options! {
+    /// `slicer`'s options.
+    pub struct SlicerOptions {
+        /// bytes per slice on average
+        average_size: i64 = 0,
+        /// bytes of variation, at most average_size
+        size_variation: i64 = 0,
+        /// microseconds between slices
+        delay: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "slicer",
         "slices each chunk into pieces of about `average_size` bytes, `delay` µs apart (Toxiproxy)",
         Origin::Toxic,
-        vec![
-            OptionSpec::int("average_size", 0, "bytes per slice on average"),
-            OptionSpec::int(
-                "size_variation",
-                0,
-                "bytes of variation, at most average_size",
-            ),
-            OptionSpec::int("delay", 0, "microseconds between slices"),
-        ],
-        |o| {
-            let (average, variation, delay) = (
-                o.int("average_size"),
-                o.int("size_variation"),
-                o.int("delay"),
-            );
+        |o: SlicerOptions| {
+            let (average, variation, delay) = (o.average_size, o.size_variation, o.delay);
             super::non_negative(
                 "slicer",
                 &[

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin, Piece};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin, Piece};
 
 pub struct SlowClose {
     delay: Duration,
@@ -24,14 +24,20 @@ impl ChunkToxic for SlowClose {
     }
 }
 
+options! {
+    /// `slow_close`'s options.
+    pub struct SlowCloseOptions {
+        /// milliseconds
+        delay: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "slow_close",
         "delays the end of the stream by `delay` ms (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int("delay", 0, "milliseconds")],
-        |o| {
-            let delay = o.int("delay");
+        |SlowCloseOptions { delay }| {
             super::non_negative("slow_close", &[("delay", delay)])?;
             Ok(Fault::toxic(SlowClose {
                 delay: Duration::from_millis(delay as u64),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, OptionSpec, Origin};
+use super::{options, BehaviorError, ChunkCx, ChunkToxic, Fault, Kind, Origin};
 
 pub struct Timeout {
     timeout: Duration,
@@ -31,18 +31,20 @@ impl ChunkToxic for Timeout {
     }
 }
 
+options! {
+    /// `timeout`'s options.
+    pub struct TimeoutOptions {
+        /// milliseconds; 0 keeps the connection open
+        timeout: i64 = 0,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    Kind::new(
+    Kind::typed(
         "timeout",
         "swallows the data and closes the connection after `timeout` ms; 0: never (Toxiproxy)",
         Origin::Toxic,
-        vec![OptionSpec::int(
-            "timeout",
-            0,
-            "milliseconds; 0 keeps the connection open",
-        )],
-        |o| {
-            let timeout = o.int("timeout");
+        |TimeoutOptions { timeout }| {
             super::non_negative("timeout", &[("timeout", timeout)])?;
             Ok(Fault::toxic(Timeout {
                 timeout: Duration::from_millis(timeout as u64),

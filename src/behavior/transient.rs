@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 
-use super::error::Error;
-use super::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionSpec, Origin};
+use super::error::{Error, ErrorOptions};
+use super::{options, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Origin};
 
 pub struct Transient {
     agitate: i64,
@@ -34,23 +34,29 @@ impl ExchangeHook for Transient {
     }
 }
 
+options! {
+    /// `transient`'s options: its own, then `error`'s.
+    pub struct TransientOptions {
+        /// number of exchanges that fail before the proxy behaves again
+        agitate: i64 = 1,
+        ..error: ErrorOptions,
+    }
+}
+
 pub(super) fn kind() -> Kind {
-    let mut options = vec![OptionSpec::int(
-        "agitate",
-        1,
-        "number of exchanges that fail before the proxy behaves again",
-    )];
-    options.extend(super::error::options());
-    Kind::new(
+    Kind::typed(
         "transient",
         "fails the first `agitate` exchanges, then recovers",
         Origin::Vaurien,
-        options,
-        |o| {
+        |o: TransientOptions| {
+            super::error::warn_negative(
+                "transient",
+                &[("agitate", o.agitate), ("warmup", o.error.warmup)],
+            );
             Ok(Fault::hook(Transient {
-                agitate: o.int("agitate"),
-                warmup: o.int("warmup"),
-                error: Error::new(o),
+                agitate: o.agitate,
+                warmup: o.error.warmup,
+                error: Error::new(&o.error),
                 current: AtomicI64::new(0),
             }))
         },

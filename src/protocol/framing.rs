@@ -1,25 +1,32 @@
 //! What the framed protocols (http, redis, memcache, smtp, mysql) share: the incremental
-//! [`Framer`] interface that their pure parsers implement, and the async helpers that drive a
+//! [`Framer`] interface that their pure parsers implement, the async helpers that drive a
 //! framer over a [`Session`] — forward one message as it arrives ([`pump`]), hand a connection
 //! over to raw forwarding both ways ([`relay`]), and run an exchange the backend started
-//! ([`backend_started`]).
+//! ([`backend_started`]) — and the generic adapter: a protocol implements [`Framed`] (its
+//! framers, its error reply, its exchange) and [`FramedProtocol`] makes it a [`Protocol`].
 //!
 //! Framing is "check, then parse, then advance": a framer looks at the bytes it was given,
 //! says how many of them belong to the current message (they may be forwarded at once, so a
 //! large body streams through without being buffered whole) and whether the message is
 //! complete. "Not enough bytes yet" is not an error; only bytes that can never be valid are.
 
+use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::{after, before, between, ProtocolError};
+use super::{
+    after, before, between, CommonOptions, Mode, Protocol, ProtocolError, ProtocolKind,
+    ProtocolOptions,
+};
 use crate::base::metrics::Metrics;
 use crate::base::{ConnInfo, Direction, Side};
-use crate::behavior::{ExchangeHook, Framing};
+use crate::behavior::{ErrorReply, ExchangeHook, Framing, OptionSet, Options};
 use crate::io::peer::Peer;
 use crate::link::{Link, Session};
 
@@ -158,17 +165,27 @@ impl FramedExchange<'_> {
         s: &mut Session<'_>,
         framer: &mut F,
     ) -> Result<Option<bool>, ProtocolError> {
-        if let Some(keep) = before(s, self.framing, Direction::Upstream, self.hook).await? {
+        if let Some(keep) = self.before(s).await? {
             return Ok(Some(keep));
         }
         if !self.message(s, Side::Client, framer, false).await? {
             return Ok(Some(false));
         }
-        if !between(s, self.framing, Direction::Upstream, self.hook).await? {
+        if !self.between(s).await? {
             self.after(s).await?;
             return Ok(Some(false));
         }
         Ok(None)
+    }
+
+    /// The `before` hook; `Some(keep)` when the exchange must not go on.
+    pub async fn before(&self, s: &mut Session<'_>) -> Result<Option<bool>, ProtocolError> {
+        before(s, self.framing, Direction::Upstream, self.hook).await
+    }
+
+    /// The `between` hook; false when the exchange must stop (and the connection close).
+    pub async fn between(&self, s: &mut Session<'_>) -> Result<bool, ProtocolError> {
+        between(s, self.framing, Direction::Upstream, self.hook).await
     }
 
     /// Forwards one message from `from` (see [`pump`]); false, after the `after` hook, when it
@@ -289,7 +306,128 @@ pub async fn backend_started<F: Framer>(
     super::after(s, framing, Direction::Downstream, hook).await
 }
 
+/// What a framed protocol has of its own; [`FramedProtocol`] does the rest (its options, its
+/// [`Framing`] for the faults, the exchanges the backend starts, and the hooks around the
+/// request of those the client starts: see [`FramedExchange`]).
+pub trait Framed: Send + Sync + 'static {
+    /// Its name in the registry, in logs and in messages.
+    const NAME: &'static str;
+    /// One line of help.
+    const HELP: &'static str;
+    /// Its own options (after the common ones).
+    type Options: OptionSet;
+    /// Frames a message the backend sends that no request asked for (a greeting, a push, an
+    /// error before it closes): an exchange of its own, see [`backend_started`].
+    type Unasked: Framer + Default + Send;
+
+    fn new(common: &CommonOptions, own: Self::Options) -> Self;
+    /// How connections run (see [`Protocol::mode`]). By default, as the original ran smtp,
+    /// mysql and memcache: a conversation goes on after each exchange, whatever
+    /// `--stay-connected` (until the client leaves, or stays quiet for `--timeout` without
+    /// `--stay-connected`).
+    fn mode(&self, stay_connected: bool) -> Mode {
+        let _ = stay_connected;
+        Mode::Exchanges {
+            stay: true,
+            drain: false,
+        }
+    }
+    /// See [`Framing::frame_len`].
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize>;
+    /// See [`Framing::error_reply`].
+    fn error_reply(&self, rng: &mut SmallRng, dir: Direction) -> Option<ErrorReply>;
+    /// See [`Framing::errors_in_kind`].
+    fn errors_in_kind(&self) -> bool {
+        false
+    }
+    /// See [`Framing::hooks_each_direction`].
+    fn hooks_each_direction(&self) -> bool {
+        false
+    }
+    /// An exchange the client starts: its request and its answer, the hooks around them run
+    /// through `x`. Returns whether the connection may go on.
+    fn exchange(
+        &self,
+        x: &FramedExchange<'_>,
+        s: &mut Session<'_>,
+    ) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
+}
+
+/// The generic adapter: a [`Framed`] protocol as a [`Protocol`].
+pub struct FramedProtocol<P> {
+    protocol: P,
+    common: CommonOptions,
+    /// Every option by name (for [`Framing::options`]).
+    options: Options,
+    /// The size of one read.
+    max: usize,
+}
+
+/// The registry entry of a framed protocol.
+pub fn kind<P: Framed>() -> ProtocolKind {
+    ProtocolKind::typed(P::NAME, P::HELP, |o: ProtocolOptions<P::Options>| {
+        Ok(Arc::new(FramedProtocol {
+            protocol: P::new(&o.common, o.own),
+            max: o.common.read_size(),
+            common: o.common,
+            options: o.by_name,
+        }) as Arc<dyn Protocol>)
+    })
+}
+
+impl<P: Framed> Framing for FramedProtocol<P> {
+    fn name(&self) -> &str {
+        P::NAME
+    }
+    fn options(&self) -> &Options {
+        &self.options
+    }
+    fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
+        self.protocol.frame_len(buf, dir)
+    }
+    fn error_reply(&self, rng: &mut SmallRng, dir: Direction) -> Option<ErrorReply> {
+        self.protocol.error_reply(rng, dir)
+    }
+    fn errors_in_kind(&self) -> bool {
+        self.protocol.errors_in_kind()
+    }
+    fn hooks_each_direction(&self) -> bool {
+        self.protocol.hooks_each_direction()
+    }
+}
+
+#[async_trait]
+impl<P: Framed> Protocol for FramedProtocol<P> {
+    fn common(&self) -> &CommonOptions {
+        &self.common
+    }
+
+    fn mode(&self, stay_connected: bool) -> Mode {
+        self.protocol.mode(stay_connected)
+    }
+
+    async fn handle(
+        &self,
+        s: &mut Session<'_>,
+        dir: Direction,
+        hook: Option<&dyn ExchangeHook>,
+    ) -> Result<bool, ProtocolError> {
+        if !dir.is_upstream() {
+            let framer = P::Unasked::default();
+            return backend_started(s, self, P::NAME, framer, self.max, hook).await;
+        }
+        let x = FramedExchange {
+            framing: self,
+            name: P::NAME,
+            max: self.max,
+            hook,
+        };
+        self.protocol.exchange(&x, s).await
+    }
+}
+
 /// A framer that takes whatever is there as one message (unsolicited bytes).
+#[derive(Default)]
 pub struct Chunk;
 
 impl Framer for Chunk {

@@ -13,19 +13,16 @@
 
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::framing::{
-    backend_started, complete_len, line, malformed, pump, relay, Chunk, FrameError, Framer,
+    complete_len, line, malformed, pump, relay, Chunk, FrameError, Framed, FramedExchange, Framer,
     Progress, Pumped, MAX_LINE,
 };
-use super::{
-    after, before, between, ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind,
-};
+use super::{CommonOptions, ErrorReply, Mode, ProtocolError};
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, OptionSpec, Options};
+use crate::behavior::options;
 use crate::link::Session;
 
 /// Largest request or response head accepted.
@@ -34,35 +31,18 @@ pub const MAX_HEAD: usize = 256 * 1024;
 const MAX_HEADERS: usize = 256;
 
 pub struct Http {
-    options: Options,
     buffer: usize,
     /// Keep the client connection between exchanges (`keep_alive` and `reuse_socket`).
     stay: bool,
     overwrite_host: bool,
 }
 
-pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
-        "http",
-        "HTTP/1.1: one request and its response per exchange",
-        vec![OptionSpec::bool(
-            "overwrite_host_header",
-            true,
-            "rewrite the Host header to the backend as given (--backend), as the original did by default",
-        )],
-        |o| Ok(Arc::new(Http::new(o.clone())) as Arc<dyn Protocol>),
-    )
-}
-
-impl Http {
-    pub fn new(options: Options) -> Self {
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
-        Http {
-            stay: options.bool("keep_alive") && options.bool("reuse_socket"),
-            overwrite_host: options.bool("overwrite_host_header"),
-            buffer,
-            options,
-        }
+options! {
+    /// `http`'s own options.
+    pub struct HttpOptions {
+        /// rewrite the Host header to the backend as given (--backend), as the original did by
+        /// default
+        overwrite_host_header: bool = true,
     }
 }
 
@@ -641,13 +621,26 @@ pub fn error_response(rng: &mut SmallRng) -> Vec<u8> {
     .into_bytes()
 }
 
-impl Framing for Http {
-    fn options(&self) -> &Options {
-        &self.options
+impl Framed for Http {
+    const NAME: &'static str = "http";
+    const HELP: &'static str = "HTTP/1.1: one request and its response per exchange";
+    type Options = HttpOptions;
+    /// Bytes nobody asked for (a 408 before the backend closes): passed on as they are.
+    type Unasked = Chunk;
+
+    fn new(common: &CommonOptions, own: HttpOptions) -> Self {
+        Http {
+            buffer: common.read_size(),
+            stay: common.keep_alive && common.reuse_socket,
+            overwrite_host: own.overwrite_host_header,
+        }
     }
 
-    fn name(&self) -> &str {
-        "http"
+    fn mode(&self, _stay_connected: bool) -> Mode {
+        Mode::Exchanges {
+            stay: self.stay,
+            drain: false,
+        }
     }
 
     fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
@@ -669,35 +662,20 @@ impl Framing for Http {
     fn errors_in_kind(&self) -> bool {
         true
     }
-}
 
-#[async_trait]
-impl Protocol for Http {
-    fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges {
-            stay: self.stay,
-            drain: false,
-        }
-    }
-
-    async fn handle(
+    async fn exchange(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
-        dir: Direction,
-        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !dir.is_upstream() {
-            // Bytes nobody asked for (a 408 before the backend closes): passed on as they are.
-            return backend_started(s, self, "http", Chunk, self.buffer, hook).await;
-        }
         let up = Direction::Upstream;
-        if let Some(keep) = before(s, self, up, hook).await? {
+        if let Some(keep) = x.before(s).await? {
             return Ok(keep);
         }
         let req = match self.read_head(s, Side::Client, "").await? {
             HeadRead::Head(h) => h,
             HeadRead::Eof => {
-                after(s, self, up, hook).await?;
+                x.after(s).await?;
                 return Ok(false);
             }
         };
@@ -728,7 +706,7 @@ impl Protocol for Http {
             if backend_first {
                 match self.read_head(s, Side::Backend, &req.method).await? {
                     HeadRead::Eof => {
-                        after(s, self, up, hook).await?;
+                        x.after(s).await?;
                         return Ok(false);
                     }
                     HeadRead::Head(h) if (100..200).contains(&h.status) && h.status != 101 => {
@@ -744,20 +722,20 @@ impl Protocol for Http {
         if let Some(head) = early {
             // A final answer before the body: the body is not sent, so the connection ends.
             self.response(s, &req, Some(head)).await?;
-            after(s, self, up, hook).await?;
+            x.after(s).await?;
             return Ok(false);
         }
         let mut body = BodyFramer::new(req.body);
         if pump(s, "http", Side::Client, &mut body, self.buffer, false).await? != Pumped::Done {
-            after(s, self, up, hook).await?;
+            x.after(s).await?;
             return Ok(false);
         }
-        if !between(s, self, up, hook).await? {
-            after(s, self, up, hook).await?;
+        if !x.between(s).await? {
+            x.after(s).await?;
             return Ok(false);
         }
         let keep = self.response(s, &req, None).await?;
-        let go_on = after(s, self, up, hook).await?;
+        let go_on = x.after(s).await?;
         Ok(keep && go_on)
     }
 }

@@ -6,17 +6,14 @@
 //! `noreply` gets no answer: the exchange ends once it is forwarded; so does `quit`. As the
 //! original, the client connection closes after each reply unless `--stay-connected` is given.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
 use super::framing::{
-    backend_started, complete_len, line, Chunk, FrameError, FramedExchange, Framer, Progress,
+    complete_len, line, Chunk, FrameError, Framed, FramedExchange, Framer, Progress,
 };
-use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::{CommonOptions, ErrorReply, ProtocolError};
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::NoOptions;
 use crate::link::Session;
 
 /// Longest command or reply line accepted (keys are at most 250 bytes).
@@ -24,26 +21,7 @@ const MAX_LINE: usize = 8 * 1024;
 /// Largest data block accepted (memcached's item size limit can be raised up to 1 GiB).
 const MAX_DATA: u64 = 1 << 30;
 
-pub struct Memcache {
-    options: Options,
-    buffer: usize,
-}
-
-pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
-        "memcache",
-        "memcached text protocol: one command and its reply per exchange",
-        vec![],
-        |o| Ok(Arc::new(Memcache::new(o.clone())) as Arc<dyn Protocol>),
-    )
-}
-
-impl Memcache {
-    pub fn new(options: Options) -> Self {
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
-        Memcache { options, buffer }
-    }
-}
+pub struct Memcache;
 
 /// What answer a command gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,13 +222,14 @@ pub fn reply_len(buf: &[u8], kind: Reply) -> Option<usize> {
     complete_len(ReplyFramer::new(kind), buf)
 }
 
-impl Framing for Memcache {
-    fn options(&self) -> &Options {
-        &self.options
-    }
+impl Framed for Memcache {
+    const NAME: &'static str = "memcache";
+    const HELP: &'static str = "memcached text protocol: one command and its reply per exchange";
+    type Options = NoOptions;
+    type Unasked = Chunk;
 
-    fn name(&self) -> &str {
-        "memcache"
+    fn new(_: &CommonOptions, _: NoOptions) -> Self {
+        Memcache
     }
 
     fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
@@ -267,34 +246,12 @@ impl Framing for Memcache {
             close: false,
         })
     }
-}
 
-#[async_trait]
-impl Protocol for Memcache {
-    fn mode(&self, _stay_connected: bool) -> Mode {
-        // As the original: a conversation goes on after each reply (until the client leaves,
-        // or stays quiet for --timeout without --stay-connected).
-        Mode::Exchanges {
-            stay: true,
-            drain: false,
-        }
-    }
-
-    async fn handle(
+    async fn exchange(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
-        dir: Direction,
-        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !dir.is_upstream() {
-            return backend_started(s, self, "memcache", Chunk, self.buffer, hook).await;
-        }
-        let x = FramedExchange {
-            framing: self,
-            name: "memcache",
-            max: self.buffer,
-            hook,
-        };
         let mut request = RequestFramer::new();
         if let Some(keep) = x.request(s, &mut request).await? {
             return Ok(keep);

@@ -3,7 +3,9 @@
 //!
 //! A protocol implements [`Protocol`]; its [`ProtocolKind`] (name, option schema, factory) sits
 //! in the [`registry`], where the CLI, the ini reader, the APIs and Python find it. Every
-//! protocol has the common options `reuse_socket`, `buffer` and `keep_alive`.
+//! protocol has the common options `reuse_socket`, `buffer` and `keep_alive`
+//! ([`CommonOptions`]). The framed ones (http, redis, memcache, smtp, mysql) implement
+//! [`framing::Framed`], whose generic adapter is their `Protocol`.
 
 pub mod framing;
 pub mod http;
@@ -18,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 use crate::base::Direction;
-use crate::behavior::{BehaviorError, ExchangeHook, Flow, OptionSpec, Options, Value};
+use crate::behavior::{options, BehaviorError, ExchangeHook, Flow, OptionSet, OptionSpec, Options};
 pub use crate::behavior::{ErrorReply, Framing};
 use crate::link::Session;
 
@@ -59,9 +61,8 @@ pub enum ProtocolError {
 /// know of it ([`Framing`]: message lengths, its error reply) is its supertrait.
 #[async_trait]
 pub trait Protocol: Framing + Send + Sync + 'static {
-    fn option(&self, name: &str) -> Option<&Value> {
-        self.options().get(name)
-    }
+    /// The options every protocol has.
+    fn common(&self) -> &CommonOptions;
     /// How connections run; `stay_connected` is `--stay-connected`.
     fn mode(&self, stay_connected: bool) -> Mode;
     /// Runs one exchange that starts with data going in direction `dir`, calling `hook`'s
@@ -89,12 +90,32 @@ pub struct ProtocolKind {
 }
 
 impl ProtocolKind {
-    /// A kind whose schema is the common options plus `extra`.
+    /// A kind whose own options are declared by `O` (see `options!`): its schema is the
+    /// common options then `O`'s, and its factory gets them read.
+    pub fn typed<O, F>(name: &str, help: &str, f: F) -> Self
+    where
+        O: OptionSet,
+        F: Fn(ProtocolOptions<O>) -> Result<Arc<dyn Protocol>, ProtocolError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self::new(name, help, O::schema(), move |o| {
+            f(ProtocolOptions {
+                common: CommonOptions::from(o),
+                own: O::from(o),
+                by_name: o.clone(),
+            })
+        })
+    }
+
+    /// A kind whose schema is the common options plus `extra`, known at run time only
+    /// (Python): its factory reads the options by name.
     pub fn new<F>(name: &str, help: &str, extra: Vec<OptionSpec>, f: F) -> Self
     where
         F: Fn(&Options) -> Result<Arc<dyn Protocol>, ProtocolError> + Send + Sync + 'static,
     {
-        let mut options = common_options();
+        let mut options = CommonOptions::schema();
         options.extend(extra);
         ProtocolKind {
             name: name.to_string(),
@@ -109,25 +130,52 @@ impl ProtocolKind {
         for (k, v) in &options.0 {
             full.0.insert(k.clone(), v.clone());
         }
+        // A read of 0 bytes reads nothing (the original closed every connection at once).
+        let buffer = CommonOptions::from(&full).buffer;
+        if buffer < 1 {
+            return Err(ProtocolError::BadOption {
+                protocol: self.name.clone(),
+                message: format!(
+                    "buffer {buffer}: must be a size of 1 byte or more \
+                     (--protocol-{}-buffer, [protocol:{}] buffer)",
+                    self.name, self.name
+                ),
+            });
+        }
         (self.factory)(&full)
     }
 }
 
-/// The options every protocol has.
-pub fn common_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::bool(
-            "reuse_socket",
-            false,
-            "reuse the backend connection for the next client (pool)",
-        ),
-        OptionSpec::int("buffer", 8124, "size of one read, in bytes"),
-        OptionSpec::bool(
-            "keep_alive",
-            false,
-            "keep the connection alive between exchanges",
-        ),
-    ]
+options! {
+    /// The options every protocol has, first in its schema.
+    pub struct CommonOptions {
+        /// reuse the backend connection for the next client (pool)
+        reuse_socket: bool = false,
+        /// size of one read, in bytes
+        buffer: i64 = 8124,
+        /// keep the connection alive between exchanges
+        keep_alive: bool = false,
+    }
+}
+
+/// The largest read size `buffer` may ask for.
+const MAX_READ: i64 = 16 << 20;
+
+impl CommonOptions {
+    /// The size of one read: `buffer`, from 1 byte to 16 MiB.
+    pub fn read_size(&self) -> usize {
+        self.buffer.clamp(1, MAX_READ) as usize
+    }
+}
+
+/// A protocol's options as its factory gets them.
+pub struct ProtocolOptions<O> {
+    /// The ones every protocol has.
+    pub common: CommonOptions,
+    /// Its own.
+    pub own: O,
+    /// All of them by name: what faults and Python see ([`Framing::options`]).
+    pub by_name: Options,
 }
 
 /// Every protocol known to this process. Python registers into it at run time.
@@ -149,11 +197,11 @@ impl crate::base::registry::Entry for ProtocolKind {
 fn builtins() -> Vec<ProtocolKind> {
     vec![
         tcp::kind(),
-        http::kind(),
-        redis::kind(),
-        memcache::kind(),
-        smtp::kind(),
-        mysql::kind(),
+        framing::kind::<http::Http>(),
+        framing::kind::<redis::Redis>(),
+        framing::kind::<memcache::Memcache>(),
+        framing::kind::<smtp::Smtp>(),
+        framing::kind::<mysql::Mysql>(),
     ]
 }
 

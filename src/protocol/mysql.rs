@@ -10,15 +10,12 @@
 //! forwarded alone; the server's answer is then its own exchange. After an SSL request the
 //! connection is forwarded raw (TLS). As the original, the connection is always kept alive.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
-use super::framing::{backend_started, complete_len, FrameError, FramedExchange, Framer, Progress};
-use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::framing::{complete_len, FrameError, Framed, FramedExchange, Framer, Progress};
+use super::{CommonOptions, ErrorReply, ProtocolError};
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::NoOptions;
 use crate::link::Session;
 
 /// A payload of this length continues in the next packet.
@@ -38,26 +35,7 @@ const COM_STMT_FETCH: u8 = 0x1c;
 const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 const CLIENT_SSL: u32 = 0x0800;
 
-pub struct Mysql {
-    options: Options,
-    buffer: usize,
-}
-
-pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
-        "mysql",
-        "MySQL/MariaDB: one command and its whole response per exchange",
-        vec![],
-        |o| Ok(Arc::new(Mysql::new(o.clone())) as Arc<dyn Protocol>),
-    )
-}
-
-impl Mysql {
-    pub fn new(options: Options) -> Self {
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
-        Mysql { options, buffer }
-    }
-}
+pub struct Mysql;
 
 /// The header of the packet at the front of `buf`: (payload length, sequence id).
 pub fn header(buf: &[u8]) -> Option<(usize, u8)> {
@@ -441,13 +419,15 @@ pub fn err_packet(seq: u8, code: u16, state: &str, message: &str) -> Vec<u8> {
     out
 }
 
-impl Framing for Mysql {
-    fn options(&self) -> &Options {
-        &self.options
-    }
+impl Framed for Mysql {
+    const NAME: &'static str = "mysql";
+    const HELP: &'static str = "MySQL/MariaDB: one command and its whole response per exchange";
+    type Options = NoOptions;
+    /// The greeting, and the server's steps of authentication.
+    type Unasked = PacketFramer;
 
-    fn name(&self) -> &str {
-        "mysql"
+    fn new(_: &CommonOptions, _: NoOptions) -> Self {
+        Mysql
     }
 
     fn frame_len(&self, buf: &[u8], _dir: Direction) -> Option<usize> {
@@ -467,32 +447,12 @@ impl Framing for Mysql {
     fn hooks_each_direction(&self) -> bool {
         true
     }
-}
 
-#[async_trait]
-impl Protocol for Mysql {
-    fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges {
-            stay: true,
-            drain: false,
-        }
-    }
-
-    async fn handle(
+    async fn exchange(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
-        dir: Direction,
-        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !dir.is_upstream() {
-            return backend_started(s, self, "mysql", PacketFramer::new(), self.buffer, hook).await;
-        }
-        let x = FramedExchange {
-            framing: self,
-            name: "mysql",
-            max: self.buffer,
-            hook,
-        };
         let mut packet = PacketFramer::new();
         if let Some(keep) = x.request(s, &mut packet).await? {
             return Ok(keep);
@@ -515,7 +475,7 @@ impl Protocol for Mysql {
                 if !pending.is_empty() && !s.forward(Direction::Downstream, &pending).await? {
                     break;
                 }
-                match s.fill(Side::Backend, self.buffer).await {
+                match s.fill(Side::Backend, x.max).await {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,

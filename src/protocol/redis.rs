@@ -8,17 +8,12 @@
 //! `XREAD`, `WAIT`, ...) wait for their reply without `--timeout`. As the original, the client
 //! connection closes after each reply unless `--stay-connected` is given.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
-use super::framing::{
-    backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
-};
-use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::framing::{complete_len, line, FrameError, Framed, FramedExchange, Framer, Progress};
+use super::{CommonOptions, ErrorReply, Mode, ProtocolError};
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::NoOptions;
 use crate::link::Session;
 
 /// Longest inline command or reply line (redis's own inline limit).
@@ -30,26 +25,7 @@ const MAX_BULK: i64 = 1 << 40;
 /// Bytes of the command name kept from a multi-bulk request.
 const MAX_NAME: usize = 32;
 
-pub struct Redis {
-    options: Options,
-    buffer: usize,
-}
-
-pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
-        "redis",
-        "redis (RESP2/RESP3): one command and its reply per exchange",
-        vec![],
-        |o| Ok(Arc::new(Redis::new(o.clone())) as Arc<dyn Protocol>),
-    )
-}
-
-impl Redis {
-    pub fn new(options: Options) -> Self {
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
-        Redis { options, buffer }
-    }
-}
+pub struct Redis;
 
 /// Incremental framer of one RESP value (a reply, or a multi-bulk command).
 #[derive(Debug, Default)]
@@ -313,13 +289,24 @@ fn blocks(cmd: &str) -> bool {
     )
 }
 
-impl Framing for Redis {
-    fn options(&self) -> &Options {
-        &self.options
+impl Framed for Redis {
+    const NAME: &'static str = "redis";
+    const HELP: &'static str = "redis (RESP2/RESP3): one command and its reply per exchange";
+    type Options = NoOptions;
+    /// A push nobody asked for (client tracking), or an error before the server closes.
+    type Unasked = RespFramer;
+
+    fn new(_: &CommonOptions, _: NoOptions) -> Self {
+        Redis
     }
 
-    fn name(&self) -> &str {
-        "redis"
+    fn mode(&self, stay_connected: bool) -> Mode {
+        // As the original (which forwarded a whole read and relayed the answer), the commands
+        // of a pipeline read in one go are all answered before the connection closes.
+        Mode::Exchanges {
+            stay: stay_connected,
+            drain: true,
+        }
     }
 
     fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
@@ -336,35 +323,12 @@ impl Framing for Redis {
             close: false,
         })
     }
-}
 
-#[async_trait]
-impl Protocol for Redis {
-    fn mode(&self, stay_connected: bool) -> Mode {
-        // As the original (which forwarded a whole read and relayed the answer), the commands
-        // of a pipeline read in one go are all answered before the connection closes.
-        Mode::Exchanges {
-            stay: stay_connected,
-            drain: true,
-        }
-    }
-
-    async fn handle(
+    async fn exchange(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
-        dir: Direction,
-        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !dir.is_upstream() {
-            // A push nobody asked for (client tracking), or an error before the server closes.
-            return backend_started(s, self, "redis", RespFramer::new(), self.buffer, hook).await;
-        }
-        let x = FramedExchange {
-            framing: self,
-            name: "redis",
-            max: self.buffer,
-            hook,
-        };
         let mut request = RequestFramer::new();
         if let Some(keep) = x.request(s, &mut request).await? {
             return Ok(keep);

@@ -4,17 +4,12 @@
 //! one exchange; `BDAT` carries its chunk by length. After a successful `STARTTLS` the
 //! connection is forwarded raw (TLS). As the original, the connection is always kept alive.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use rand::rngs::SmallRng;
 
-use super::framing::{
-    backend_started, complete_len, line, FrameError, FramedExchange, Framer, Progress,
-};
-use super::{ErrorReply, Framing, Mode, Protocol, ProtocolError, ProtocolKind};
+use super::framing::{complete_len, line, FrameError, Framed, FramedExchange, Framer, Progress};
+use super::{CommonOptions, ErrorReply, ProtocolError};
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::NoOptions;
 use crate::link::Session;
 
 /// Longest command or reply line accepted (RFC 5321 asks for 512 and 1000 at least).
@@ -22,26 +17,7 @@ const MAX_LINE: usize = 64 * 1024;
 /// Largest `BDAT` chunk accepted.
 const MAX_CHUNK: u64 = 1 << 32;
 
-pub struct Smtp {
-    options: Options,
-    buffer: usize,
-}
-
-pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
-        "smtp",
-        "SMTP: the greeting, then one command and its reply per exchange (DATA whole)",
-        vec![],
-        |o| Ok(Arc::new(Smtp::new(o.clone())) as Arc<dyn Protocol>),
-    )
-}
-
-impl Smtp {
-    pub fn new(options: Options) -> Self {
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
-        Smtp { options, buffer }
-    }
-}
+pub struct Smtp;
 
 /// Incremental framer of one reply: lines `NNN-text` continue it, `NNN text` (or `NNN`) ends it.
 #[derive(Debug, Default)]
@@ -222,13 +198,16 @@ pub fn data_len(buf: &[u8]) -> Option<usize> {
     complete_len(DataFramer::new(), buf)
 }
 
-impl Framing for Smtp {
-    fn options(&self) -> &Options {
-        &self.options
-    }
+impl Framed for Smtp {
+    const NAME: &'static str = "smtp";
+    const HELP: &'static str =
+        "SMTP: the greeting, then one command and its reply per exchange (DATA whole)";
+    type Options = NoOptions;
+    /// The greeting (or a 421 before the server closes).
+    type Unasked = ReplyFramer;
 
-    fn name(&self) -> &str {
-        "smtp"
+    fn new(_: &CommonOptions, _: NoOptions) -> Self {
+        Smtp
     }
 
     fn frame_len(&self, buf: &[u8], dir: Direction) -> Option<usize> {
@@ -249,33 +228,12 @@ impl Framing for Smtp {
     fn hooks_each_direction(&self) -> bool {
         true
     }
-}
 
-#[async_trait]
-impl Protocol for Smtp {
-    fn mode(&self, _stay_connected: bool) -> Mode {
-        Mode::Exchanges {
-            stay: true,
-            drain: false,
-        }
-    }
-
-    async fn handle(
+    async fn exchange(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
-        dir: Direction,
-        hook: Option<&dyn ExchangeHook>,
     ) -> Result<bool, ProtocolError> {
-        if !dir.is_upstream() {
-            // The greeting (or a 421 before the server closes).
-            return backend_started(s, self, "smtp", ReplyFramer::new(), self.buffer, hook).await;
-        }
-        let x = FramedExchange {
-            framing: self,
-            name: "smtp",
-            max: self.buffer,
-            hook,
-        };
         let mut command = CommandFramer::new();
         if let Some(keep) = x.request(s, &mut command).await? {
             return Ok(keep);

@@ -12,16 +12,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    after, before, between, between_then_after, Framing, Mode, Protocol, ProtocolError,
-    ProtocolKind,
+    after, before, between, between_then_after, CommonOptions, Framing, Mode, Protocol,
+    ProtocolError, ProtocolKind, ProtocolOptions,
 };
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::{ExchangeHook, NoOptions, Options};
 use crate::link::Session;
 
 pub struct Tcp {
     options: Options,
-    keep_alive: bool,
+    common: CommonOptions,
     buffer: usize,
     /// The warning that a client's data after its first read is dropped was logged (once per
     /// proxy: each proxy builds its own protocol).
@@ -29,22 +29,19 @@ pub struct Tcp {
 }
 
 pub(crate) fn kind() -> ProtocolKind {
-    ProtocolKind::new(
+    ProtocolKind::typed(
         "tcp",
         "raw TCP: each read is forwarded as it comes",
-        vec![],
-        |o| Ok(Arc::new(Tcp::new(o.clone())) as Arc<dyn Protocol>),
+        |o: ProtocolOptions<NoOptions>| Ok(Arc::new(Tcp::new(o)) as Arc<dyn Protocol>),
     )
 }
 
 impl Tcp {
-    pub fn new(options: Options) -> Self {
-        let keep_alive = options.bool("keep_alive");
-        let buffer = options.int("buffer").clamp(1, 16 << 20) as usize;
+    pub fn new(o: ProtocolOptions<NoOptions>) -> Self {
         Tcp {
-            options,
-            keep_alive,
-            buffer,
+            options: o.by_name,
+            buffer: o.common.read_size(),
+            common: o.common,
             warned_dropped: AtomicBool::new(false),
         }
     }
@@ -62,8 +59,12 @@ impl Framing for Tcp {
 
 #[async_trait]
 impl Protocol for Tcp {
+    fn common(&self) -> &CommonOptions {
+        &self.common
+    }
+
     fn mode(&self, stay_connected: bool) -> Mode {
-        if self.keep_alive {
+        if self.common.keep_alive {
             Mode::Streaming
         } else {
             Mode::Exchanges {

@@ -91,10 +91,7 @@ async fn run(
     counts: &Counts,
 ) {
     let client = Peer::new(stream, Side::Client, addr);
-    let reuse = shared
-        .protocol
-        .option("reuse_socket")
-        .is_some_and(|v| v.as_bool());
+    let reuse = shared.protocol.common().reuse_socket;
     // Boxed (as the exchanges path below): a streaming connection's future stays small.
     let backend = match Box::pin(
         shared
@@ -359,11 +356,12 @@ async fn exchanges(
     let stay_connected = shared.settings.stay_connected;
     // An exchange starts with one read of at most the protocol's `buffer` (the original's read
     // size: tcp without keep_alive forwards only that much of the client's first data).
-    let first_read = protocol
-        .option("buffer")
-        .map(|v| v.as_i64())
-        .filter(|n| *n > 0)
-        .map_or(conn.bufsize, |n| (n as usize).min(16 << 20));
+    let common = protocol.common();
+    let first_read = if common.buffer > 0 {
+        common.read_size()
+    } else {
+        conn.bufsize
+    };
     loop {
         let dir = if !client_buf.is_empty() {
             Direction::Upstream

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::base::events::EventLog;
 use crate::base::metrics::Metrics;
-use crate::base::Direction;
+use crate::base::{changes, Direction};
 use crate::behavior::mix::Chooser;
 use crate::behavior::{registry, BehaviorError, Mix, MixError, MixSpec, Options};
 pub use crate::link::{Budget, Faults, Limits, Toxic};
@@ -39,6 +39,8 @@ use crate::protocol::{self, Protocol, ProtocolError};
 pub enum ProxyError {
     #[error("invalid address '{0}': expected HOST:PORT")]
     Address(String),
+    #[error("invalid address '{0}': port {1} is not in 0..=65535")]
+    Port(String, u64),
     #[error("cannot resolve '{addr}': {source}")]
     Resolve {
         addr: String,
@@ -291,10 +293,21 @@ impl ProxyShared {
         let mix = Mix::build(spec_text, &spec, |n| {
             per_name.get(n).cloned().unwrap_or_default()
         })?;
+        let shown: Vec<String> = spec
+            .names()
+            .iter()
+            .filter_map(|n| per_name.get(n).map(|o| format!("{n} {}", o.to_json())))
+            .collect();
         ctl.behavior_options = per_name;
         let mix = Arc::new(mix);
         self.swap_faults(|cur| Faults::new(mix, cur.toxics.clone(), cur.generation + 1));
         drop(ctl);
+        tracing::info!(
+            proxy = %self.name,
+            by = %changes::who(),
+            options = %shown.join(", "),
+            "behavior set to {spec_text}"
+        );
         Ok(())
     }
 
@@ -352,6 +365,14 @@ impl ProxyShared {
             toxics.sort_by_key(|t| t.stream == Direction::Downstream);
             Faults::new(cur.mix.clone(), toxics, cur.generation + 1)
         });
+        tracing::info!(
+            proxy = %self.name,
+            by = %changes::who(),
+            stream = %stream,
+            toxicity,
+            attributes = %toxic.attributes.to_json(),
+            "toxic {name} ({kind}) added"
+        );
         Ok(toxic)
     }
 
@@ -398,6 +419,13 @@ impl ProxyShared {
                 .collect();
             Faults::new(f.mix.clone(), toxics, f.generation + 1)
         });
+        tracing::info!(
+            proxy = %self.name,
+            by = %changes::who(),
+            toxicity = new.toxicity,
+            attributes = %new.attributes.to_json(),
+            "toxic {name} updated"
+        );
         Ok(new)
     }
 
@@ -407,6 +435,7 @@ impl ProxyShared {
         if !self.faults.load().toxics.iter().any(|t| t.name == name) {
             return Err(ProxyError::ToxicNotFound);
         }
+        tracing::info!(proxy = %self.name, by = %changes::who(), "toxic {name} removed");
         self.swap_faults(|f| {
             let toxics = f
                 .toxics
@@ -451,6 +480,9 @@ impl ProxyShared {
     /// Removes every toxic.
     pub fn clear_toxics(&self) {
         let _ctl = self.control();
+        if !self.faults.load().toxics.is_empty() {
+            tracing::info!(proxy = %self.name, by = %changes::who(), "every toxic removed");
+        }
         self.swap_faults(|f| Faults::new(f.mix.clone(), Vec::new(), f.generation + 1));
     }
 
@@ -462,6 +494,7 @@ impl ProxyShared {
     pub fn set_backend(&self, backend: &str) -> Result<(), ProxyError> {
         check_address(backend)?;
         self.backend.store(Arc::new(backend.to_string()));
+        tracing::info!(proxy = %self.name, by = %changes::who(), "backend set to {backend}");
         Ok(())
     }
 }
@@ -475,7 +508,10 @@ pub fn check_address(addr: &str) -> Result<(), ProxyError> {
 pub fn split_host_port(addr: &str) -> Result<(String, u16), ProxyError> {
     let bad = || ProxyError::Address(addr.to_string());
     let (host, port) = addr.trim().rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
+    let port: u16 = match port.parse::<u64>() {
+        Ok(p) => u16::try_from(p).map_err(|_| ProxyError::Port(addr.to_string(), p))?,
+        Err(_) => return Err(bad()),
+    };
     let host = if let Some(h) = host.strip_prefix('[') {
         h.strip_suffix(']').ok_or_else(bad)?
     } else {

@@ -10,7 +10,8 @@
 //!   the connection's task, which performs them on the real sockets;
 //! - [`pool`]: the threads Python hooks run on (never a tokio worker);
 //! - [`log`]: `tracing` events to Python's `logging`;
-//! - [`errors`]: the one place where Rust errors become Python exceptions (and back).
+//! - [`errors`]: the one place where Rust errors become Python exceptions (and back);
+//! - [`settings`]: the command's settings table ([`crate::settings`]) as Python sees it.
 //!
 //! Python runs on threads of its own that hold the GIL only while Python code runs: every wait
 //! on a socket or on the runtime happens with the GIL released.
@@ -21,6 +22,7 @@ mod log;
 mod pool;
 mod protocol;
 mod proxy;
+mod settings;
 mod socket;
 
 use pyo3::prelude::*;
@@ -47,6 +49,7 @@ fn _vaurien(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(protocol::register_protocol, m)?)?;
     m.add_function(wrap_pyfunction!(protocol::protocol_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(log::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(settings::settings, m)?)?;
     m.add_class::<socket::Socket>()?;
     m.add_class::<socket::ProtocolView>()?;
     m.add_class::<socket::BetweenHook>()?;

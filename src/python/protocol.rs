@@ -15,14 +15,16 @@ use super::behavior::{self as pyb, Call, Instance, Plugin, PyOptionSpec, Step};
 use super::errors;
 use super::socket::{self, Conduit, End, PeerInfo, Request};
 use crate::base::Direction;
-use crate::behavior::{ExchangeHook, Options};
+use crate::behavior::{ExchangeHook, OptionSet, Options};
 use crate::link::Session;
 use crate::protocol::{
-    self, after, before, between, Framing, Mode, Protocol, ProtocolError, ProtocolKind,
+    self, after, before, between, CommonOptions, Framing, Mode, Protocol, ProtocolError,
+    ProtocolKind,
 };
 
 pub struct PyProtocol {
     instance: Arc<Instance>,
+    common: CommonOptions,
 }
 
 impl PyProtocol {
@@ -90,6 +92,10 @@ impl Framing for PyProtocol {
 
 #[async_trait]
 impl Protocol for PyProtocol {
+    fn common(&self) -> &CommonOptions {
+        &self.common
+    }
+
     fn mode(&self, stay_connected: bool) -> Mode {
         Mode::Exchanges {
             stay: stay_connected,
@@ -150,7 +156,7 @@ pub fn register_protocol(
             "a protocol name must be a non-empty word, not {name:?}"
         )));
     }
-    let common: Vec<String> = protocol::common_options()
+    let common: Vec<String> = CommonOptions::schema()
         .into_iter()
         .map(|o| o.name)
         .collect();
@@ -166,6 +172,7 @@ pub fn register_protocol(
     protocol::registry().register(ProtocolKind::new(&name, &help, extra, move |o| {
         Ok(Arc::new(PyProtocol {
             instance: Arc::new(Instance::new(plugin.clone(), o.clone())),
+            common: CommonOptions::from(o),
         }) as Arc<dyn Protocol>)
     }));
     Ok(())

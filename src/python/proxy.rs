@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{errors, log, pool};
+use crate::base::changes;
 use crate::cli::{self, ParseOutcome};
 use crate::config::Resolved;
 use crate::server::Server;
@@ -203,9 +204,7 @@ pub fn set_behavior(id: u64, name: &str, options: Option<&Bound<'_, PyDict>>) ->
             map.insert(key, value);
         }
     }
-    proxy
-        .shared
-        .set_behavior(name, Some(&map))
+    changes::by_sync("Python", || proxy.shared.set_behavior(name, Some(&map)))
         .map_err(errors::value_error)
 }
 
@@ -241,10 +240,7 @@ pub fn set_http_errors(responses: Option<Vec<Vec<u8>>>) {
 pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
     let resolved = match cli::parse(argv) {
         Ok(r) => r,
-        Err(ParseOutcome::Clap(e)) => {
-            let _ = e.print();
-            return Ok(e.exit_code());
-        }
+        Err(ParseOutcome::Clap(e)) => return Ok(crate::cli::report_clap(&e)),
         Err(ParseOutcome::Version) => {
             crate::cli::print_line(format_args!("{}", crate::VERSION));
             return Ok(0);
@@ -321,11 +317,12 @@ pub fn finalize(py: Python<'_>) {
 /// The CLI's hook for `callable = pkg.mod.Class` in `[behavior:NAME]` / `[protocol:NAME]`
 /// sections: imports the class and registers it under NAME (`vaurien.util._load_plugin`).
 pub fn load_plugin(
-    kind: &str,
+    owner: crate::settings::Owner,
     name: &str,
     callable: &str,
     dir: Option<&std::path::Path>,
 ) -> Result<(), String> {
+    let kind = owner.as_str();
     let dir = dir.map(|d| {
         if d.as_os_str().is_empty() {
             ".".to_string()

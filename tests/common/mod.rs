@@ -14,6 +14,15 @@ use tokio::net::{TcpListener, TcpStream};
 use vaurien::proxy::{ProxyConfig, Settings};
 use vaurien::server::{Server, ServerConfig};
 
+/// A port free on loopback now (for a child process to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Every test body runs under this limit.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
