@@ -716,7 +716,7 @@ class Soak:
         # Warm-up: the same load for a little while, so that what the process keeps on
         # purpose (runtime threads, pooled splice pipes, hook threads) exists before the
         # baseline; then a quiet second.
-        warm = min(10.0, max(3.0, self.seconds / 20))
+        warm = min(10.0, max(5.0, self.seconds / 20))
         self.collect(self.start_workers(warm, seed=1), time.monotonic() + warm + 60)
         time.sleep(1.0)
         baseline = proc_figures(pid)
