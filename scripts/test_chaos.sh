@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The tools teams already run, against vaurien (docs/kubernetes.md, examples/):
+# - Chaos Toolkit: examples/chaostoolkit/experiment.json runs (chaostoolkit +
+#   chaostoolkit-toxiproxy + chaostoolkit-prometheus, in a virtualenv of its own, .venv-chaos)
+#   against vaurien's toxiproxy-server in front of a real redis-server, with a real Prometheus
+#   scraping /metrics; it fails unless the journal says completed, steady state met before and
+#   after, the toxics acted and the rollbacks ran (examples/chaostoolkit/check_journal.py), and
+#   the proxy is gone afterwards. The Kubernetes Job's experiment (examples/kubernetes/
+#   chaos-job.yaml) runs too, against a proxy named as in standalone.yaml, pauses skipped.
+# - Kubernetes: examples/kubernetes/*.yaml validate against the Kubernetes JSON schemas
+#   (kubernetes-validate --strict, schemas bundled: no network).
+# - Prometheus: promtool checks examples/prometheus/prometheus.yml.
+#
+# Loopback only, ports picked at run time; it stops everything it started. As root with
+# apt-get it installs redis-server and prometheus (Debian) when missing; it builds
+# target/debug/toxiproxy-server unless VAURIEN_TOXIPROXY_SERVER names one.
+# Usage: bash scripts/test_chaos.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+PATH="$PATH:/usr/sbin:/usr/local/sbin"
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "test_chaos: missing ${need[*]} (Debian packages; run as root to install them)" >&2
+    exit 2
+  fi
+fi
+
+# Chaos Toolkit and the validator: a virtualenv of their own (their dependencies are theirs).
+VENV=.venv-chaos
+if [ ! -x "$VENV/bin/python" ]; then
+  "${PYTHON:-python3}" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  "chaostoolkit>=1.19,<2" "chaostoolkit-lib>=1.44,<2" "chaostoolkit-toxiproxy==0.3.1" \
+  "chaostoolkit-prometheus>=0.6,<0.7" "redis>=5,<8" "kubernetes-validate>=1.30,<2"
+
+echo "-- Kubernetes manifests against the schemas (kubernetes-validate --strict)"
+"$VENV/bin/kubernetes-validate" --strict examples/kubernetes/*.yaml
+
+echo "-- Prometheus scrape config (promtool)"
+promtool check config examples/prometheus/prometheus.yml
+
+TOXIPROXY_SERVER=${VAURIEN_TOXIPROXY_SERVER:-target/debug/toxiproxy-server}
+if [ -z "${VAURIEN_TOXIPROXY_SERVER:-}" ]; then
+  cargo build --quiet --bin toxiproxy-server
+fi
+
+WORK=$(mktemp -d -t vaurien-chaos.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {  # PORT NAME LOG
+  local i
+  for i in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "test_chaos: $2 did not listen on 127.0.0.1:$1 in 10 s; its log:" >&2
+  cat "$3" >&2
+  exit 1
+}
+REDIS_PORT=$(free_port)
+TOXIPROXY_PORT=$(free_port)
+PROMETHEUS_PORT=$(free_port)
+
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+"$TOXIPROXY_SERVER" -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$WORK/toxiproxy.log" 2>&1 &
+PIDS+=($!)
+# The shipped scrape config, pointed at this toxiproxy-server and scraping every second.
+sed -e 's/^\(  *scrape_interval:\).*/\1 1s/' \
+    -e "s/targets: .*/targets: [\"127.0.0.1:$TOXIPROXY_PORT\"]/" \
+    examples/prometheus/prometheus.yml >"$WORK/prometheus.yml"
+promtool check config "$WORK/prometheus.yml" >/dev/null
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+  --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+wait_port "$REDIS_PORT" redis-server "$WORK/redis.log"
+wait_port "$TOXIPROXY_PORT" toxiproxy-server "$WORK/toxiproxy.log"
+wait_port "$PROMETHEUS_PORT" prometheus "$WORK/prometheus.log"
+
+API=http://127.0.0.1:$TOXIPROXY_PORT
+chaos() {  # chaos run, bounded, its log and settings in $WORK
+  timeout --kill-after=10 300 "$ROOT/$VENV/bin/chaos" --no-version-check \
+    --log-file "$WORK/chaostoolkit.log" --settings "$WORK/settings.yaml" "$@"
+}
+
+echo "-- Chaos Toolkit: examples/chaostoolkit/experiment.json"
+(
+  cd examples/chaostoolkit
+  TOXIPROXY_HOST=127.0.0.1 TOXIPROXY_PORT=$TOXIPROXY_PORT REDIS_HOST=127.0.0.1 \
+    REDIS_PORT=$REDIS_PORT PROXY_HOST=127.0.0.1 \
+    PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT PYTHONPATH=. \
+    chaos run --journal-path "$WORK/journal.json" experiment.json
+) || true   # the journal says what happened
+"$VENV/bin/python" examples/chaostoolkit/check_journal.py "$WORK/journal.json"
+left=$(curl -sS "$API/proxies")
+if [ "$left" != "{}" ]; then
+  echo "test_chaos: the rollbacks left proxies behind: $left" >&2
+  exit 1
+fi
+
+echo "-- Chaos Toolkit: the experiment of examples/kubernetes/chaos-job.yaml (pauses skipped)"
+"$VENV/bin/python" - "$WORK/latency.json" <<'EOF'
+import sys, yaml
+for doc in yaml.safe_load_all(open("examples/kubernetes/chaos-job.yaml")):
+    if doc["kind"] == "ConfigMap":
+        open(sys.argv[1], "w").write(doc["data"]["latency.json"])
+EOF
+curl -sSf -o /dev/null -X POST "$API/proxies" \
+  -d "{\"name\":\"redis\",\"listen\":\"127.0.0.1:0\",\"upstream\":\"127.0.0.1:$REDIS_PORT\"}"
+TOXIPROXY_HOST=127.0.0.1 TOXIPROXY_PORT=$TOXIPROXY_PORT PROXY_NAME=redis \
+  chaos run --dry pause --journal-path "$WORK/job-journal.json" "$WORK/latency.json" || true
+"$VENV/bin/python" - "$WORK/job-journal.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+ok = (
+    j["status"] == "completed"
+    and j["steady_states"]["before"]["steady_state_met"]
+    and j["steady_states"]["after"]["steady_state_met"]
+    and [r["status"] for r in j["run"] + j["rollbacks"]] == ["succeeded"] * 2
+    and j["rollbacks"][0]["output"] is True
+)
+if not ok:
+    sys.exit("job journal: " + json.dumps({k: j.get(k) for k in ("status", "run", "rollbacks")}))
+print("job journal: completed, the toxic added and removed")
+EOF
+toxics=$(curl -sS "$API/proxies/redis/toxics")
+if [ "$toxics" != "[]" ]; then
+  echo "test_chaos: the job's rollback left toxics behind: $toxics" >&2
+  exit 1
+fi
+echo "test_chaos: passed"
