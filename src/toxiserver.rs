@@ -58,6 +58,13 @@ const USAGE: &str = "Usage of toxiproxy-server (vaurien):
         print the version
 Environment: LOG_LEVEL (trace, debug, info, warn, error, fatal, panic)";
 
+/// Writes the usage on stderr, one flag a line, as Go's `flag` package does (a stderr that
+/// cannot be written is ignored, as in [`crate::cli::eprint_line`]).
+fn eprint_usage() {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{USAGE}");
+}
+
 /// Parses the flags the way Go's `flag` package does.
 pub fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts::default();
@@ -133,12 +140,13 @@ where
     let opts = match parse(&args) {
         Ok(o) => o,
         Err(e) => {
-            crate::cli::eprint_line(format_args!("{e}\n{USAGE}"));
+            crate::cli::eprint_line(format_args!("{e}"));
+            eprint_usage();
             return 2;
         }
     };
     if opts.help {
-        crate::cli::eprint_line(format_args!("{USAGE}"));
+        eprint_usage();
         return 0;
     }
     if opts.version {

@@ -528,3 +528,32 @@ fn a_stderr_or_stdout_that_cannot_be_written_is_no_panic() {
         sigterm_stops_with_0(&mut child.0);
     })
 }
+
+#[test]
+fn toxiproxy_server_prints_its_usage_one_flag_a_line() {
+    within_blocking(|| {
+        let run = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_toxiproxy-server"))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8(out.stderr).unwrap();
+            (out.status.code(), err)
+        };
+        // As Go's flag package: -help prints the usage on stderr and exits 0 ...
+        let (code, err) = run(&["-help"]);
+        assert_eq!(code, Some(0), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines[0], "Usage of toxiproxy-server (vaurien):", "{err}");
+        assert!(lines.contains(&"  -port string"), "{err}");
+        assert!(!err.contains("\\n"), "no escaped newline: {err}");
+        // ... and a bad flag gets its one error line, then the same usage, and exit 2.
+        let (code, err) = run(&["-nope"]);
+        assert_eq!(code, Some(2), "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines[0], "flag provided but not defined: -nope", "{err}");
+        assert_eq!(lines[1], "Usage of toxiproxy-server (vaurien):", "{err}");
+        assert!(lines.contains(&"  -host string"), "{err}");
+    })
+}

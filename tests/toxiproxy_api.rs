@@ -620,3 +620,107 @@ async fn less_common_errors_in_gos_order_and_words() {
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.headers().contains_key("x-toxiproxy-request-id"));
 }
+
+/// What chaostoolkit-toxiproxy 0.3.1 sends (chaostoxi/toxiproxyapi.py: bodies as
+/// `requests.post(url, json=...)` encodes them) and what it reads from the answers; the whole
+/// experiment runs in scripts/test_chaos.sh.
+#[tokio::test]
+async fn the_requests_of_chaostoolkit_toxiproxy() {
+    let (_s, api) = server().await;
+    let up = echo().await;
+    // create_proxy: it takes the port after the last ':' of `listen`, and wants digits.
+    let create = |name: &str, enabled: bool| {
+        format!(
+            r#"{{"name": "{name}", "listen": "127.0.0.1:0", "upstream": "{up}", "enabled": {enabled}}}"#
+        )
+    };
+    let r = api.post("/proxies", &create("redis", true)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let listen = r.json()["listen"].as_str().unwrap().to_string();
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    // A proxy made disabled shows the port it asked for, digits too.
+    let r = api.post("/proxies", &create("later", false)).await;
+    assert_eq!(
+        (r.status, r.json()["listen"].clone()),
+        (201, json!("127.0.0.1:0"))
+    );
+    // create_toxic: stream and toxicity always sent; attributes null when none are given.
+    for (body, attributes) in [
+        (
+            r#"{"name": "latency_downstream", "type": "latency", "stream": "downstream", "toxicity": 1.0, "attributes": {"latency": 50, "jitter": 5}}"#,
+            json!({"latency": 50, "jitter": 5}),
+        ),
+        (
+            r#"{"name": "bandwidth_downstream", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0, "attributes": {"rate": 100}}"#,
+            json!({"rate": 100}),
+        ),
+        (
+            r#"{"name": "plain", "type": "slow_close", "stream": "downstream", "toxicity": 1.0, "attributes": null}"#,
+            json!({"delay": 0}),
+        ),
+    ] {
+        let t = api.toxic("redis", body).await;
+        assert_eq!(t["attributes"], attributes, "{body}");
+        assert_eq!(t["toxicity"], json!(1), "Go prints the float 1.0 as 1");
+    }
+    // get_proxy_attribute reads a key of GET /proxies/{name}.
+    let p = api.get("/proxies/redis").await.json();
+    let names: Vec<&str> = p["toxics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["latency_downstream", "bandwidth_downstream", "plain"]
+    );
+    // disable_proxy / enable_proxy: POST /proxies/{name} with `enabled` alone; it takes the
+    // port of `listen` from the answer again. Disabled, nothing accepts; enabled, the same port.
+    let r = api.post("/proxies/redis", r#"{"enabled": false}"#).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.json()["enabled"].clone(), r.json()["listen"].clone()),
+        (json!(false), json!(listen))
+    );
+    assert!(TcpStream::connect(&listen).await.is_err());
+    assert_eq!(
+        api.get("/proxies/redis").await.json()["enabled"],
+        json!(false)
+    );
+    let r = api.post("/proxies/redis", r#"{"enabled": true}"#).await;
+    assert_eq!(
+        (r.json()["enabled"].clone(), r.json()["listen"].clone()),
+        (json!(true), json!(listen))
+    );
+    // modify_proxy with `upstream` alone keeps the rest.
+    let r = api
+        .post("/proxies/redis", &format!(r#"{{"upstream": "{up}"}}"#))
+        .await;
+    assert_eq!(
+        (r.json()["enabled"].clone(), r.json()["listen"].clone()),
+        (json!(true), json!(listen))
+    );
+    // delete_toxic returns `response.ok`: 204 for a toxic there, 404 for one that is not.
+    let r = api.delete("/proxies/redis/toxics/plain").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(api.delete("/proxies/redis/toxics/plain").await.status, 404);
+    // reset: POST /reset without a body removes the toxics and enables every proxy.
+    let r = api.call("POST", "/reset", None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let p = api.get("/proxies/redis").await.json();
+    assert_eq!(
+        (p["toxics"].clone(), p["enabled"].clone()),
+        (json!([]), json!(true))
+    );
+    let mut c = TcpStream::connect(&listen).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"PING").await, b"PING");
+    assert_eq!(
+        api.get("/proxies/later").await.json()["enabled"],
+        json!(true)
+    );
+    // delete_proxy, then proxy_exist: a 404 reads as "does not exist".
+    assert_eq!(api.delete("/proxies/redis").await.status, 204);
+    assert_eq!(api.get("/proxies/redis").await.status, 404);
+}
