@@ -8,12 +8,13 @@
 #   the proxy is gone afterwards. The Kubernetes Job's experiment (examples/kubernetes/
 #   chaos-job.yaml) runs too, against a proxy named as in standalone.yaml, pauses skipped.
 # - Kubernetes: examples/kubernetes/*.yaml validate against the Kubernetes JSON schemas
-#   (kubernetes-validate --strict, schemas bundled: no network).
+#   (kubernetes-validate --strict, schemas bundled: no network), and their vaurien containers
+#   run here as the manifests start them (scripts/check_k8s_commands.py).
 # - Prometheus: promtool checks examples/prometheus/prometheus.yml.
 #
 # Loopback only, ports picked at run time; it stops everything it started. As root with
 # apt-get it installs redis-server and prometheus (Debian) when missing; it builds
-# target/debug/toxiproxy-server unless VAURIEN_TOXIPROXY_SERVER names one.
+# target/debug/toxiproxy-server and target/debug/vaurien (scripts/test.sh has by then).
 # Usage: bash scripts/test_chaos.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,10 +50,7 @@ echo "-- Kubernetes manifests against the schemas (kubernetes-validate --strict)
 echo "-- Prometheus scrape config (promtool)"
 promtool check config examples/prometheus/prometheus.yml
 
-TOXIPROXY_SERVER=${VAURIEN_TOXIPROXY_SERVER:-target/debug/toxiproxy-server}
-if [ -z "${VAURIEN_TOXIPROXY_SERVER:-}" ]; then
-  cargo build --quiet --bin toxiproxy-server
-fi
+cargo build --quiet --bin toxiproxy-server --bin vaurien
 
 WORK=$(mktemp -d -t vaurien-chaos.XXXXXX)
 PIDS=()
@@ -85,7 +83,7 @@ PROMETHEUS_PORT=$(free_port)
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
   >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
-"$TOXIPROXY_SERVER" -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$WORK/toxiproxy.log" 2>&1 &
+target/debug/toxiproxy-server -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$WORK/toxiproxy.log" 2>&1 &
 PIDS+=($!)
 # The shipped scrape config, pointed at this toxiproxy-server and scraping every second.
 sed -e 's/^\(  *scrape_interval:\).*/\1 1s/' \
@@ -98,6 +96,9 @@ PIDS+=($!)
 wait_port "$REDIS_PORT" redis-server "$WORK/redis.log"
 wait_port "$TOXIPROXY_PORT" toxiproxy-server "$WORK/toxiproxy.log"
 wait_port "$PROMETHEUS_PORT" prometheus "$WORK/prometheus.log"
+
+echo "-- the vaurien containers of examples/kubernetes/*.yaml, run here"
+"$VENV/bin/python" scripts/check_k8s_commands.py target/debug "$REDIS_PORT"
 
 API=http://127.0.0.1:$TOXIPROXY_PORT
 chaos() {  # chaos run, bounded, its log and settings in $WORK
