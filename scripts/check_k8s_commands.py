@@ -21,6 +21,8 @@ import yaml
 
 MANIFESTS = ["examples/kubernetes/sidecar.yaml", "examples/kubernetes/standalone.yaml"]
 LIMIT = 10.0
+# Where the manifests without a namespace land.
+NAMESPACE = "default"
 
 
 def free_port():
@@ -113,9 +115,12 @@ def check(manifest, target, redis_port, tmp):
             try:
                 wait_port(api, proc)
                 assert get(api, probe, "127.0.0.1")[0] == 200, f"{where}: {probe} is not 200"
+                # The Service's names, as seen from its namespace and from others.
                 for svc in services:
-                    status, body = get(api, "/proxies", svc)
-                    assert status == 200, f"{where}: Host {svc} got {status} {body}"
+                    fqdn = f"{svc}.{NAMESPACE}.svc"
+                    for host in (svc, fqdn, f"{fqdn}.cluster.local"):
+                        status, body = get(api, "/proxies", host)
+                        assert status == 200, f"{where}: Host {host} got {status} {body}"
                 assert proxies, f"{where}: no proxy"
                 for p in proxies:
                     wait_port(p, proc)

@@ -10,7 +10,7 @@
 # - Kubernetes: examples/kubernetes/*.yaml validate against the Kubernetes JSON schemas
 #   (kubernetes-validate --strict, schemas bundled: no network), and their vaurien containers
 #   run here as the manifests start them (scripts/check_k8s_commands.py).
-# - Prometheus: promtool checks examples/prometheus/prometheus.yml.
+# - Prometheus: promtool checks examples/prometheus/*.yml.
 #
 # Loopback only, ports picked at run time; it stops everything it started. As root with
 # apt-get it installs redis-server and prometheus (Debian) when missing; it builds
@@ -48,7 +48,7 @@ echo "-- Kubernetes manifests against the schemas (kubernetes-validate --strict)
 "$VENV/bin/kubernetes-validate" --strict examples/kubernetes/*.yaml
 
 echo "-- Prometheus scrape config (promtool)"
-promtool check config examples/prometheus/prometheus.yml
+promtool check config examples/prometheus/*.yml
 
 cargo build --quiet --bin toxiproxy-server --bin vaurien
 
