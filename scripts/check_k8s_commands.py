@@ -126,11 +126,11 @@ def check(manifest, target, redis_port, tmp):
                     wait_port(p, proc)
                     got = ping(p)
                     assert got == b"+PONG\r\n", f"{where}: PING through {p} got {got!r}"
-            except (AssertionError, SystemExit) as e:
+                proc.terminate()
+                proc.wait(timeout=LIMIT)
+            except BaseException as e:
                 proc.kill()
-                raise SystemExit(f"{e}\n{where}\n{proc.communicate()[1].decode()}")
-            proc.terminate()
-            proc.wait(timeout=LIMIT)
+                raise SystemExit(f"{e!r}\n{where}\n{proc.communicate()[1].decode()}")
             print(f"k8s: {manifest} container {c['name']!r} starts, answers and proxies")
 
 

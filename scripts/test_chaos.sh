@@ -13,7 +13,7 @@
 # - Prometheus: promtool checks examples/prometheus/*.yml.
 #
 # Loopback only, ports picked at run time; it stops everything it started. As root with
-# apt-get it installs redis-server and prometheus (Debian) when missing; it builds
+# apt-get it installs redis-server, prometheus and curl (Debian) when missing; it builds
 # target/debug/toxiproxy-server and target/debug/vaurien (scripts/test.sh has by then).
 # Usage: bash scripts/test_chaos.sh
 set -euo pipefail
@@ -23,6 +23,7 @@ ROOT=$PWD
 PATH="$PATH:/usr/sbin:/usr/local/sbin"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v curl >/dev/null || need+=(curl)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
