@@ -36,10 +36,15 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# Chaos Toolkit and the validator: a virtualenv of their own (their dependencies are theirs).
+# Chaos Toolkit and the validator: a virtualenv of their own (their dependencies are theirs),
+# on the newest CPython at hand: chaostoolkit 1.20 and later need 3.12 (3.11 gets 1.19).
 VENV=.venv-chaos
 if [ ! -x "$VENV/bin/python" ]; then
-  "${PYTHON:-python3}" -m venv "$VENV"
+  CHAOS_PY=${PYTHON:-python3}
+  for p in /root/.pyenv/versions/3.13*/bin/python3 /root/.pyenv/versions/3.12*/bin/python3; do
+    if [ -x "$p" ]; then CHAOS_PY=$p; break; fi
+  done
+  "$CHAOS_PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   "chaostoolkit>=1.19,<2" "chaostoolkit-lib>=1.44,<2" "chaostoolkit-toxiproxy==0.3.1" \
