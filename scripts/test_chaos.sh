@@ -5,8 +5,8 @@
 #   against vaurien's toxiproxy-server in front of a real redis-server, with a real Prometheus
 #   scraping /metrics; it fails unless the journal says completed, steady state met before and
 #   after, the toxics acted and the rollbacks ran (examples/chaostoolkit/check_journal.py), and
-#   the proxy is gone afterwards. The Kubernetes Job's experiment (examples/kubernetes/
-#   chaos-job.yaml) runs too, against a proxy named as in standalone.yaml, pauses skipped.
+#   the proxy is gone afterwards. The Kubernetes Job of examples/kubernetes/chaos-job.yaml
+#   runs too: its script and experiment, against two proxies here, pauses skipped.
 # - Kubernetes: examples/kubernetes/*.yaml validate against the Kubernetes JSON schemas
 #   (kubernetes-validate --strict, schemas bundled: no network), and their vaurien containers
 #   run here as the manifests start them (scripts/check_k8s_commands.py).
@@ -127,34 +127,62 @@ if [ "$left" != "{}" ]; then
   exit 1
 fi
 
-echo "-- Chaos Toolkit: the experiment of examples/kubernetes/chaos-job.yaml (pauses skipped)"
-"$VENV/bin/python" - "$WORK/latency.json" <<'EOF'
+echo "-- the Job of examples/kubernetes/chaos-job.yaml, its script run here (pauses skipped)"
+# Its ConfigMap's files in $WORK/job (for /experiments), its targets moved to this
+# toxiproxy-server under two names, its shell script as the container runs it.
+JOB=$WORK/job
+mkdir -p "$JOB/bin"
+"$VENV/bin/python" - "$JOB" <<'EOF'
 import sys, yaml
+job = sys.argv[1]
 for doc in yaml.safe_load_all(open("examples/kubernetes/chaos-job.yaml")):
     if doc["kind"] == "ConfigMap":
-        open(sys.argv[1], "w").write(doc["data"]["latency.json"])
+        for name, text in doc["data"].items():
+            open(f"{job}/{name}", "w").write(text)
+    if doc["kind"] == "Job":
+        (c,) = doc["spec"]["template"]["spec"]["containers"]
+        assert c["command"] == ["sh", "-c"], c["command"]
+        script = c["args"][0].replace(c["volumeMounts"][0]["mountPath"], job)
+        open(f"{job}/job.sh", "w").write(script)
+with open(f"{job}/targets", "w") as f:
+    f.write("127.0.0.1:redis\nlocalhost:vaurien\n")
 EOF
-curl -sSf -o /dev/null -X POST "$API/proxies" \
-  -d "{\"name\":\"redis\",\"listen\":\"127.0.0.1:0\",\"upstream\":\"127.0.0.1:$REDIS_PORT\"}"
-TOXIPROXY_HOST=127.0.0.1 TOXIPROXY_PORT=$TOXIPROXY_PORT PROXY_NAME=redis \
-  chaos run --dry pause --journal-path "$WORK/job-journal.json" "$WORK/latency.json" || true
-"$VENV/bin/python" - "$WORK/job-journal.json" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[1]))
-ok = (
-    j["status"] == "completed"
-    and j["steady_states"]["before"]["steady_state_met"]
-    and j["steady_states"]["after"]["steady_state_met"]
-    and [r["status"] for r in j["run"] + j["rollbacks"]] == ["succeeded"] * 2
-    and j["rollbacks"][0]["output"] is True
+# `pip install` finds everything installed in $VENV; `chaos run` gets --dry pause.
+cat >"$JOB/bin/chaos" <<EOF
+#!/bin/sh
+for a; do shift; set -- "\$@" "\$a"; [ "\$a" = run ] && set -- "\$@" --dry pause; done
+exec "$ROOT/$VENV/bin/chaos" --log-file "$WORK/job.log" --settings "$WORK/settings.yaml" "\$@"
+EOF
+chmod +x "$JOB/bin/chaos"
+for name in redis vaurien; do
+  curl -sSf -o /dev/null -X POST "$API/proxies" \
+    -d "{\"name\":\"$name\",\"listen\":\"127.0.0.1:0\",\"upstream\":\"127.0.0.1:$REDIS_PORT\"}"
+done
+(
+  cd "$JOB"
+  PATH="$JOB/bin:$ROOT/$VENV/bin:$PATH" TOXIPROXY_PORT=$TOXIPROXY_PORT \
+    timeout --kill-after=10 300 sh job.sh
 )
-if not ok:
-    sys.exit("job journal: " + json.dumps({k: j.get(k) for k in ("status", "run", "rollbacks")}))
-print("job journal: completed, the toxic added and removed")
+"$VENV/bin/python" - "$JOB"/journal-127.0.0.1.json "$JOB"/journal-localhost.json <<'EOF'
+import json, sys
+for path in sys.argv[1:]:
+    j = json.load(open(path))
+    ok = (
+        j["status"] == "completed"
+        and j["steady_states"]["before"]["steady_state_met"]
+        and j["steady_states"]["after"]["steady_state_met"]
+        and [r["status"] for r in j["run"] + j["rollbacks"]] == ["succeeded"] * 2
+        and j["rollbacks"][0]["output"] is True
+    )
+    if not ok:
+        sys.exit(f"{path}: " + json.dumps({k: j.get(k) for k in ("status", "run", "rollbacks")}))
+print("job journals: completed for both targets, the toxic added and removed")
 EOF
-toxics=$(curl -sS "$API/proxies/redis/toxics")
-if [ "$toxics" != "[]" ]; then
-  echo "test_chaos: the job's rollback left toxics behind: $toxics" >&2
-  exit 1
-fi
+for name in redis vaurien; do
+  toxics=$(curl -sS "$API/proxies/$name/toxics")
+  if [ "$toxics" != "[]" ]; then
+    echo "test_chaos: the job's rollback left toxics on $name: $toxics" >&2
+    exit 1
+  fi
+done
 echo "test_chaos: passed"
