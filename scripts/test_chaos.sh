@@ -91,10 +91,9 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
 PIDS+=($!)
 target/debug/toxiproxy-server -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$WORK/toxiproxy.log" 2>&1 &
 PIDS+=($!)
-# The shipped scrape config, pointed at this toxiproxy-server and scraping every second.
-sed -e 's/^\(  *scrape_interval:\).*/\1 1s/' \
-    -e "s/targets: .*/targets: [\"127.0.0.1:$TOXIPROXY_PORT\"]/" \
-    examples/prometheus/prometheus.yml >"$WORK/prometheus.yml"
+# The shipped scrape config (every second), pointed at this toxiproxy-server.
+sed -e "s/targets: .*/targets: [\"127.0.0.1:$TOXIPROXY_PORT\"]/" \
+  examples/prometheus/prometheus.yml >"$WORK/prometheus.yml"
 promtool check config "$WORK/prometheus.yml" >/dev/null
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
   --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >"$WORK/prometheus.log" 2>&1 &
