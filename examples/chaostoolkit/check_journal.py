@@ -76,8 +76,13 @@ def check(journal):
 
 
 def main():
-    with open(sys.argv[1]) as f:
-        problems = check(json.load(f))
+    try:
+        with open(sys.argv[1]) as f:
+            journal = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"journal: cannot read {sys.argv[1]}: {e}", file=sys.stderr)
+        return 1
+    problems = check(journal)
     for p in problems:
         print(f"journal: {p}", file=sys.stderr)
     if problems:
