@@ -2,10 +2,10 @@
 # The tools teams already run, against vaurien (docs/kubernetes.md, examples/):
 # - Chaos Toolkit: examples/chaostoolkit/experiment.json runs (chaostoolkit +
 #   chaostoolkit-toxiproxy + chaostoolkit-prometheus, in a virtualenv of its own, .venv-chaos)
-#   against vaurien's toxiproxy-server in front of a real redis-server, with a real Prometheus
-#   scraping /metrics; it fails unless the journal says completed, steady state met before and
-#   after, the toxics acted and the rollbacks ran (examples/chaostoolkit/check_journal.py), and
-#   the proxy is gone afterwards. The Kubernetes Job of examples/kubernetes/chaos-job.yaml
+#   against vaurien's toxiproxy-server, then against `vaurien --http`, in front of a real
+#   redis-server, with a real Prometheus scraping /metrics; it fails unless each journal says
+#   completed, steady state met before and after, the toxics acted and the rollbacks ran
+#   (examples/chaostoolkit/check_journal.py), and the proxy is gone afterwards. The Kubernetes Job of examples/kubernetes/chaos-job.yaml
 #   runs too: its script and experiment, against two proxies here, pauses skipped.
 # - Kubernetes: examples/kubernetes/*.yaml validate against the Kubernetes JSON schemas
 #   (kubernetes-validate --strict, schemas bundled: no network), and their vaurien containers
@@ -84,6 +84,8 @@ wait_port() {  # PORT NAME LOG
 }
 REDIS_PORT=$(free_port)
 TOXIPROXY_PORT=$(free_port)
+VAURIEN_API_PORT=$(free_port)
+VAURIEN_PROXY_PORT=$(free_port)
 PROMETHEUS_PORT=$(free_port)
 
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
@@ -91,8 +93,12 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
 PIDS+=($!)
 target/debug/toxiproxy-server -host 127.0.0.1 -port "$TOXIPROXY_PORT" >"$WORK/toxiproxy.log" 2>&1 &
 PIDS+=($!)
-# The shipped scrape config (every second), pointed at this toxiproxy-server.
-sed -e "s/targets: .*/targets: [\"127.0.0.1:$TOXIPROXY_PORT\"]/" \
+# `vaurien --http` serves the same Toxiproxy API (with its own proxy, named vaurien).
+target/debug/vaurien --proxy "127.0.0.1:$VAURIEN_PROXY_PORT" --backend "127.0.0.1:$REDIS_PORT" \
+  --http --http-host 127.0.0.1 --http-port "$VAURIEN_API_PORT" >"$WORK/vaurien.log" 2>&1 &
+PIDS+=($!)
+# The shipped scrape config (every second), pointed at these two control APIs.
+sed -e "s/targets: .*/targets: [\"127.0.0.1:$TOXIPROXY_PORT\", \"127.0.0.1:$VAURIEN_API_PORT\"]/" \
   examples/prometheus/prometheus.yml >"$WORK/prometheus.yml"
 promtool check config "$WORK/prometheus.yml" >/dev/null
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
@@ -100,6 +106,7 @@ prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb"
 PIDS+=($!)
 wait_port "$REDIS_PORT" redis-server "$WORK/redis.log"
 wait_port "$TOXIPROXY_PORT" toxiproxy-server "$WORK/toxiproxy.log"
+wait_port "$VAURIEN_API_PORT" "vaurien --http" "$WORK/vaurien.log"
 wait_port "$PROMETHEUS_PORT" prometheus "$WORK/prometheus.log"
 
 echo "-- the vaurien containers of examples/kubernetes/*.yaml, run here"
@@ -111,20 +118,27 @@ chaos() {  # chaos run, bounded, its log and settings in $WORK
     --log-file "$WORK/chaostoolkit.log" --settings "$WORK/settings.yaml" "$@"
 }
 
-echo "-- Chaos Toolkit: examples/chaostoolkit/experiment.json"
-(
-  cd examples/chaostoolkit
-  TOXIPROXY_HOST=127.0.0.1 TOXIPROXY_PORT=$TOXIPROXY_PORT REDIS_HOST=127.0.0.1 \
-    REDIS_PORT=$REDIS_PORT PROXY_HOST=127.0.0.1 \
-    PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT PYTHONPATH=. \
-    chaos run --journal-path "$WORK/journal.json" experiment.json
-) || true   # the journal says what happened
-"$VENV/bin/python" examples/chaostoolkit/check_journal.py "$WORK/journal.json"
-left=$(curl -sS "$API/proxies")
-if [ "$left" != "{}" ]; then
-  echo "test_chaos: the rollbacks left proxies behind: $left" >&2
-  exit 1
-fi
+for server in toxiproxy-server vaurien; do
+  port=$TOXIPROXY_PORT
+  if [ "$server" = vaurien ]; then port=$VAURIEN_API_PORT; fi
+  echo "-- Chaos Toolkit: examples/chaostoolkit/experiment.json against $server"
+  (
+    cd examples/chaostoolkit
+    TOXIPROXY_HOST=127.0.0.1 TOXIPROXY_PORT=$port REDIS_HOST=127.0.0.1 \
+      REDIS_PORT=$REDIS_PORT PROXY_HOST=127.0.0.1 \
+      PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT PYTHONPATH=. \
+      chaos run --journal-path "$WORK/journal-$server.json" experiment.json
+  ) || true   # the journal says what happened
+  "$VENV/bin/python" examples/chaostoolkit/check_journal.py "$WORK/journal-$server.json"
+  left=$(curl -sS "http://127.0.0.1:$port/proxies" | "$VENV/bin/python" -c \
+    'import json, sys; print(" ".join(sorted(json.load(sys.stdin))))')
+  expected=""
+  if [ "$server" = vaurien ]; then expected=vaurien; fi
+  if [ "$left" != "$expected" ]; then
+    echo "test_chaos: proxies left on $server after the rollbacks: '$left'" >&2
+    exit 1
+  fi
+done
 
 echo "-- the Job of examples/kubernetes/chaos-job.yaml, its script run here (pauses skipped)"
 # Its ConfigMap's files in $WORK/job (for /experiments), its targets moved to this
