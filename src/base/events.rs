@@ -8,6 +8,10 @@
 //! same queue, so they see every event recorded before they were called. A std thread rather
 //! than a task: it works under any runtime (the CLI's, the Python module's, a test's) and its
 //! blocking file writes never hold a runtime worker.
+//!
+//! Live readers (`GET /events/stream`) [`EventLog::subscribe`]: the writer passes each event it
+//! puts in the ring to a bounded broadcast channel, so a slow reader misses events (it is told
+//! how many) and never slows the writer or the connections.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Direction;
 
@@ -40,6 +44,8 @@ const RING: usize = 10_000;
 const QUEUE: usize = 8_192;
 /// No `last_warning` yet.
 const NEVER: u64 = u64::MAX;
+/// Events a live reader may be behind before it misses some.
+const LIVE: usize = 4_096;
 
 /// What the writer is asked to do, in order.
 enum Msg {
@@ -52,6 +58,8 @@ enum Msg {
 /// The most recent events, plus an optional JSON-lines file, written by a thread of its own.
 pub struct EventLog {
     queue: mpsc::Sender<Msg>,
+    /// What the writer passes each event to, for [`EventLog::subscribe`].
+    live: broadcast::Sender<Event>,
     recorded: AtomicU64,
     dropped: AtomicU64,
     /// Milliseconds after `born` of the last "events dropped" warning ([`NEVER`] before).
@@ -82,13 +90,16 @@ impl EventLog {
 
     fn start(capacity: usize, queue: usize, file: Option<std::fs::File>) -> Self {
         let (tx, rx) = mpsc::channel(queue);
+        let (live, _) = broadcast::channel(LIVE);
+        let to_readers = live.clone();
         // Ends when the log is dropped (the queue closes).
         std::thread::Builder::new()
             .name("vaurien-events".into())
-            .spawn(move || write_events(rx, capacity, file))
+            .spawn(move || write_events(rx, capacity, file, to_readers))
             .expect("cannot start the event log's writer thread");
         EventLog {
             queue: tx,
+            live,
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_warning: AtomicU64::new(NEVER),
@@ -170,6 +181,12 @@ impl EventLog {
         }
     }
 
+    /// Every event recorded from now on, as the writer puts it in the ring. A reader more than
+    /// a few thousand events behind misses the oldest (`RecvError::Lagged` says how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
     /// How many events were ever recorded (dropped ones not included).
     pub fn count(&self) -> u64 {
         self.recorded.load(Ordering::Relaxed)
@@ -183,7 +200,12 @@ impl EventLog {
 
 /// The writer: owns the ring and the file. Writes are buffered and flushed whenever the
 /// queue runs empty and before answering a reader.
-fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::fs::File>) {
+fn write_events(
+    mut rx: mpsc::Receiver<Msg>,
+    capacity: usize,
+    file: Option<std::fs::File>,
+    live: broadcast::Sender<Event>,
+) {
     let mut ring: VecDeque<Event> = VecDeque::new();
     let mut file = file.map(std::io::BufWriter::new);
     let flush = |file: &mut Option<std::io::BufWriter<std::fs::File>>| {
@@ -203,6 +225,10 @@ fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::
                     }
                     if ring.len() >= capacity {
                         ring.pop_front();
+                    }
+                    if live.receiver_count() > 0 {
+                        // Fails only when every reader left meanwhile.
+                        let _ = live.send((*ev).clone());
                     }
                     ring.push_back(*ev);
                 }
@@ -257,6 +283,24 @@ mod tests {
         record(&log, 9, &serde_json::Value::Null);
         assert_eq!(log.events(Some("p")).await.len(), 1);
         assert_eq!(log.count(), 8);
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_events_recorded_after_they_came() {
+        let log = EventLog::new(5);
+        record(&log, 1, &serde_json::Value::Null);
+        // Once read back, event 1 has gone past the writer: the subscriber cannot see it.
+        assert_eq!(log.events(None).await.len(), 1);
+        let mut live = log.subscribe();
+        record(&log, 2, &serde_json::Value::Null);
+        record(&log, 3, &serde_json::Value::Null);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            [live.recv().await.unwrap(), live.recv().await.unwrap()]
+        })
+        .await
+        .expect("the writer passes events on");
+        assert_eq!(got.map(|e| e.connection), [2, 3]);
+        assert!(live.try_recv().is_err(), "nothing else");
     }
 
     /// The file is a FIFO nobody reads yet: the writer blocks on it, `record` does not; the
