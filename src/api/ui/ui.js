@@ -302,8 +302,15 @@ async function poll(now) {
 function drawChart() {
   const canvas = document.getElementById('chart');
   const g = canvas.getContext('2d');
-  const w = canvas.width;
-  const h = canvas.height;
+  // Drawn at the size shown, in device pixels (sharp text at any width and zoom).
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width;
+  const h = canvas.clientHeight || canvas.height;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
   const pad = 18;
   g.clearRect(0, 0, w, h);
   g.strokeStyle = '#d8dde3';
@@ -311,7 +318,10 @@ function drawChart() {
   g.strokeRect(0.5, 0.5, w - 1, h - 1);
   if (!history.length) return;
   const end = history[history.length - 1].t;
-  const x = (t) => w - ((end - t) / (HISTORY_S * 1000)) * w;
+  // The time since the page opened, at least a minute, at most HISTORY_S.
+  const span = Math.min(HISTORY_S * 1000, Math.max(60000, end - history[0].t));
+  document.getElementById('window').textContent = `last ${Math.round(span / 1000)} s`;
+  const x = (t) => w - ((end - t) / span) * w;
   const styles = getComputedStyle(document.documentElement);
   const series = [['bytes', styles.getPropertyValue('--bytes').trim(), human],
     ['faults', styles.getPropertyValue('--faults').trim(), perSecond]];
@@ -325,6 +335,14 @@ function drawChart() {
       if (j) g.lineTo(x(s.t), y); else g.moveTo(x(s.t), y);
     });
     g.stroke();
+    if (key === 'bytes') {
+      g.lineTo(x(end), h);
+      g.lineTo(x(history[0].t), h);
+      g.globalAlpha = 0.15;
+      g.fillStyle = color;
+      g.fill();
+      g.globalAlpha = 1;
+    }
     g.fillStyle = color;
     g.font = '11px sans-serif';
     g.fillText(`max ${fmt(max)}${key === 'bytes' ? '/s' : ' faults/s'}`, 6 + i * 140, 12);
