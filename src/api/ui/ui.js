@@ -4,13 +4,16 @@
 //   GET /events once, then GET /events/stream (server-sent events);
 //   the buttons call the same routes any client calls (see docs/ui.md).
 // Many proxies, many events: a card is built once and then only its changed texts are set;
-// events are queued and drawn once per animation frame, at most MAX_ROWS kept.
+// events are queued (as text) and drawn at most 4 times a second, at most MAX_DRAW at a
+// time and MAX_ROWS kept.
 'use strict';
 
 const POLL_MS = 1000;
 const HIDDEN_POLL_MS = 5000;
 const MAX_ROWS = 200;
 const HISTORY_S = 300;
+const DRAW_MS = 250;
+const MAX_DRAW = 50; // rows drawn at once: a flood shows its newest, the counter counts all
 
 const cards = new Map(); // proxy name -> {el, f: {field: element}, last: {field: text}}
 const prev = { t: 0, per: new Map() }; // the previous /metrics sample
@@ -299,17 +302,26 @@ async function poll(now) {
 // ------------------------------------------------------------------------------------------
 // The chart: two lines on a canvas, each on its own scale
 
+let chart = null; // the canvas's size and colors
+window.addEventListener('resize', () => { chart = null; drawChart(); });
+
 function drawChart() {
   const canvas = document.getElementById('chart');
   const g = canvas.getContext('2d');
-  // Drawn at the size shown, in device pixels (sharp text at any width and zoom).
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || canvas.width;
-  const h = canvas.clientHeight || canvas.height;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr);
-    canvas.height = Math.round(h * dpr);
+  // Drawn at the size shown, in device pixels (sharp text at any width and zoom). The size
+  // and colors are read once and on resize: reading them forces a layout of the whole page.
+  if (!chart) {
+    const css = getComputedStyle(document.documentElement);
+    chart = {
+      dpr: window.devicePixelRatio || 1,
+      w: canvas.clientWidth || canvas.width,
+      h: canvas.clientHeight || canvas.height,
+      colors: { bytes: css.getPropertyValue('--bytes').trim(), faults: css.getPropertyValue('--faults').trim() },
+    };
+    canvas.width = Math.round(chart.w * chart.dpr);
+    canvas.height = Math.round(chart.h * chart.dpr);
   }
+  const { dpr, w, h } = chart;
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   const pad = 18;
   g.clearRect(0, 0, w, h);
@@ -322,9 +334,7 @@ function drawChart() {
   const span = Math.min(HISTORY_S * 1000, Math.max(60000, end - history[0].t));
   document.getElementById('window').textContent = `last ${Math.round(span / 1000)} s`;
   const x = (t) => w - ((end - t) / span) * w;
-  const styles = getComputedStyle(document.documentElement);
-  const series = [['bytes', styles.getPropertyValue('--bytes').trim(), human],
-    ['faults', styles.getPropertyValue('--faults').trim(), perSecond]];
+  const series = [['bytes', chart.colors.bytes, human], ['faults', chart.colors.faults, perSecond]];
   series.forEach(([key, color, fmt], i) => {
     const max = Math.max(1, ...history.map((s) => s[key]));
     g.strokeStyle = color;
@@ -352,25 +362,27 @@ function drawChart() {
 // ------------------------------------------------------------------------------------------
 // Events: history, then the live stream, drawn once per frame
 
-function queue(ev) {
-  queued.push(ev);
+/** Queues an event (its JSON text: only those drawn are parsed). */
+function queue(text) {
+  queued.push(text);
   seen += 1;
   // A burst larger than the list: only its newest rows could be shown anyway.
   if (queued.length > 4 * MAX_ROWS) queued = queued.slice(-MAX_ROWS);
   if (!framePending) {
     framePending = true;
-    requestAnimationFrame(flush);
+    // At most DRAW_MS apart, and in an animation frame (none while the tab is hidden).
+    setTimeout(() => requestAnimationFrame(flush), DRAW_MS);
   }
 }
 
 function flush() {
   framePending = false;
-  const batch = queued.slice(-MAX_ROWS);
+  const batch = queued.slice(-MAX_DRAW);
   queued = [];
   const body = document.querySelector('#events tbody');
   const frag = document.createDocumentFragment();
   for (let i = batch.length - 1; i >= 0; i -= 1) {
-    const ev = batch[i];
+    const ev = JSON.parse(batch[i]);
     const time = new Date(ev.time * 1000).toISOString().slice(11, 23);
     const tr = el('tr', {},
       el('td', { textContent: time }), el('td', { textContent: ev.proxy }),
@@ -391,12 +403,12 @@ function flush() {
 async function events() {
   try {
     const past = await api('GET', '/events');
-    past.slice(-MAX_ROWS).forEach(queue);
+    past.slice(-MAX_ROWS).forEach((ev) => queue(JSON.stringify(ev)));
   } catch (e) {
     setStatus(e.message, false);
   }
   const src = new EventSource('/events/stream');
-  src.onmessage = (m) => queue(JSON.parse(m.data));
+  src.onmessage = (m) => queue(m.data);
   src.addEventListener('lagged', (m) => { missed += JSON.parse(m.data).missed; });
   src.onopen = () => document.body.classList.add('live');
   src.onerror = () => document.body.classList.remove('live');
