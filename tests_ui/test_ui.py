@@ -1,6 +1,6 @@
 """The page at /ui in a real browser (headless Chromium through chromedriver), with real
-traffic: a `python -m http.server` backend, `toxiproxy-server` in front of it, an HTTP client
-through the proxy. Each state is saved as a screenshot under $VAURIEN_UI_SHOTS (else the
+traffic: a `python -m http.server` backend, `toxiproxy-server` (or `vaurien --http`) in front
+of it, an HTTP client through the proxy. Each state is saved as a screenshot under $VAURIEN_UI_SHOTS (else the
 test's tmp_path). Run: bash scripts/test_ui.sh (installs Chromium and Selenium)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import pytest
 from selenium import webdriver
@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from helpers import free_port, toxiproxy_server_bin, wait_port
+from helpers import free_port, toxiproxy_server_bin, vaurien_bin, wait_port
 from servers import http_backend  # noqa: F401  (a fixture: `python -m http.server`)
 
 pytestmark = pytest.mark.timeout(180)
@@ -46,17 +46,11 @@ class Api:
 
 
 @contextlib.contextmanager
-def toxiproxy_server(log: Path) -> Iterator[Api]:
-    """This repository's `toxiproxy-server` on a free port, its log in a file (a pipe nobody
-    reads would stop it once full)."""
-    port = free_port()
+def control_api(binary: str, args: list[str], port: int, log: Path) -> Iterator[Api]:
+    """`binary ARGS` serving the control API on `port`, its log in a file (a pipe nobody reads
+    would stop it once full)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [toxiproxy_server_bin(), "-host", "127.0.0.1", "-port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
+        proc = subprocess.Popen([binary, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     try:
         wait_port(port, proc=proc)
         yield Api(port)
@@ -65,13 +59,34 @@ def toxiproxy_server(log: Path) -> Iterator[Api]:
         proc.wait(timeout=10)
 
 
+def toxiproxy_server(log: Path) -> contextlib.AbstractContextManager[Api]:
+    """This repository's `toxiproxy-server` on a free port."""
+    port = free_port()
+    return control_api(toxiproxy_server_bin(), ["-host", "127.0.0.1", "-port", str(port)], port, log)
+
+
+class World(NamedTuple):
+    api: Api
+    proxy_port: int
+    proxy: str
+
+
 @pytest.fixture
-def world(http_backend: int, tmp_path: Path) -> Iterator[tuple[Api, int]]:
-    """`toxiproxy-server` with one proxy, `web`, in front of the backend: (api, proxy port)."""
+def world(request: pytest.FixtureRequest, http_backend: int, tmp_path: Path) -> Iterator[World]:
+    """One proxy in front of the backend: by default `web`, made through `toxiproxy-server`'s
+    API; with the param "vaurien", `vaurien --http`'s own proxy, `vaurien`."""
+    proxy_port = free_port()
+    upstream = f"127.0.0.1:{http_backend}"
+    if getattr(request, "param", "toxiproxy-server") == "vaurien":
+        port = free_port()
+        args = ["--proxy", f"127.0.0.1:{proxy_port}", "--backend", upstream,
+                "--http", "--http-host", "127.0.0.1", "--http-port", str(port)]
+        with control_api(vaurien_bin(), args, port, tmp_path / "vaurien.log") as api:
+            yield World(api, proxy_port, "vaurien")
+        return
     with toxiproxy_server(tmp_path / "toxiproxy-server.log") as api:
-        proxy_port = free_port()
-        api.call("POST", "/proxies", {"name": "web", "listen": f"127.0.0.1:{proxy_port}", "upstream": f"127.0.0.1:{http_backend}"})
-        yield api, proxy_port
+        api.call("POST", "/proxies", {"name": "web", "listen": f"127.0.0.1:{proxy_port}", "upstream": upstream})
+        yield World(api, proxy_port, "web")
 
 
 @pytest.fixture
@@ -139,25 +154,26 @@ def fetch(proxy_port: int) -> float:
     return time.monotonic() - t0
 
 
-def latency_events(api: Api) -> list[dict[str, Any]]:
-    return [e for e in api.call("GET", "/events?proxy=web") if e["kind"] == "latency"]
+def latency_events(api: Api, proxy: str) -> list[dict[str, Any]]:
+    return [e for e in api.call("GET", f"/events?proxy={proxy}") if e["kind"] == "latency"]
 
 
-def test_latency_from_the_page(world: tuple[Api, int], browser: webdriver.Chrome, shots: Callable) -> None:
-    api, proxy_port = world
+@pytest.mark.parametrize("world", ["toxiproxy-server", "vaurien"], indirect=True)
+def test_latency_from_the_page(world: World, browser: webdriver.Chrome, shots: Callable) -> None:
+    api, proxy_port, name = world
     fetch(proxy_port)
     browser.get(f"{api.base}/ui")
 
     # The page shows the proxy, its addresses and its traffic.
-    wait(browser, "the proxy's card", lambda d: d.find_elements(By.CSS_SELECTOR, 'section.proxy[data-proxy="web"]'))
-    c = card(browser, "web")
-    upstream = api.call("GET", "/proxies/web")["upstream"]
+    wait(browser, "the proxy's card", lambda d: d.find_elements(By.CSS_SELECTOR, f'section.proxy[data-proxy="{name}"]'))
+    c = card(browser, name)
+    upstream = api.call("GET", f"/proxies/{name}")["upstream"]
     wait(browser, "the addresses", lambda d: f"127.0.0.1:{proxy_port}" in c.find_element(By.CLASS_NAME, "addr").text)
     assert upstream in c.find_element(By.CLASS_NAME, "addr").text
     assert c.find_element(By.CLASS_NAME, "enabled").is_selected()
     assert c.find_element(By.CLASS_NAME, "behavior").text == "dummy"
     wait(browser, "one connection counted", lambda d: c.find_element(By.CLASS_NAME, "stat-conns").text == "1")
-    shots(browser, "1-proxy")
+    shots(browser, f"{name}-1-proxy")
 
     # A click adds a latency toxic.
     c.find_element(By.CLASS_NAME, "t-name").send_keys("slow")
@@ -165,7 +181,7 @@ def test_latency_from_the_page(world: tuple[Api, int], browser: webdriver.Chrome
     c.find_element(By.CLASS_NAME, "t-attrs").send_keys(json.dumps({"latency": LATENCY_MS}))
     c.find_element(By.CLASS_NAME, "t-save").click()
     wait(browser, "the toxic listed", lambda d: c.find_elements(By.CSS_SELECTOR, 'tr[data-toxic="slow"]'))
-    toxics = api.call("GET", "/proxies/web/toxics")
+    toxics = api.call("GET", f"/proxies/{name}/toxics")
     assert [(t["name"], t["type"], t["attributes"]["latency"]) for t in toxics] == [("slow", "latency", LATENCY_MS)]
     row = c.find_element(By.CSS_SELECTOR, 'tr[data-toxic="slow"]')
     assert f"latency={LATENCY_MS}" in row.text
@@ -173,34 +189,34 @@ def test_latency_from_the_page(world: tuple[Api, int], browser: webdriver.Chrome
     # A client through the proxy meets the delay (a lower bound only).
     took = [fetch(proxy_port) for _ in range(2)]
     assert all(t >= LATENCY_MS / 1000 for t in took), took
-    shots(browser, "2-latency")
+    shots(browser, f"{name}-2-latency")
 
     # The event list shows the faults the client met, as the API lists them.
-    met = {str(e["connection"]) for e in latency_events(api)}
+    met = {str(e["connection"]) for e in latency_events(api, name)}
     assert len(met) >= 2, met
 
     def shown(d: webdriver.Chrome) -> set[str]:
-        rows = d.find_elements(By.CSS_SELECTOR, '#events tbody tr[data-kind="latency"][data-proxy="web"]')
+        rows = d.find_elements(By.CSS_SELECTOR, f'#events tbody tr[data-kind="latency"][data-proxy="{name}"]')
         return {r.get_attribute("data-connection") for r in rows}
 
     wait(browser, f"events of connections {met}", lambda d: met <= shown(d))
     first = browser.find_element(By.CSS_SELECTOR, '#events tbody tr[data-kind="latency"]')
-    assert "slow" in first.text and "web" in first.text
-    shots(browser, "3-events")
+    assert "slow" in first.text and name in first.text
+    shots(browser, f"{name}-3-events")
 
     # Removing the toxic from the page restores the speed: no more delay, no more events.
     row.find_element(By.CLASS_NAME, "toxic-remove").click()
     wait(browser, "the toxic gone", lambda d: not c.find_elements(By.CSS_SELECTOR, 'tr[data-toxic="slow"]'))
-    assert api.call("GET", "/proxies/web/toxics") == []
-    before = len(latency_events(api))
+    assert api.call("GET", f"/proxies/{name}/toxics") == []
+    before = len(latency_events(api, name))
     took = [fetch(proxy_port) for _ in range(2)]
     assert all(t < LATENCY_MS / 1000 for t in took), took
-    assert len(latency_events(api)) == before
-    shots(browser, "4-removed")
+    assert len(latency_events(api, name)) == before
+    shots(browser, f"{name}-4-removed")
 
 
-def test_every_api_action_from_the_page(world: tuple[Api, int], browser: webdriver.Chrome, shots: Callable) -> None:
-    api, proxy_port = world
+def test_every_api_action_from_the_page(world: World, browser: webdriver.Chrome, shots: Callable) -> None:
+    api, proxy_port, _ = world
     browser.get(f"{api.base}/ui")
     wait(browser, "the proxy's card", lambda d: d.find_elements(By.CSS_SELECTOR, 'section.proxy[data-proxy="web"]'))
     c = card(browser, "web")
