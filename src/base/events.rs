@@ -13,6 +13,10 @@
 //! under a behavior): while events come, it drains the queue every [`NAP`]; after [`DOZE`]
 //! naps without one it sleeps until the next event, which wakes it. Readers wake it at once,
 //! and so does a queue half full.
+//!
+//! Live readers (`GET /events/stream`) [`EventLog::subscribe`]: the writer passes each event it
+//! puts in the ring to a bounded broadcast channel, so a slow reader misses events (it is told
+//! how many) and never slows the writer or the connections.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -21,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Direction;
 
@@ -55,6 +59,8 @@ const DOZE: u32 = 20;
 const AWAKE: u8 = 0;
 /// The writer sleeps until woken: the next record wakes it.
 const ASLEEP: u8 = 1;
+/// Events a live reader may be behind before it misses some.
+const LIVE: usize = 4_096;
 
 /// What the writer is asked to do, in order.
 enum Msg {
@@ -71,6 +77,8 @@ pub struct EventLog {
     writer: std::thread::Thread,
     /// [`AWAKE`] or [`ASLEEP`], shared with the writer.
     state: Arc<AtomicU8>,
+    /// What the writer passes each event to, for [`EventLog::subscribe`].
+    live: broadcast::Sender<Event>,
     recorded: AtomicU64,
     dropped: AtomicU64,
     /// Milliseconds after `born` of the last "events dropped" warning ([`NEVER`] before).
@@ -103,10 +111,12 @@ impl EventLog {
         let (tx, rx) = mpsc::channel(queue);
         let state = Arc::new(AtomicU8::new(AWAKE));
         let shared = state.clone();
+        let (live, _) = broadcast::channel(LIVE);
+        let to_readers = live.clone();
         // Ends when the log is dropped (the queue closes).
         let writer = std::thread::Builder::new()
             .name("vaurien-events".into())
-            .spawn(move || write_events(rx, capacity, file, &shared))
+            .spawn(move || write_events(rx, capacity, file, &shared, to_readers))
             .expect("cannot start the event log's writer thread")
             .thread()
             .clone();
@@ -114,6 +124,7 @@ impl EventLog {
             queue: tx,
             writer,
             state,
+            live,
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_warning: AtomicU64::new(NEVER),
@@ -202,6 +213,12 @@ impl EventLog {
         }
     }
 
+    /// Every event recorded from now on, as the writer puts it in the ring. A reader more than
+    /// a few thousand events behind misses the oldest (`RecvError::Lagged` says how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
     /// How many events were ever recorded (dropped ones not included).
     pub fn count(&self) -> u64 {
         self.recorded.load(Ordering::Relaxed)
@@ -227,6 +244,7 @@ fn write_events(
     capacity: usize,
     file: Option<std::fs::File>,
     state: &AtomicU8,
+    live: broadcast::Sender<Event>,
 ) {
     let mut ring: VecDeque<Event> = VecDeque::new();
     let mut file = file.map(std::io::BufWriter::new);
@@ -278,6 +296,10 @@ fn write_events(
                     }
                     if ring.len() >= capacity {
                         ring.pop_front();
+                    }
+                    if live.receiver_count() > 0 {
+                        // Fails only when every reader left meanwhile.
+                        let _ = live.send((*ev).clone());
                     }
                     ring.push_back(*ev);
                 }
@@ -332,6 +354,24 @@ mod tests {
         record(&log, 9, &serde_json::Value::Null);
         assert_eq!(log.events(Some("p")).await.len(), 1);
         assert_eq!(log.count(), 8);
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_events_recorded_after_they_came() {
+        let log = EventLog::new(5);
+        record(&log, 1, &serde_json::Value::Null);
+        // Once read back, event 1 has gone past the writer: the subscriber cannot see it.
+        assert_eq!(log.events(None).await.len(), 1);
+        let mut live = log.subscribe();
+        record(&log, 2, &serde_json::Value::Null);
+        record(&log, 3, &serde_json::Value::Null);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            [live.recv().await.unwrap(), live.recv().await.unwrap()]
+        })
+        .await
+        .expect("the writer passes events on");
+        assert_eq!(got.map(|e| e.connection), [2, 3]);
+        assert!(live.try_recv().is_err(), "nothing else");
     }
 
     /// The file is a FIFO nobody reads yet: the writer blocks on it, `record` does not; the
