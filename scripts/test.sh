@@ -92,6 +92,9 @@ else
   echo "tests_compat skipped: no Python 2.7 for the original Vaurien (see scripts/setup_original.sh)"
 fi
 
+log "the page at /ui in headless Chromium (bash scripts/test_ui.sh)"
+bash scripts/test_ui.sh
+
 log "Chaos Toolkit experiment, Kubernetes manifests, Prometheus config (scripts/test_chaos.sh)"
 bash scripts/test_chaos.sh
 
