@@ -140,6 +140,24 @@ fn start_one(p: &Pool, mut s: std::sync::MutexGuard<'_, State>) {
     }
 }
 
+/// Runs `f` on a pool thread and waits for its result on the caller's task, meanwhile making
+/// sure a stuck thread does not hold it up (see [`unstick`]). `None` when the task was dropped
+/// unrun.
+pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    submit(move || {
+        let _ = tx.send(f());
+    });
+    let mut watch = tokio::time::interval(STUCK);
+    watch.reset();
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.ok(),
+            _ = watch.tick() => unstick(),
+        }
+    }
+}
+
 /// Called by whoever has waited [`STUCK`] for a task's result: if tasks wait and no thread
 /// took one for that long, every running thread is inside a slow hook: one more takes over.
 pub fn unstick() {
