@@ -4,18 +4,14 @@
 //! random test that feeds random and truncated bytes to every framer (the in-`cargo test`
 //! guard that the fuzz targets under `fuzz/` extend).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use vaurien::behavior::{
-    registry, BehaviorError, Direction, Exchange, ExchangeHook, Fault, Kind, Origin, Transforms,
-};
 use vaurien::protocol::framing::Framer;
 use vaurien::protocol::{http, memcache, mysql, redis, smtp};
 use vaurien::proxy::{Proxy, ProxyConfig, Settings};
@@ -233,48 +229,6 @@ async fn malformed_stream_closes_only_its_connection() {
     assert_eq!(round_trip(&addr, &[&request], 7).await, b"+PONG\r\n");
 }
 
-/// A hook that rewrites every message both ways: its ASCII letters upper-cased (lengths
-/// kept, so that the framing stays valid), and the bytes counted.
-struct Upper(AtomicUsize);
-
-#[async_trait::async_trait]
-impl ExchangeHook for Upper {
-    fn transforms(&self) -> Transforms {
-        Transforms {
-            up: true,
-            down: true,
-        }
-    }
-    async fn transform(
-        &self,
-        _cx: &mut Exchange<'_>,
-        _dir: Direction,
-        message: &[u8],
-    ) -> Result<Option<Bytes>, BehaviorError> {
-        self.0.fetch_add(message.len(), Ordering::Relaxed);
-        Ok(Some(Bytes::from(message.to_ascii_uppercase())))
-    }
-}
-
-static UPPERED: OnceLock<Arc<Upper>> = OnceLock::new();
-
-/// `test_upper`: the [`Upper`] hook as a behavior (one instance, so that its count is seen).
-fn register_upper() -> &'static Upper {
-    let hook = UPPERED.get_or_init(|| {
-        let hook = Arc::new(Upper(AtomicUsize::new(0)));
-        let built = hook.clone();
-        registry().register(Kind::new(
-            "test_upper",
-            "upper-cases every message",
-            Origin::Plugin,
-            vec![],
-            move |_| Ok(Fault::Hook(built.clone())),
-        ));
-        hook
-    });
-    hook
-}
-
 /// A protocol, its options, its exchanges (request, reply) and the backend's greeting.
 type RewriteCase<'a> = (
     &'a str,
@@ -288,7 +242,7 @@ type RewriteCase<'a> = (
 /// the rewritten answers, whatever the pieces they came in.
 #[tokio::test]
 async fn every_protocol_sends_what_a_rewriting_hook_returns() {
-    let hook = register_upper();
+    let hook = common::rewriter("test_upper", |m| m.to_ascii_uppercase());
     let mysql_greeting = b"\x05\x00\x00\x00hello".to_vec();
     let cases: Vec<RewriteCase> = vec![
         (
@@ -338,7 +292,7 @@ async fn every_protocol_sends_what_a_rewriting_hook_returns() {
         ),
     ];
     for (protocol, options, exchanges, greeting) in cases {
-        let before = hook.0.load(Ordering::Relaxed);
+        let before = hook.seen.load(Ordering::Relaxed);
         let mut steps = Vec::new();
         if !greeting.is_empty() {
             steps.push((Vec::new(), vec![greeting.to_vec()]));
@@ -376,7 +330,7 @@ async fn every_protocol_sends_what_a_rewriting_hook_returns() {
             got, want,
             "{protocol}: the client gets the rewritten answers"
         );
-        let seen = hook.0.load(Ordering::Relaxed) - before;
+        let seen = hook.seen.load(Ordering::Relaxed) - before;
         assert!(
             seen >= request.len(),
             "{protocol}: the hook saw {seen} bytes"
