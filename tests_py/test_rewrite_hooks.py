@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from helpers import ROOT, free_port
-from pyhelpers import Backend, echo_lines, echo_raw, wait_until
+from pyhelpers import Backend, echo_lines, echo_raw, exchange, wait_until
 
 from vaurien.behaviors import Behavior
 from vaurien.behaviors.dummy import Dummy
@@ -114,7 +114,19 @@ class SendsOnAClosedSocket(Dummy):
         return True
 
 
-for _cls in (AddHeader, Unchanged, RaisesOnBoom, ReturnsInt, Swallow, ForwardsItself, PeeksAtTheAnswer,
+class AnswersAndClosesDest(Dummy):
+    """Takes the request, answers it itself and closes the backend side: the exchange ends
+    there, as the hook said (not a misuse)."""
+
+    name = "py_answers_and_closes_dest"
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        source.sendall(b"answered:" + get_data(source))
+        dest._closed = True
+        return True
+
+
+for _cls in (AnswersAndClosesDest, AddHeader, Unchanged, RaisesOnBoom, ReturnsInt, Swallow, ForwardsItself, PeeksAtTheAnswer,
              SendsOnAClosedSocket):
     Behavior.register(_cls)
 
@@ -304,8 +316,18 @@ def test_a_hook_that_forwards_the_request_itself_is_told_what_to_do_instead(cust
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
         c.request("GET", "/headers")
         c.getresponse()
+    c.close()
     assert python_log(caplog, "'py_forwards_itself'", "on_before_handle", "read", "bytes of the request",
                       "sent", "returned True", "on_request(protocol, data, to_backend)")
+
+
+@pytest.mark.timeout(60)
+def test_a_hook_that_takes_the_request_and_closes_a_side_is_not_told_anything(line_echo, proxy, caplog):
+    caplog.set_level(logging.ERROR, logger="vaurien.python")
+    port = proxy(line_echo.port, "tcp", "100:py_answers_and_closes_dest")
+    assert exchange(port, b"x\n") == b"answered:x\n"
+    assert exchange(port, b"y\n") == b"answered:y\n"
+    assert not [r for r in caplog.records if r.name == "vaurien.python"]
 
 
 @pytest.mark.timeout(60)

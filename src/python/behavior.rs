@@ -296,9 +296,6 @@ impl PyBehavior {
                 Step::Done(result) => break result?,
             }
         };
-        if outcome.keep && then.is_none() {
-            self.check(hook, &tally, cx)?;
-        }
         if outcome.close_source {
             cx.wire.close(src);
         }
@@ -307,7 +304,11 @@ impl PyBehavior {
         }
         let closed = outcome.close_source || outcome.close_dest;
         let flow = |keep: bool| Flow::from_bool(keep && !closed);
-        Ok((flow(outcome.keep), outcome.then.map(flow)))
+        let first = flow(outcome.keep);
+        if first == Flow::Continue && then.is_none() {
+            self.check(hook, &tally, cx)?;
+        }
+        Ok((first, outcome.then.map(flow)))
     }
 }
 
