@@ -269,6 +269,35 @@ def test_hooks_that_return_none_or_their_data_change_no_byte(raw_echo, redis_ser
     assert pipe.execute() == [x for i in range(50) for x in (True, str(i).encode())]
 
 
+@pytest.mark.timeout(180)
+def test_memcache_mysql_and_smtp_sessions_are_the_same_through_hooks_that_change_nothing(
+        memcached_server, mariadb_server, smtp_server, proxy):
+    """The sessions of test_protocols.py (real servers, real clients: every command, binary
+    values, multi-result sets, 100 kB mails), each message read whole and handed to Python."""
+    from test_protocols import MemcacheClient, memcache_session, mysql_session, send_mail
+
+    Unchanged.calls.update(request=0, response=0)
+    direct = MemcacheClient(("127.0.0.1", memcached_server), timeout=10)
+    expected = memcache_session(direct, "rewrite")
+    direct.close()
+    port = proxy(memcached_server, "memcache", "100:py_unchanged", "--stay-connected")
+    through = MemcacheClient(("127.0.0.1", port), timeout=10)
+    assert memcache_session(through, "rewrite") == expected
+    through.close()
+
+    expected = mysql_session(mariadb_server)
+    assert mysql_session(proxy(mariadb_server, "mysql", "100:py_unchanged")) == expected
+
+    smtp_port, maildir = smtp_server
+    before = set(maildir.iterdir())
+    expected = send_mail(smtp_port, 2)
+    direct_mail = sorted(p.read_bytes() for p in set(maildir.iterdir()) - before)
+    before = set(maildir.iterdir())
+    assert send_mail(proxy(smtp_port, "smtp", "100:py_unchanged"), 2) == expected
+    assert sorted(p.read_bytes() for p in set(maildir.iterdir()) - before) == direct_mail
+    assert Unchanged.calls["request"] > 20 and Unchanged.calls["response"] > 20
+
+
 @pytest.mark.timeout(60)
 def test_a_rewriting_hook_that_raises_closes_its_connection_only(line_echo, proxy, caplog):
     caplog.set_level(logging.ERROR, logger="vaurien.python")
