@@ -1,7 +1,9 @@
 //! The control plane is not a hole: a web page in a browser must not be able to reconfigure a
 //! proxy on the developer's machine. Every request of both dialects passes here first:
 //!
-//! - a cross-origin request (an `Origin` that is not the API's own) is refused with 403;
+//! - a cross-origin request (an `Origin` that is not the API's own) is refused with 403, and so
+//!   is any request a browser marks as made by another site (`Sec-Fetch-Site: cross-site` or
+//!   `same-site`: a page on another port of localhost is `same-site`), with or without `Origin`;
 //! - a `Host` that is not an address of the API itself is refused with 403 (DNS rebinding: a
 //!   name that resolves to 127.0.0.1 gets a page's requests past the same-origin policy).
 //!   Addresses are IP literals, `localhost` (and `*.localhost`) and this machine's host name.
@@ -67,13 +69,25 @@ impl Guard {
         !self.loopback_only
     }
 
-    /// Why a request with these headers is refused, if it is.
-    pub fn refuse(&self, host: Option<&str>, origin: Option<&str>) -> Option<String> {
+    /// Why a request with these headers (`Host`, `Origin`, `Sec-Fetch-Site`) is refused, if it
+    /// is.
+    pub fn refuse(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+        fetch_site: Option<&str>,
+    ) -> Option<String> {
         if let Some(h) = host {
             if !self.accepts_host(h) {
                 return Some(format!(
                     "Host '{h}' is not an address of this API (set VAURIEN_API_HOSTS to accept it)"
                 ));
+            }
+        }
+        if let Some(site) = fetch_site {
+            let site = site.trim().to_ascii_lowercase();
+            if site == "cross-site" || site == "same-site" {
+                return Some(format!("a request made by another site ({site}) refused"));
             }
         }
         let origin = origin?;
@@ -118,7 +132,11 @@ pub async fn check(
     let refusal = req.app_data::<web::Data<Guard>>().and_then(|g| {
         let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
         let host = text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
-        g.refuse(host, text(header::ORIGIN))
+        g.refuse(
+            host,
+            text(header::ORIGIN),
+            text(header::HeaderName::from_static("sec-fetch-site")),
+        )
     });
     if let Some(why) = refusal {
         tracing::warn!(path = %req.path(), "control API: {why}");
@@ -162,28 +180,41 @@ mod tests {
             "vaurien.example:80",
             "10.0.0.5:8474",
         ] {
-            assert_eq!(g.refuse(Some(ok), None), None, "{ok}");
+            assert_eq!(g.refuse(Some(ok), None, None), None, "{ok}");
         }
         for bad in ["attacker.example:8080", "127.0.0.1.nip.io:8080", ""] {
-            assert!(g.refuse(Some(bad), None).is_some(), "{bad}");
+            assert!(g.refuse(Some(bad), None, None).is_some(), "{bad}");
         }
         // No Host at all (HTTP/1.0 clients): nothing to check.
-        assert_eq!(g.refuse(None, None), None);
+        assert_eq!(g.refuse(None, None, None), None);
     }
 
     #[test]
     fn an_exposed_api_accepts_names() {
         let g = guard("0.0.0.0:8474");
-        assert_eq!(g.refuse(Some("vaurien.default.svc:8474"), None), None);
+        assert_eq!(g.refuse(Some("vaurien.default.svc:8474"), None, None), None);
     }
 
     #[test]
     fn only_the_api_s_own_origin() {
         let g = guard("127.0.0.1:8080");
         assert_eq!(
-            g.refuse(Some("127.0.0.1:8080"), Some("http://127.0.0.1:8080")),
+            g.refuse(Some("127.0.0.1:8080"), Some("http://127.0.0.1:8080"), None),
             None
         );
+        for site in ["same-origin", "none"] {
+            assert_eq!(g.refuse(Some("127.0.0.1:8080"), None, Some(site)), None);
+        }
+        for site in ["cross-site", "same-site", "Cross-Site"] {
+            assert!(g.refuse(Some("127.0.0.1:8080"), None, Some(site)).is_some());
+            assert!(g
+                .refuse(
+                    Some("127.0.0.1:8080"),
+                    Some("http://127.0.0.1:8080"),
+                    Some(site)
+                )
+                .is_some());
+        }
         for bad in [
             "http://evil.example",
             "http://127.0.0.1:9999",
@@ -191,7 +222,7 @@ mod tests {
             "https://127.0.0.1:8080",
         ] {
             assert!(
-                g.refuse(Some("127.0.0.1:8080"), Some(bad)).is_some(),
+                g.refuse(Some("127.0.0.1:8080"), Some(bad), None).is_some(),
                 "{bad}"
             );
         }

@@ -1,13 +1,16 @@
 //! The control server (actix-web): the original Vaurien's routes (`vaurien`) and Toxiproxy's
-//! (`toxiproxy`), over one shared [`Server`]. It runs without signal handling of its own and
-//! stops when the server shuts down.
+//! (`toxiproxy`), over one shared [`Server`], the live event stream (`stream`) and the page
+//! that shows it all (`ui`). It runs without signal handling of its own and stops when the
+//! server shuts down.
 
 // Handlers return `Result<_, HttpResponse>` so that an error is a ready response.
 #![allow(clippy::result_large_err)]
 
 pub mod error;
 mod guard;
+mod stream;
 pub mod toxiproxy;
+mod ui;
 pub mod vaurien;
 
 use std::net::SocketAddr;
@@ -47,6 +50,8 @@ pub struct Bound {
 /// A serving control server.
 pub struct ApiHandle {
     handle: actix_web::dev::ServerHandle,
+    /// Ends the open event streams, which would otherwise hold the graceful stop.
+    streams: stream::Streams,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -79,10 +84,13 @@ impl Bound {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let guard = web::Data::new(guard::Guard::new(local));
+        let streams = stream::Streams::default();
+        let open = web::Data::new(streams.clone());
         let http = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(guard::check))
                 .app_data(guard.clone())
+                .app_data(open.clone())
                 .app_data(data.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -92,6 +100,8 @@ impl Bound {
                 .app_data(web::PayloadConfig::default().limit(1 << 20))
                 .configure(vaurien::routes)
                 .configure(toxiproxy::routes)
+                .configure(stream::routes)
+                .configure(ui::routes)
                 .default_service(web::to(toxiproxy::not_found))
         })
         .workers(1)
@@ -106,12 +116,17 @@ impl Bound {
                 tracing::error!(error = %e, "control API stopped");
             }
         });
-        ApiHandle { handle, task }
+        ApiHandle {
+            handle,
+            streams,
+            task,
+        }
     }
 }
 
 impl ApiHandle {
     pub async fn stop(self) {
+        self.streams.0.cancel();
         self.handle.stop(true).await;
         let _ = self.task.await;
     }

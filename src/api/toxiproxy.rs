@@ -91,14 +91,22 @@ pub async fn method_not_allowed() -> HttpResponse {
 }
 
 /// What every matched route does around its handler: browsers are refused (same-origin
-/// protection, as Toxiproxy 2.1.2+), and each answer carries a request id.
-fn guard(req: &HttpRequest) -> Option<HttpResponse> {
-    let ua = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    ua.starts_with("Mozilla/").then(|| {
+/// protection, as Toxiproxy 2.1.2+), and each answer carries a request id. A browser's
+/// same-origin request (the page at `/ui`) is served: it says so with `Sec-Fetch-Site:
+/// same-origin`, or, from browsers that do not send that header, with an `Origin`, which the
+/// API's guard (guard.rs) has already checked is the API's own.
+pub(super) fn refuse_browser(req: &HttpRequest) -> Option<HttpResponse> {
+    let text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let same_origin = match req.headers().get("sec-fetch-site") {
+        Some(site) => site.as_bytes().eq_ignore_ascii_case(b"same-origin"),
+        None => req.headers().contains_key(header::ORIGIN),
+    };
+    (text(header::USER_AGENT).starts_with("Mozilla/") && !same_origin).then(|| {
         HttpResponse::Forbidden()
             .insert_header(("Content-Type", "text/plain; charset=utf-8"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
@@ -118,7 +126,7 @@ fn with_id(mut resp: HttpResponse) -> HttpResponse {
 /// Runs a handler body with the guard and the request id.
 macro_rules! matched {
     ($req:expr, $body:expr) => {{
-        if let Some(r) = guard(&$req) {
+        if let Some(r) = refuse_browser(&$req) {
             return with_id(r);
         }
         with_id($body)
@@ -390,7 +398,8 @@ pub fn toxic_json(t: &Toxic) -> Value {
 }
 
 /// A proxy: `name`, `listen` (the bound address while enabled), `upstream`, `enabled`,
-/// `protocol` (only when not `tcp`: a vaurien extra), `toxics` (upstream ones first).
+/// `protocol` (only when not `tcp`) and `behavior` (the mix, only when it is not all `dummy`),
+/// both vaurien extras, `toxics` (upstream ones first).
 pub async fn proxy_json(p: &Proxy) -> Value {
     let bound = p.local_addr().await;
     let mut m = Map::new();
@@ -404,6 +413,12 @@ pub async fn proxy_json(p: &Proxy) -> Value {
     let protocol = p.shared.protocol.name();
     if protocol != "tcp" {
         m.insert("protocol".into(), json!(protocol));
+    }
+    let behavior = p.shared.behavior();
+    let passthrough = crate::behavior::MixSpec::parse(&behavior, true)
+        .is_ok_and(|s| s.names().iter().all(|n| n == "dummy"));
+    if !passthrough {
+        m.insert("behavior".into(), json!(behavior));
     }
     m.insert(
         "toxics".into(),

@@ -1,4 +1,6 @@
-//! The original Vaurien's control routes: `/behavior`, `/behaviors`, `/backend`.
+//! The original Vaurien's control routes: `/behavior`, `/behaviors`, `/backend`. They act on
+//! the command line's proxy, or on any proxy named by `?proxy=NAME` (a vaurien extra: proxies
+//! made through the Toxiproxy routes have a behavior mix too).
 
 use actix_web::{web, HttpResponse};
 use futures::StreamExt;
@@ -60,24 +62,39 @@ async fn json_object(payload: web::Payload) -> Result<Map<String, Value>, HttpRe
     }
 }
 
-fn main_proxy(server: &Server) -> Result<std::sync::Arc<Proxy>, HttpResponse> {
+/// `?proxy=NAME`: the proxy a call acts on, when not the command line's.
+#[derive(serde::Deserialize)]
+struct Which {
+    proxy: Option<String>,
+}
+
+fn main_proxy(server: &Server, which: &Which) -> Result<std::sync::Arc<Proxy>, HttpResponse> {
+    if let Some(name) = &which.proxy {
+        return server
+            .proxy(name)
+            .ok_or_else(|| vaurien_error("proxy", &format!("no proxy named '{name}'")));
+    }
     server.main_proxy().ok_or_else(|| {
         vaurien_error(
             "",
-            "no proxy was started with --proxy; use the Toxiproxy routes (/proxies)",
+            "no proxy was started with --proxy; name one with ?proxy=NAME",
         )
     })
 }
 
-async fn get_behavior(server: web::Data<Server>) -> HttpResponse {
-    match main_proxy(&server) {
+async fn get_behavior(server: web::Data<Server>, which: web::Query<Which>) -> HttpResponse {
+    match main_proxy(&server, &which) {
         Ok(p) => HttpResponse::Ok().json(json!({"behavior": p.shared.behavior()})),
         Err(e) => e,
     }
 }
 
-async fn put_behavior(server: web::Data<Server>, payload: web::Payload) -> HttpResponse {
-    let proxy = match main_proxy(&server) {
+async fn put_behavior(
+    server: web::Data<Server>,
+    which: web::Query<Which>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let proxy = match main_proxy(&server, &which) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -172,15 +189,19 @@ async fn list_behaviors() -> HttpResponse {
     HttpResponse::Ok().json(json!({"behaviors": registry().names()}))
 }
 
-async fn get_backend(server: web::Data<Server>) -> HttpResponse {
-    match main_proxy(&server) {
+async fn get_backend(server: web::Data<Server>, which: web::Query<Which>) -> HttpResponse {
+    match main_proxy(&server, &which) {
         Ok(p) => HttpResponse::Ok().json(json!({"backend": p.shared.backend()})),
         Err(e) => e,
     }
 }
 
-async fn put_backend(server: web::Data<Server>, payload: web::Payload) -> HttpResponse {
-    let proxy = match main_proxy(&server) {
+async fn put_backend(
+    server: web::Data<Server>,
+    which: web::Query<Which>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let proxy = match main_proxy(&server, &which) {
         Ok(p) => p,
         Err(e) => return e,
     };

@@ -8,14 +8,24 @@
 //! same queue, so they see every event recorded before they were called. A std thread rather
 //! than a task: it works under any runtime (the CLI's, the Python module's, a test's) and its
 //! blocking file writes never hold a runtime worker.
+//!
+//! A recorded event does not wake the writer (that would be a thread wake-up per exchange
+//! under a behavior): while events come, it drains the queue every [`NAP`]; after [`DOZE`]
+//! naps without one it sleeps until the next event, which wakes it. Readers wake it at once,
+//! and so does a queue half full.
+//!
+//! Live readers (`GET /events/stream`) [`EventLog::subscribe`]: the writer passes each event it
+//! puts in the ring to a bounded broadcast channel, so a slow reader misses events (it is told
+//! how many) and never slows the writer or the connections.
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Direction;
 
@@ -40,6 +50,17 @@ const RING: usize = 10_000;
 const QUEUE: usize = 8_192;
 /// No `last_warning` yet.
 const NEVER: u64 = u64::MAX;
+/// How long the writer waits between two drains of the queue while events come.
+const NAP: Duration = Duration::from_millis(5);
+/// Naps without an event after which the writer sleeps until woken.
+const DOZE: u32 = 20;
+
+/// The writer drains the queue every [`NAP`]: a record needs not wake it.
+const AWAKE: u8 = 0;
+/// The writer sleeps until woken: the next record wakes it.
+const ASLEEP: u8 = 1;
+/// Events a live reader may be behind before it misses some.
+const LIVE: usize = 4_096;
 
 /// What the writer is asked to do, in order.
 enum Msg {
@@ -52,6 +73,12 @@ enum Msg {
 /// The most recent events, plus an optional JSON-lines file, written by a thread of its own.
 pub struct EventLog {
     queue: mpsc::Sender<Msg>,
+    /// The writer thread, woken by readers, by a half-full queue and after its sleep.
+    writer: std::thread::Thread,
+    /// [`AWAKE`] or [`ASLEEP`], shared with the writer.
+    state: Arc<AtomicU8>,
+    /// What the writer passes each event to, for [`EventLog::subscribe`].
+    live: broadcast::Sender<Event>,
     recorded: AtomicU64,
     dropped: AtomicU64,
     /// Milliseconds after `born` of the last "events dropped" warning ([`NEVER`] before).
@@ -82,13 +109,22 @@ impl EventLog {
 
     fn start(capacity: usize, queue: usize, file: Option<std::fs::File>) -> Self {
         let (tx, rx) = mpsc::channel(queue);
+        let state = Arc::new(AtomicU8::new(AWAKE));
+        let shared = state.clone();
+        let (live, _) = broadcast::channel(LIVE);
+        let to_readers = live.clone();
         // Ends when the log is dropped (the queue closes).
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("vaurien-events".into())
-            .spawn(move || write_events(rx, capacity, file))
-            .expect("cannot start the event log's writer thread");
+            .spawn(move || write_events(rx, capacity, file, &shared, to_readers))
+            .expect("cannot start the event log's writer thread")
+            .thread()
+            .clone();
         EventLog {
             queue: tx,
+            writer,
+            state,
+            live,
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_warning: AtomicU64::new(NEVER),
@@ -122,6 +158,11 @@ impl EventLog {
         match self.queue.try_send(Msg::Record(ev)) {
             Ok(()) => {
                 self.recorded.fetch_add(1, Ordering::Relaxed);
+                let asleep = self.state.load(Ordering::Relaxed) == ASLEEP
+                    && self.state.swap(AWAKE, Ordering::AcqRel) == ASLEEP;
+                if asleep || self.queue.capacity() < self.queue.max_capacity() / 2 {
+                    self.writer.unpark();
+                }
             }
             Err(_) => {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -159,6 +200,7 @@ impl EventLog {
         {
             return Vec::new();
         }
+        self.writer.unpark();
         rx.await.unwrap_or_default()
     }
 
@@ -166,8 +208,15 @@ impl EventLog {
     pub async fn clear(&self) {
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Msg::Clear(tx)).await.is_ok() {
+            self.writer.unpark();
             let _ = rx.await;
         }
+    }
+
+    /// Every event recorded from now on, as the writer puts it in the ring. A reader more than
+    /// a few thousand events behind misses the oldest (`RecvError::Lagged` says how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
     }
 
     /// How many events were ever recorded (dropped ones not included).
@@ -181,9 +230,22 @@ impl EventLog {
     }
 }
 
+impl Drop for EventLog {
+    /// A sleeping writer wakes, finds the queue closed (within a [`NAP`]) and ends.
+    fn drop(&mut self) {
+        self.writer.unpark();
+    }
+}
+
 /// The writer: owns the ring and the file. Writes are buffered and flushed whenever the
 /// queue runs empty and before answering a reader.
-fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::fs::File>) {
+fn write_events(
+    mut rx: mpsc::Receiver<Msg>,
+    capacity: usize,
+    file: Option<std::fs::File>,
+    state: &AtomicU8,
+    live: broadcast::Sender<Event>,
+) {
     let mut ring: VecDeque<Event> = VecDeque::new();
     let mut file = file.map(std::io::BufWriter::new);
     let flush = |file: &mut Option<std::io::BufWriter<std::fs::File>>| {
@@ -191,7 +253,38 @@ fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::
             let _ = f.flush();
         }
     };
-    while let Some(first) = rx.blocking_recv() {
+    let mut quiet = 0u32;
+    loop {
+        let first = match rx.try_recv() {
+            Ok(msg) => msg,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                quiet = quiet.saturating_add(1);
+                if quiet < DOZE {
+                    std::thread::park_timeout(NAP);
+                    continue;
+                }
+                // Asleep, then a last look: a record made before it saw ASLEEP is found here,
+                // one made after wakes this thread.
+                state.store(ASLEEP, Ordering::Release);
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        state.store(AWAKE, Ordering::Release);
+                        msg
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Woken by a record, a reader, or the log dropped (checked above at
+                        // the next turn); a spurious wake-up only costs a turn.
+                        std::thread::park();
+                        state.store(AWAKE, Ordering::Release);
+                        quiet = 0;
+                        continue;
+                    }
+                }
+            }
+        };
+        quiet = 0;
         let mut next = Some(first);
         while let Some(msg) = next {
             match msg {
@@ -203,6 +296,10 @@ fn write_events(mut rx: mpsc::Receiver<Msg>, capacity: usize, file: Option<std::
                     }
                     if ring.len() >= capacity {
                         ring.pop_front();
+                    }
+                    if live.receiver_count() > 0 {
+                        // Fails only when every reader left meanwhile.
+                        let _ = live.send((*ev).clone());
                     }
                     ring.push_back(*ev);
                 }
@@ -257,6 +354,24 @@ mod tests {
         record(&log, 9, &serde_json::Value::Null);
         assert_eq!(log.events(Some("p")).await.len(), 1);
         assert_eq!(log.count(), 8);
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_events_recorded_after_they_came() {
+        let log = EventLog::new(5);
+        record(&log, 1, &serde_json::Value::Null);
+        // Once read back, event 1 has gone past the writer: the subscriber cannot see it.
+        assert_eq!(log.events(None).await.len(), 1);
+        let mut live = log.subscribe();
+        record(&log, 2, &serde_json::Value::Null);
+        record(&log, 3, &serde_json::Value::Null);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            [live.recv().await.unwrap(), live.recv().await.unwrap()]
+        })
+        .await
+        .expect("the writer passes events on");
+        assert_eq!(got.map(|e| e.connection), [2, 3]);
+        assert!(live.try_recv().is_err(), "nothing else");
     }
 
     /// The file is a FIFO nobody reads yet: the writer blocks on it, `record` does not; the

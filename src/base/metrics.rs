@@ -67,12 +67,14 @@ impl Metrics {
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
     pub fn fault(&self, kind: &str) {
-        *self
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(kind.to_string())
-            .or_default() += 1;
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        // No allocation once the kind is known (this runs for every exchange a fault takes).
+        match faults.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                faults.insert(kind.to_string(), 1);
+            }
+        }
     }
     /// Records a connection event when the statsd sender asked for them.
     pub fn conn_event(&self, e: ConnEvent) {

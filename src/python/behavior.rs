@@ -203,12 +203,11 @@ impl Call {
     }
 }
 
-/// A call submitted to the pool: what it asks of the connection, then its result.
+/// A call submitted to the pool: what it asks of the connection, then its result. (A pool
+/// thread stuck in a slow hook does not hold up the calls queued behind it: the pool's
+/// watchdog starts another one, see [`pool::submit`].)
 pub struct Pending {
     next: oneshot::Receiver<Msg>,
-    /// While it waits, a stuck pool thread (a hook that sleeps) must not hold up the calls
-    /// queued behind it: see [`pool::unstick`].
-    watch: tokio::time::Interval,
 }
 
 /// What a pending call needs next.
@@ -229,27 +228,20 @@ pub fn submit(
 ) -> Pending {
     let conduit = call.conduit.clone();
     pool::submit(move || conduit.finish(call.run(method, then, protocol_call)));
-    let mut watch = tokio::time::interval(pool::STUCK);
-    watch.reset();
-    Pending { next: first, watch }
+    Pending { next: first }
 }
 
 impl Pending {
     pub async fn step(&mut self) -> Step {
-        loop {
-            tokio::select! {
-                msg = &mut self.next => return match msg {
-                    Ok(Msg::Done(result)) => Step::Done(result),
-                    Ok(Msg::Request(request, then)) => {
-                        self.next = then;
-                        Step::Request(request)
-                    }
-                    Err(_) => Step::Done(Err(BehaviorError::Other(
-                        "the Python call was dropped".into(),
-                    ))),
-                },
-                _ = self.watch.tick() => pool::unstick(),
+        match (&mut self.next).await {
+            Ok(Msg::Done(result)) => Step::Done(result),
+            Ok(Msg::Request(request, then)) => {
+                self.next = then;
+                Step::Request(request)
             }
+            Err(_) => Step::Done(Err(BehaviorError::Other(
+                "the Python call was dropped".into(),
+            ))),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Every Python hook and protocol call runs on this pool, never on a tokio worker. A pool
 //! thread takes the GIL only while it runs Python code; the pool grows on demand (a hook that
 //! sleeps must not hold up the other connections) up to [`MAX_THREADS`], and idle threads
-//! leave after [`IDLE`].
+//! leave after [`IDLE`]. A watchdog thread sees when the running threads are all stuck in slow
+//! hooks while calls wait, and starts one more: the callers never arm a timer per call.
 //!
 //! [`attach`] is how engine threads enter Python: it keeps the thread's Python thread state
 //! between calls, where `Python::attach` alone would make and free one per call (in CPython
@@ -77,6 +78,10 @@ type Task = Box<dyn FnOnce() + Send + 'static>;
 /// (sleeping, waiting on a socket): another thread takes the queue over.
 pub const STUCK: Duration = Duration::from_millis(1);
 
+/// The watchdog looks every [`STUCK`] while calls come; after this many looks without a
+/// queued call it sleeps until the next call (so an idle proxy costs no wake-ups).
+const WATCH_QUIET: u32 = 100;
+
 /// How long a thread that ran out of tasks looks out for the next one before it sleeps.
 const LINGER: Duration = Duration::from_micros(50);
 
@@ -85,17 +90,23 @@ static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
 struct State {
     tasks: VecDeque<Task>,
+    /// The watchdog sleeps until a call is submitted (it was quiet for [`WATCH_QUIET`] looks).
+    watch_asleep: bool,
+    /// The watchdog thread was started.
+    watch_started: bool,
     /// Threads waiting for a task.
     idle: usize,
     /// Threads alive.
     total: usize,
-    /// When a thread last took a task from the queue.
+    /// When a thread last took a task from the queue, or the empty queue got one.
     last_pick: Instant,
 }
 
 struct Pool {
     state: Mutex<State>,
     ready: Condvar,
+    /// Wakes the sleeping watchdog.
+    watch: Condvar,
 }
 
 fn pool() -> &'static Pool {
@@ -103,11 +114,14 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool {
         state: Mutex::new(State {
             tasks: VecDeque::new(),
+            watch_asleep: false,
+            watch_started: false,
             idle: 0,
             total: 0,
             last_pick: Instant::now(),
         }),
         ready: Condvar::new(),
+        watch: Condvar::new(),
     })
 }
 
@@ -118,12 +132,25 @@ fn lock(p: &Pool) -> std::sync::MutexGuard<'_, State> {
 /// Runs `task` on a pool thread. One thread at a time runs the queue, task after task (Python
 /// runs one thread at a time anyway, and a thread that keeps the queue needs no wake-up per
 /// task); a second one starts only when none is running, or when the running ones are stuck
-/// (see [`unstick`]).
+/// (the [`watchdog`]).
 pub fn submit(task: impl FnOnce() + Send + 'static) {
     let p = pool();
     let mut s = lock(p);
+    if s.tasks.is_empty() {
+        // The queue starts to wait now: the watchdog counts from here.
+        s.last_pick = Instant::now();
+    }
     s.tasks.push_back(Box::new(task));
     QUEUED.fetch_add(1, Ordering::Relaxed);
+    if !s.watch_started {
+        s.watch_started = std::thread::Builder::new()
+            .name("vaurien-python-watch".into())
+            .spawn(watchdog)
+            .is_ok();
+    } else if s.watch_asleep {
+        s.watch_asleep = false;
+        p.watch.notify_one();
+    }
     if s.total > s.idle {
         return; // a running thread takes it next
     }
@@ -140,34 +167,45 @@ fn start_one(p: &Pool, mut s: std::sync::MutexGuard<'_, State>) {
     }
 }
 
-/// Runs `f` on a pool thread and waits for its result on the caller's task, meanwhile making
-/// sure a stuck thread does not hold it up (see [`unstick`]). `None` when the task was dropped
-/// unrun.
+/// Runs `f` on a pool thread; the caller's task awaits its result (the [`watchdog`] sees that
+/// a stuck thread does not hold it up). `None` when the task was dropped unrun.
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
     submit(move || {
         let _ = tx.send(f());
     });
-    let mut watch = tokio::time::interval(STUCK);
-    watch.reset();
-    loop {
-        tokio::select! {
-            r = &mut rx => return r.ok(),
-            _ = watch.tick() => unstick(),
-        }
-    }
+    rx.await.ok()
 }
 
-/// Called by whoever has waited [`STUCK`] for a task's result: if tasks wait and no thread
-/// took one for that long, every running thread is inside a slow hook: one more takes over.
-pub fn unstick() {
+/// Every [`STUCK`] while calls come: if tasks wait and no thread took one for that long,
+/// every running thread is inside a slow hook (sleeping, waiting on a socket): one more takes
+/// the queue over. Sleeps while no call comes.
+fn watchdog() {
     let p = pool();
-    let mut s = lock(p);
-    if s.tasks.is_empty() || s.last_pick.elapsed() < STUCK {
-        return;
+    let mut quiet = 0u32;
+    loop {
+        let mut s = lock(p);
+        if s.tasks.is_empty() {
+            quiet += 1;
+            if quiet >= WATCH_QUIET {
+                s.watch_asleep = true;
+                while s.watch_asleep {
+                    s = p.watch.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+                quiet = 0;
+            }
+        } else {
+            quiet = 0;
+            if s.last_pick.elapsed() >= STUCK {
+                s.last_pick = Instant::now();
+                start_one(p, s);
+                std::thread::sleep(STUCK);
+                continue;
+            }
+        }
+        drop(s);
+        std::thread::sleep(STUCK);
     }
-    s.last_pick = Instant::now();
-    start_one(p, s);
 }
 
 fn spawn(s: &mut State) {
