@@ -302,9 +302,7 @@ impl PyBehavior {
         }
         Ok((first, outcome.then.map(flow)))
     }
-}
 
-impl PyBehavior {
     /// A hook that returned True (the exchange goes on) after it read bytes the engine was to
     /// forward — the request in `on_before_handle` of an exchange the client started, the
     /// answer in `on_between_handle` — leaves the engine waiting for a message that is gone:
