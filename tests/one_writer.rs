@@ -1,6 +1,7 @@
-//! One writer: bytes a fault injects (the `error` reply) and bytes of a stream a protocol hands
-//! over to raw forwarding (an HTTP upgrade) reach the client through the same path as every
-//! forwarded byte — the downstream toxics delay them and the sent-bytes counters count them.
+//! One writer: bytes a fault injects (the `error` reply), bytes a hook rewrote (a reply made
+//! longer) and bytes of a stream a protocol hands over to raw forwarding (an HTTP upgrade)
+//! reach the client through the same path as every forwarded byte — the downstream toxics
+//! delay them and the sent-bytes counters count them.
 //! The engine runs here without the control API (`Server::start`, no `--http`).
 
 mod common;
@@ -65,23 +66,49 @@ async fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
     out
 }
 
+/// A redis proxy with `behavior` (and its options) before a backend that answers `+PONG`, a
+/// downstream latency toxic added; and the sent-bytes counter at that point.
+async fn redis_engine(
+    behavior: &str,
+    options: Option<Options>,
+) -> (Arc<Server>, Arc<Proxy>, SocketAddr, u64) {
+    let backend = common::reply_server(|_| b"+PONG\r\n".to_vec()).await;
+    let mut cfg = ProxyConfig {
+        listen: "127.0.0.1:0".into(),
+        backend: backend.to_string(),
+        protocol: "redis".into(),
+        behavior: format!("100:{behavior}"),
+        ..ProxyConfig::default()
+    };
+    if let Some(o) = options {
+        cfg.behavior_options.insert(behavior.into(), o);
+    }
+    let (server, proxy, addr) = engine(cfg).await;
+    add_latency(&proxy);
+    let before = sent_downstream(&proxy);
+    (server, proxy, addr, before)
+}
+
+/// `what`, `len` bytes that reached the client `took` after the request, went through the
+/// link: the downstream latency delayed them and the counter counted them.
+fn assert_through_the_link(proxy: &Proxy, before: u64, took: Duration, len: usize, what: &str) {
+    assert!(
+        took >= Duration::from_millis(LATENCY_MS as u64),
+        "the {what} waited the downstream latency: {took:?}"
+    );
+    let counted = sent_downstream(proxy) - before;
+    assert!(
+        counted >= len as u64,
+        "the {what} is counted as sent downstream: {counted} < {len}"
+    );
+}
+
 #[tokio::test]
 async fn an_error_reply_passes_the_downstream_toxics_and_is_counted() {
     within(async {
-        let backend = common::reply_server(|_| b"+PONG\r\n".to_vec()).await;
-        let mut cfg = ProxyConfig {
-            listen: "127.0.0.1:0".into(),
-            backend: backend.to_string(),
-            protocol: "redis".into(),
-            behavior: "100:error".into(),
-            ..ProxyConfig::default()
-        };
         let mut eo = Options::default();
         eo.set("protocol_reply", Value::Bool(true));
-        cfg.behavior_options.insert("error".into(), eo);
-        let (server, proxy, addr) = engine(cfg).await;
-        add_latency(&proxy);
-        let before = sent_downstream(&proxy);
+        let (server, proxy, addr, before) = redis_engine("error", Some(eo)).await;
 
         let mut c = TcpStream::connect(addr).await.unwrap();
         let t = Instant::now();
@@ -98,16 +125,30 @@ async fn an_error_reply_passes_the_downstream_toxics_and_is_counted() {
             "the error behavior answered: {:?}",
             String::from_utf8_lossy(&reply)
         );
-        assert!(
-            took >= Duration::from_millis(LATENCY_MS as u64),
-            "the injected reply waited the downstream latency: {took:?}"
-        );
-        let counted = sent_downstream(&proxy) - before;
-        assert!(
-            counted >= reply.len() as u64,
-            "the injected reply is counted as sent downstream: {counted} < {}",
-            reply.len()
-        );
+        assert_through_the_link(&proxy, before, took, reply.len(), "injected reply");
+        drop(c);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rewritten_reply_passes_the_downstream_toxics_and_is_counted() {
+    within(async {
+        // Each message, doubled: a `+PONG` reply becomes two.
+        let hook = common::rewriter("test_twice", |m| [m, m].concat());
+        let (server, proxy, addr, before) = redis_engine("test_twice", None).await;
+
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let t = Instant::now();
+        // (The request goes doubled too; the backend answers the one read once.)
+        c.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+        let want = b"+PONG\r\n+PONG\r\n";
+        let reply = read_n(&mut c, want.len()).await;
+        let took = t.elapsed();
+        assert_eq!(reply, want, "the client gets what the hook returned");
+        assert_through_the_link(&proxy, before, took, want.len(), "rewritten reply");
+        assert!(hook.seen.load(Ordering::Relaxed) > 0);
         drop(c);
         server.shutdown().await;
     })
@@ -187,15 +228,7 @@ async fn an_upgraded_stream_passes_the_downstream_toxics_and_is_counted() {
         let echo = read_n(&mut c, b"pong:hello".len()).await;
         let took = t.elapsed();
         assert_eq!(echo, b"pong:hello", "the upgraded stream is whole");
-        assert!(
-            took >= Duration::from_millis(LATENCY_MS as u64),
-            "the upgraded stream waited the downstream latency: {took:?}"
-        );
-        let counted = sent_downstream(&proxy) - before;
-        assert!(
-            counted >= echo.len() as u64,
-            "the upgraded stream is counted as sent downstream: {counted}"
-        );
+        assert_through_the_link(&proxy, before, took, echo.len(), "upgraded stream");
         drop(c);
         server.shutdown().await;
     })

@@ -4,6 +4,9 @@
 //! random test that feeds random and truncated bytes to every framer (the in-`cargo test`
 //! guard that the fuzz targets under `fuzz/` extend).
 
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,10 +72,23 @@ async fn start_proxy(
     stay: bool,
     options: &[(&str, bool)],
 ) -> (std::sync::Arc<Proxy>, String) {
+    let behavior = ProxyConfig::default().behavior;
+    start_proxy_with(backend, protocol, stay, options, &behavior).await
+}
+
+/// [`start_proxy`] with a `--behavior` mix.
+async fn start_proxy_with(
+    backend: &str,
+    protocol: &str,
+    stay: bool,
+    options: &[(&str, bool)],
+    behavior: &str,
+) -> (std::sync::Arc<Proxy>, String) {
     let mut cfg = ProxyConfig {
         listen: "127.0.0.1:0".into(),
         backend: backend.into(),
         protocol: protocol.into(),
+        behavior: behavior.into(),
         settings: Settings {
             timeout: Duration::from_secs(5),
             stay_connected: stay,
@@ -211,6 +227,115 @@ async fn malformed_stream_closes_only_its_connection() {
     assert!(got.is_empty());
     // ...and serves the others.
     assert_eq!(round_trip(&addr, &[&request], 7).await, b"+PONG\r\n");
+}
+
+/// A protocol, its options, its exchanges (request, reply) and the backend's greeting.
+type RewriteCase<'a> = (
+    &'a str,
+    Vec<(&'a str, bool)>,
+    Vec<(&'a [u8], &'a [u8])>,
+    &'a [u8],
+);
+
+/// Every protocol hands each whole message to a rewriting hook, both ways (greetings
+/// included), and sends what it returns: the backend gets the rewritten requests, the client
+/// the rewritten answers, whatever the pieces they came in.
+#[tokio::test]
+async fn every_protocol_sends_what_a_rewriting_hook_returns() {
+    let hook = common::rewriter("test_upper", |m| m.to_ascii_uppercase());
+    let mysql_greeting = b"\x05\x00\x00\x00hello".to_vec();
+    let cases: Vec<RewriteCase> = vec![
+        (
+            "tcp",
+            vec![("keep_alive", true)],
+            vec![(b"some bytes", b"more bytes")],
+            b"",
+        ),
+        (
+            "http",
+            vec![("overwrite_host_header", false)],
+            vec![(
+                b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+            )],
+            b"",
+        ),
+        (
+            "redis",
+            vec![],
+            vec![
+                (b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n", b"$5\r\nvalue\r\n"),
+                (b"*1\r\n$4\r\nping\r\n", b"+pong\r\n"),
+            ],
+            b"",
+        ),
+        (
+            "memcache",
+            vec![],
+            vec![(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n")],
+            b"",
+        ),
+        (
+            "smtp",
+            vec![],
+            vec![(b"helo me\r\n", b"250 ok\r\n")],
+            b"220 hi\r\n",
+        ),
+        (
+            "mysql",
+            vec![],
+            vec![(
+                b"\x09\x00\x00\x00\x03select 1",
+                b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00",
+            )],
+            &mysql_greeting,
+        ),
+    ];
+    for (protocol, options, exchanges, greeting) in cases {
+        let before = hook.seen.load(Ordering::Relaxed);
+        let mut steps = Vec::new();
+        if !greeting.is_empty() {
+            steps.push((Vec::new(), vec![greeting.to_vec()]));
+        }
+        let (mut request, mut want) = (Vec::new(), Vec::new());
+        for (req, reply) in &exchanges {
+            steps.push(step(&req.to_ascii_uppercase(), reply, 4));
+            request.extend_from_slice(req);
+            want.extend_from_slice(&reply.to_ascii_uppercase());
+        }
+        let backend = fake_backend(steps).await;
+        let (_p, addr) =
+            start_proxy_with(&backend, protocol, true, &options, "100:test_upper").await;
+        let talk = async {
+            let mut c = TcpStream::connect(&addr).await.unwrap();
+            // A client waits for the greeting before it speaks.
+            let mut got = vec![0u8; greeting.len()];
+            c.read_exact(&mut got).await.unwrap();
+            assert_eq!(
+                got,
+                greeting.to_ascii_uppercase(),
+                "{protocol}: the greeting"
+            );
+            c.write_all(&request[..3]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            c.write_all(&request[3..]).await.unwrap();
+            let mut got = vec![0u8; want.len()];
+            c.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let got = tokio::time::timeout(Duration::from_secs(10), talk)
+            .await
+            .expect("within 10 s");
+        assert_eq!(
+            got, want,
+            "{protocol}: the client gets the rewritten answers"
+        );
+        let seen = hook.seen.load(Ordering::Relaxed) - before;
+        assert!(
+            seen >= request.len(),
+            "{protocol}: the hook saw {seen} bytes"
+        );
+    }
 }
 
 /// xorshift64*: a small deterministic generator, so the random test needs no crate.

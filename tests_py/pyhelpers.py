@@ -79,6 +79,15 @@ def echo_lines(backend: Backend, conn: socket.socket) -> None:
             conn.sendall(b"echo:" + line + b"\n")
 
 
+def echo_raw(backend: Backend, conn: socket.socket) -> None:
+    """Sends back every byte it gets, until the client closes."""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            return
+        conn.sendall(data)
+
+
 def exchange(port: int, payload: bytes = b"hello", timeout: float = 10.0, host: str = "127.0.0.1") -> bytes:
     """Sends `payload` through the proxy and reads until it closes. A reset counts as the end."""
     out = b""

@@ -228,6 +228,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"until close " * 100)
             self.close_connection = True
+        elif path == "/headers":
+            # The request's headers as the server got them, one per line.
+            body = "".join(f"{k}: {v}\n" for k, v in self.headers.items()).encode()
+            self._send(200, body, {"Content-Type": "text/plain"})
         elif path.startswith("/big/"):
             n = int(path.split("/")[2])
             block = hashlib.sha256(b"vaurien").digest() * 32

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 
 import pytest
 
-from helpers import free_port
+from helpers import free_port, wait_port
 from pyhelpers import Backend, echo_lines, echo_once, exchange, wait_until
 
 import vaurien
@@ -242,6 +245,47 @@ def test_options_from_an_ini_file_and_a_callable(tmp_path, monkeypatch, echo_bac
         assert exchange(port, b"q") == b"from-flag|echo:q"
     finally:
         stop_proxy(pid)
+
+
+@pytest.mark.timeout(60)
+def test_the_vaurien_command_finds_a_callable_in_the_current_directory(tmp_path, echo_backend):
+    """Issue 18: `callable = mybeh.Tag` failed under the `vaurien` command (`No module named
+    'mybeh'`) unless PYTHONPATH=. was given: the module is found in the current directory, and
+    next to the ini file, wherever that is."""
+    vaurien_cmd = os.path.join(os.path.dirname(sys.executable), "vaurien")
+    if not os.path.exists(vaurien_cmd):
+        pytest.skip("the vaurien command is not installed beside this Python")
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    for where, tag in ((here, "cwd"), (elsewhere, "ini")):
+        (where / f"mybeh_{tag}.py").write_text(textwrap.dedent(f'''
+            from vaurien.behaviors.dummy import Dummy
+
+            class Tag(Dummy):
+                name = "tag_{tag}"
+
+                def on_before_handle(self, protocol, source, dest, to_backend):
+                    source.sendall(b"{tag}|")
+                    return True
+        '''))
+    for tag in ("cwd", "ini"):
+        port = free_port()
+        ini = elsewhere / f"{tag}.ini"
+        ini.write_text(
+            f"[vaurien]\nproxy = 127.0.0.1:{port}\nbackend = 127.0.0.1:{echo_backend.port}\n"
+            f"behavior = 100:tag_{tag}\n\n[behavior:tag_{tag}]\ncallable = mybeh_{tag}.Tag\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        proc = subprocess.Popen([vaurien_cmd, "--config", str(ini)], cwd=here, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_port(port, proc=proc)
+            assert exchange(port, b"q") == f"{tag}|echo:q".encode()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+            proc.stderr.close()
 
 
 def test_a_plain_class_with_one_hook_and_the_protocol_view(start):

@@ -40,8 +40,11 @@ def settings() -> List[Dict[str, Any]]:
     ``original_default``."""
 
 def register_behavior(
-    name: str, help: str, options: Sequence[_OptionInfo], cls: type, hooks: Tuple[bool, bool, bool]
-) -> None: ...
+    name: str, help: str, options: Sequence[_OptionInfo], cls: type, hooks: Sequence[bool]
+) -> None:
+    """``hooks``: whether ``cls`` has each of ``on_before_handle``, ``on_between_handle``,
+    ``on_after_handle``, ``on_request``, ``on_response`` (``vaurien.behaviors.HOOKS``); the
+    ones it lacks are never called."""
 def behavior_kinds() -> List[_KindInfo]: ...
 def register_protocol(name: str, help: str, options: Sequence[_OptionInfo], cls: type) -> None: ...
 def protocol_kinds() -> List[_KindInfo]: ...

@@ -386,11 +386,13 @@ def _shared_instance(obj: Any) -> type:
 
 def _load_plugin(kind: str, name: str, callable: str, dir: Optional[str] = None) -> None:
     """Called by the engine for ``callable = ...`` in ``[behavior:NAME]`` / ``[protocol:NAME]``;
-    ``dir`` is the ini file's directory, where a module next to the file is found."""
-    if dir is not None:
-        dir = os.path.abspath(dir)
-        if dir not in sys.path:
-            sys.path.append(dir)
+    ``dir`` is the ini file's directory: a module is found next to the file, or in the current
+    directory (which the ``vaurien`` command's ``sys.path`` lacks)."""
+    for where in (dir, os.getcwd()):
+        if where is not None:
+            where = os.path.abspath(where)
+            if where not in sys.path:
+                sys.path.append(where)
     try:
         klass = import_string(callable)
     except ImportStringError as e:

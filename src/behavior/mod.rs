@@ -4,8 +4,10 @@
 //! `on_before_handle`, `on_between_handle`, `on_after_handle`, as the original Vaurien had
 //! them), a [`ChunkToxic`] (a hook on the chunks flowing in one direction, as a Toxiproxy toxic
 //! works), or `Pass` (touches nothing). Hooks see a connection only through the narrow
-//! [`Wire`] and the protocol's [`Framing`]: never a socket. Python behaviors are adapted to
-//! the same hook trait (see `crate::python`).
+//! [`Wire`] and the protocol's [`Framing`]: never a socket. An exchange hook may also rewrite
+//! the messages of an exchange ([`ExchangeHook::transform`]: one whole message in, the bytes to
+//! send out), for the directions it names in [`ExchangeHook::transforms`]. Python behaviors
+//! are adapted to the same hook trait (see `crate::python`).
 //!
 //! The [`Registry`] holds one [`Kind`] per name: its option schema and a factory. The CLI, the
 //! ini reader, both HTTP APIs and Python all look faults up here.
@@ -37,15 +39,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 
 pub use mix::{Mix, MixError, MixSpec};
 
 pub(crate) use crate::base::options::options;
 pub use crate::base::options::{NoOptions, OptionKind, OptionSet, OptionSpec, Options, Value};
+use crate::base::ConnInfo;
 pub use crate::base::PeerInfo;
-use crate::base::{ConnInfo, Direction, Side};
+pub use crate::base::{Direction, Side};
 
 /// What a hook tells the engine to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +81,9 @@ pub enum BehaviorError {
     BadOption { behavior: String, message: String },
     #[error("i/o during behavior: {0}")]
     Io(#[from] std::io::Error),
-    #[error("python behavior '{behavior}' raised: {message}")]
+    /// A Python hook raised or misused the traffic; said where it happened (logger
+    /// `vaurien.python`), with the traceback.
+    #[error("python behavior '{behavior}': {message}")]
     Python { behavior: String, message: String },
     #[error("{0}")]
     Other(String),
@@ -256,6 +261,39 @@ impl LinkState {
     }
 }
 
+/// The directions whose messages a hook rewrites (see [`ExchangeHook::transform`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transforms {
+    /// Messages on their way to the backend (requests).
+    pub up: bool,
+    /// Messages on their way to the client (answers, greetings).
+    pub down: bool,
+}
+
+impl Transforms {
+    /// Rewrites nothing: messages stream through as they arrive.
+    pub const NONE: Transforms = Transforms {
+        up: false,
+        down: false,
+    };
+
+    /// True when the messages going in `dir` are rewritten.
+    pub fn has(self, dir: Direction) -> bool {
+        match dir {
+            Direction::Upstream => self.up,
+            Direction::Downstream => self.down,
+        }
+    }
+
+    /// Rewrites the messages of either.
+    pub fn or(self, other: Transforms) -> Transforms {
+        Transforms {
+            up: self.up || other.up,
+            down: self.down || other.down,
+        }
+    }
+}
+
 /// A fault that acts around exchanges (the original Vaurien's behaviors). One instance serves
 /// a whole proxy, so its counters are shared by every connection.
 #[async_trait]
@@ -282,6 +320,25 @@ pub trait ExchangeHook: Send + Sync + 'static {
         let between = self.on_between_handle(cx).await?;
         let after = self.on_after_handle(cx).await?;
         Ok((between, after))
+    }
+    /// The directions whose messages [`transform`](Self::transform) rewrites. None by default:
+    /// the protocols then forward each message as it arrives, and never call `transform`.
+    fn transforms(&self) -> Transforms {
+        Transforms::NONE
+    }
+    /// Rewrites one whole message going in `dir` (as the protocol frames it: a redis command
+    /// or reply, an HTTP request or response with its body, a tcp chunk) before it is
+    /// forwarded; `cx.direction` is the exchange's. `Ok(None)` sends it unchanged; `Ok(Some(b))`
+    /// sends `b` in its place (empty: nothing), through the link of `dir` like any forwarded
+    /// byte. Called only for the directions of [`transforms`](Self::transforms).
+    async fn transform(
+        &self,
+        cx: &mut Exchange<'_>,
+        dir: Direction,
+        message: &[u8],
+    ) -> Result<Option<Bytes>, BehaviorError> {
+        let _ = (cx, dir, message);
+        Ok(None)
     }
 }
 

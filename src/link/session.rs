@@ -108,6 +108,25 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Forwards `msg`, read from the source of `dir`, or what a hook made of it: `rewritten`
+    /// goes out in its place (nothing when it is empty), through the same link; `msg` is
+    /// counted as received either way.
+    pub async fn forward_or(
+        &mut self,
+        dir: Direction,
+        msg: &[u8],
+        rewritten: Option<&[u8]>,
+    ) -> io::Result<bool> {
+        let Some(data) = rewritten else {
+            return self.forward(dir, msg).await;
+        };
+        self.metrics.add_bytes(dir, msg.len());
+        if data.is_empty() {
+            return Ok(true);
+        }
+        self.send(dir, data).await
+    }
+
     /// Sends bytes that were not read from a peer (a fault's reply) in direction `dir`,
     /// through its link.
     pub async fn send(&mut self, dir: Direction, data: &[u8]) -> io::Result<bool> {

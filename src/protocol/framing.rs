@@ -5,6 +5,10 @@
 //! ([`backend_started`]) — and the generic adapter: a protocol implements [`Framed`] (its
 //! framers, its error reply, its exchange) and [`FramedProtocol`] makes it a [`Protocol`].
 //!
+//! When the exchange's hook rewrites messages ([`ExchangeHook::transforms`]), a message going
+//! that way is read whole first ([`gather`]), given to the hook, and what it returns is
+//! forwarded ([`super::forward_message`]); otherwise messages stream through as they arrive.
+//!
 //! Framing is "check, then parse, then advance": a framer looks at the bytes it was given,
 //! says how many of them belong to the current message (they may be forwarded at once, so a
 //! large body streams through without being buffered whole) and whether the message is
@@ -21,12 +25,12 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::{
-    after, before, between, CommonOptions, Mode, Protocol, ProtocolError, ProtocolKind,
-    ProtocolOptions,
+    after, before, between, forward_message, transform, CommonOptions, Mode, Protocol,
+    ProtocolError, ProtocolKind, ProtocolOptions,
 };
 use crate::base::metrics::Metrics;
 use crate::base::{ConnInfo, Direction, Side};
-use crate::behavior::{ErrorReply, ExchangeHook, Framing, OptionSet, Options};
+use crate::behavior::{ErrorReply, ExchangeHook, Framing, OptionSet, Options, Transforms};
 use crate::io::peer::Peer;
 use crate::link::{Link, Session};
 
@@ -156,6 +160,8 @@ pub struct FramedExchange<'a> {
     /// The size of one read.
     pub max: usize,
     pub hook: Option<&'a dyn ExchangeHook>,
+    /// The directions whose messages the hook rewrites (read whole, then transformed).
+    pub transforms: Transforms,
 }
 
 impl FramedExchange<'_> {
@@ -197,11 +203,63 @@ impl FramedExchange<'_> {
         framer: &mut F,
         wait: bool,
     ) -> Result<bool, ProtocolError> {
-        if pump(s, self.name, from, framer, self.max, wait).await? == Pumped::Done {
+        let done = if self.transforms.has(from.outgoing()) {
+            self.whole(s, from, framer, 0, wait).await?
+        } else {
+            pump(s, self.name, from, framer, self.max, wait).await? == Pumped::Done
+        };
+        if done {
             return Ok(true);
         }
         self.after(s).await?;
         Ok(false)
+    }
+
+    /// Reads one message from `from` whole (`framer` starts at byte `start` of the buffer:
+    /// a head already parsed), then forwards it through the hook's transform. False when it
+    /// did not complete (what came of it is forwarded as it is) or a toxic closed the
+    /// connection.
+    pub async fn whole<F: Framer>(
+        &self,
+        s: &mut Session<'_>,
+        from: Side,
+        framer: &mut F,
+        start: usize,
+        wait: bool,
+    ) -> Result<bool, ProtocolError> {
+        let g = gather(s, self.name, from, framer, start, self.max, wait).await?;
+        let msg = s.buf(from).split_to(g.len);
+        if !g.complete {
+            if !msg.is_empty() {
+                s.forward(from.outgoing(), &msg).await?;
+            }
+            return Ok(false);
+        }
+        self.forward(s, from.outgoing(), &msg).await
+    }
+
+    /// Forwards one whole message going in `dir`, through the hook's transform when it
+    /// rewrites that direction. False when a toxic closed the connection.
+    pub async fn forward(
+        &self,
+        s: &mut Session<'_>,
+        dir: Direction,
+        msg: &[u8],
+    ) -> Result<bool, ProtocolError> {
+        let out = self.transform(s, dir, msg).await?;
+        Ok(s.forward_or(dir, msg, out.as_deref()).await?)
+    }
+
+    /// What the hook makes of one whole message going in `dir` (`None`: unchanged, or the
+    /// hook does not rewrite that direction).
+    pub async fn transform(
+        &self,
+        s: &mut Session<'_>,
+        dir: Direction,
+        msg: &[u8],
+    ) -> Result<Option<Bytes>, ProtocolError> {
+        let hook = self.hook.filter(|_| self.transforms.has(dir));
+        transform(s, self.framing, Direction::Upstream, hook, dir, msg).await
     }
 
     /// The `after` hook; false when the connection must close.
@@ -261,18 +319,49 @@ pub async fn peek_message<F: Framer>(
     mut framer: F,
     max: usize,
 ) -> Result<usize, ProtocolError> {
-    let mut at = 0;
+    let g = gather(s, protocol, from, &mut framer, 0, max, false).await?;
+    Ok(if g.complete { g.len } else { 0 })
+}
+
+/// How far [`gather`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gathered {
+    /// Bytes at the front of the buffer that belong to the message.
+    pub len: usize,
+    /// False when the source closed before the message was complete.
+    pub complete: bool,
+}
+
+/// Reads from one side until `framer`, started at byte `start` of its buffer, sees the end of
+/// the message; nothing is consumed or forwarded. For a message that must be seen whole
+/// before it goes on (a rewriting hook's, a greeting).
+pub async fn gather<F: Framer>(
+    s: &mut Session<'_>,
+    protocol: &'static str,
+    from: Side,
+    framer: &mut F,
+    start: usize,
+    max: usize,
+    wait: bool,
+) -> Result<Gathered, ProtocolError> {
+    let mut at = start;
     loop {
         let buf = s.buf(from);
         let p = framer
-            .advance(&buf[at..])
+            .advance(&buf[at.min(buf.len())..])
             .map_err(|e| malformed(protocol, from, e))?;
         at += p.consumed;
         if p.done {
-            return Ok(at);
+            return Ok(Gathered {
+                len: at,
+                complete: true,
+            });
         }
-        if p.consumed == 0 && s.fill(from, max).await? == 0 {
-            return Ok(0);
+        if p.consumed == 0 && read_more(s, from, max, wait).await? == 0 {
+            return Ok(Gathered {
+                len: at,
+                complete: false,
+            });
         }
     }
 }
@@ -300,7 +389,17 @@ pub async fn backend_started<F: Framer>(
     }
     let n = n.min(s.backend_buf.len());
     let msg = s.backend_buf.split_to(n);
-    if !s.forward(Direction::Downstream, &msg).await? {
+    let rewrites = hook.filter(|h| h.transforms().down);
+    if !forward_message(
+        s,
+        framing,
+        Direction::Downstream,
+        rewrites,
+        Direction::Downstream,
+        &msg,
+    )
+    .await?
+    {
         return Ok(false);
     }
     super::after(s, framing, Direction::Downstream, hook).await
@@ -421,6 +520,7 @@ impl<P: Framed> Protocol for FramedProtocol<P> {
             name: P::NAME,
             max: self.max,
             hook,
+            transforms: hook.map_or(Transforms::NONE, |h| h.transforms()),
         };
         self.protocol.exchange(&x, s).await
     }

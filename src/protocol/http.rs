@@ -13,12 +13,13 @@
 
 use std::sync::{Arc, RwLock};
 
+use bytes::BytesMut;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::framing::{
-    complete_len, line, malformed, pump, relay, Chunk, FrameError, Framed, FramedExchange, Framer,
-    Progress, Pumped, MAX_LINE,
+    complete_len, gather, line, malformed, pump, relay, Chunk, FrameError, Framed, FramedExchange,
+    Framer, Progress, Pumped, MAX_LINE,
 };
 use super::{CommonOptions, ErrorReply, Mode, ProtocolError};
 use crate::base::{Direction, Side};
@@ -498,10 +499,12 @@ impl Http {
     /// `first` is a head already read. Returns whether both sides allow another exchange.
     async fn response(
         &self,
+        x: &FramedExchange<'_>,
         s: &mut Session<'_>,
         req: &Head,
         mut first: Option<Head>,
     ) -> Result<bool, ProtocolError> {
+        let down = Direction::Downstream;
         loop {
             let head = match first.take() {
                 Some(h) => h,
@@ -510,13 +513,17 @@ impl Http {
                     HeadRead::Eof => return Ok(false),
                 },
             };
-            let raw = s.backend_buf.split_to(head.len);
             let tunnel = head.status == 101
                 || (req.method.eq_ignore_ascii_case("CONNECT")
                     && (200..300).contains(&head.status));
+            let last = !tunnel && !(100..200).contains(&head.status);
+            if last && x.transforms.down {
+                return self.whole_response(x, s, req, &head).await;
+            }
+            let raw = s.backend_buf.split_to(head.len);
             if tunnel {
                 // The 101 and the first frames may have come in one read: they follow it.
-                if !s.forward(Direction::Downstream, &raw).await? {
+                if !x.forward(s, down, &raw).await? {
                     return Ok(false);
                 }
                 tracing::debug!(status = head.status, "http: switching to raw forwarding");
@@ -524,7 +531,7 @@ impl Http {
                 return Ok(false);
             }
             if (100..200).contains(&head.status) {
-                if !s.forward(Direction::Downstream, &raw).await? {
+                if !x.forward(s, down, &raw).await? {
                     return Ok(false);
                 }
                 continue;
@@ -541,9 +548,9 @@ impl Http {
             };
             if let Some(n) = whole {
                 head_bytes.extend_from_slice(&s.backend_buf.split_to(n));
-                return Ok(s.forward(Direction::Downstream, &head_bytes).await? && keep);
+                return Ok(s.forward(down, &head_bytes).await? && keep);
             }
-            if !s.forward(Direction::Downstream, &head_bytes).await? {
+            if !s.forward(down, &head_bytes).await? {
                 return Ok(false);
             }
             let mut body = BodyFramer::new(head.body);
@@ -556,6 +563,99 @@ impl Http {
                 },
             );
         }
+    }
+}
+
+impl Http {
+    /// The final response (`head` read, still in the buffer) read whole, head and body, then
+    /// forwarded through the hook's transform. A body that runs until the backend closes is
+    /// whole at the close. Returns whether both sides allow another exchange.
+    async fn whole_response(
+        &self,
+        x: &FramedExchange<'_>,
+        s: &mut Session<'_>,
+        req: &Head,
+        head: &Head,
+    ) -> Result<bool, ProtocolError> {
+        let down = Direction::Downstream;
+        let until_close = head.body == BodyKind::UntilClose;
+        let (msg, complete) = self.take_whole(s, Side::Backend, head).await?;
+        if !complete && !until_close {
+            s.forward(down, &msg).await?;
+            return Ok(false);
+        }
+        let keep = req.keep_alive && head.keep_alive && !until_close;
+        Ok(x.forward(s, down, &msg).await? && keep)
+    }
+
+    /// Reads the body of the message whose `head` is at the front of `from`'s buffer, and takes
+    /// the message out of the buffer, head and body; false when `from` closed first.
+    async fn take_whole(
+        &self,
+        s: &mut Session<'_>,
+        from: Side,
+        head: &Head,
+    ) -> Result<(BytesMut, bool), ProtocolError> {
+        let mut body = BodyFramer::new(head.body);
+        let g = gather(s, "http", from, &mut body, head.len, self.buffer, false).await?;
+        Ok((s.buf(from).split_to(g.len), g.complete))
+    }
+
+    /// The whole request (`req` read, still in the buffer: its head and its body) through the
+    /// hook's transform: what the hook returns goes to the backend, and its head, when it
+    /// parses, is the request the response is read for. `None` when the client closed first
+    /// (what it sent is forwarded as it is) or a toxic closed the connection.
+    async fn whole_request(
+        &self,
+        x: &FramedExchange<'_>,
+        s: &mut Session<'_>,
+        req: Head,
+    ) -> Result<Option<Head>, ProtocolError> {
+        let up = Direction::Upstream;
+        if req.expect_continue && req.body != BodyKind::Empty && s.client_buf.len() == req.len {
+            // The hook needs the body: the client is asked for it now, as by a proxy that reads
+            // bodies (the backend's own `100` follows; clients take several).
+            let proceed = b"HTTP/1.1 100 Continue\r\n\r\n";
+            if !s.send(Direction::Downstream, proceed).await? {
+                return Ok(None);
+            }
+        }
+        let (raw, complete) = self.take_whole(s, Side::Client, &req).await?;
+        if !complete {
+            s.forward(up, &raw).await?;
+            return Ok(None);
+        }
+        let with_host;
+        let msg: &[u8] = if self.overwrite_host {
+            let host = s.conn.backend.clone();
+            with_host = [&rewrite_host(&raw[..req.len], &host)[..], &raw[req.len..]].concat();
+            &with_host
+        } else {
+            &raw
+        };
+        let out = x.transform(s, up, msg).await?;
+        let head = match out.as_deref().map(parse_request) {
+            Some(Ok(Some(h))) => h,
+            _ => req,
+        };
+        Ok(s.forward_or(up, msg, out.as_deref()).await?.then_some(head))
+    }
+
+    /// After the request: the `between` hook, the response, the `after` hook. Returns whether
+    /// the connection may go on.
+    async fn answer(
+        &self,
+        x: &FramedExchange<'_>,
+        s: &mut Session<'_>,
+        req: &Head,
+    ) -> Result<bool, ProtocolError> {
+        if !x.between(s).await? {
+            x.after(s).await?;
+            return Ok(false);
+        }
+        let keep = self.response(x, s, req, None).await?;
+        let go_on = x.after(s).await?;
+        Ok(keep && go_on)
     }
 }
 
@@ -679,6 +779,15 @@ impl Framed for Http {
                 return Ok(false);
             }
         };
+        if x.transforms.up {
+            return match self.whole_request(x, s, req).await? {
+                Some(req) => self.answer(x, s, &req).await,
+                None => {
+                    x.after(s).await?;
+                    Ok(false)
+                }
+            };
+        }
         let raw = s.client_buf.split_to(req.len);
         let sent = if self.overwrite_host {
             // The backend as configured (a name, for name-based virtual hosts), as the original.
@@ -721,7 +830,7 @@ impl Framed for Http {
         }
         if let Some(head) = early {
             // A final answer before the body: the body is not sent, so the connection ends.
-            self.response(s, &req, Some(head)).await?;
+            self.response(x, s, &req, Some(head)).await?;
             x.after(s).await?;
             return Ok(false);
         }
@@ -730,13 +839,7 @@ impl Framed for Http {
             x.after(s).await?;
             return Ok(false);
         }
-        if !x.between(s).await? {
-            x.after(s).await?;
-            return Ok(false);
-        }
-        let keep = self.response(s, &req, None).await?;
-        let go_on = x.after(s).await?;
-        Ok(keep && go_on)
+        self.answer(x, s, &req).await
     }
 }
 

@@ -18,6 +18,7 @@ mod tcp;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::base::Direction;
 use crate::behavior::{options, BehaviorError, ExchangeHook, Flow, OptionSet, OptionSpec, Options};
@@ -278,4 +279,38 @@ pub async fn after(
         .on_after_handle(&mut session.exchange(framing, dir))
         .await?;
     Ok(flow != Flow::Close)
+}
+
+/// What `hook` makes of one whole message going in `msg_dir`, in the exchange that goes in
+/// `dir`: `None` when there is no hook (the caller passes one only where it rewrites
+/// `msg_dir`) or it leaves the message as it is.
+pub async fn transform(
+    session: &mut Session<'_>,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
+    msg_dir: Direction,
+    msg: &[u8],
+) -> Result<Option<Bytes>, ProtocolError> {
+    let Some(hook) = hook else {
+        return Ok(None);
+    };
+    Ok(hook
+        .transform(&mut session.exchange(framing, dir), msg_dir, msg)
+        .await?)
+}
+
+/// Forwards one whole message going in `msg_dir` as [`transform`] makes it: what the hook
+/// returns goes out in its place, through the link of `msg_dir`. Returns false when a toxic
+/// closed the connection.
+pub async fn forward_message(
+    session: &mut Session<'_>,
+    framing: &dyn Framing,
+    dir: Direction,
+    hook: Option<&dyn ExchangeHook>,
+    msg_dir: Direction,
+    msg: &[u8],
+) -> Result<bool, ProtocolError> {
+    let out = transform(session, framing, dir, hook, msg_dir, msg).await?;
+    Ok(session.forward_or(msg_dir, msg, out.as_deref()).await?)
 }

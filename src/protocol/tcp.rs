@@ -12,11 +12,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    after, before, between, between_then_after, CommonOptions, Framing, Mode, Protocol,
-    ProtocolError, ProtocolKind, ProtocolOptions,
+    after, before, between, between_then_after, forward_message, CommonOptions, Framing, Mode,
+    Protocol, ProtocolError, ProtocolKind, ProtocolOptions,
 };
 use crate::base::{Direction, Side};
-use crate::behavior::{ExchangeHook, NoOptions, Options};
+use crate::behavior::{ExchangeHook, NoOptions, Options, Transforms};
 use crate::link::Session;
 
 pub struct Tcp {
@@ -88,8 +88,9 @@ impl Protocol for Tcp {
             after(s, self, dir, hook).await?;
             return Ok(false);
         }
+        let rewrites = hook.map_or(Transforms::NONE, |h| h.transforms());
         let chunk = s.buf(from).split();
-        let open = s.forward(dir, &chunk).await?;
+        let open = self.forward(s, dir, dir, rewrites, hook, &chunk).await?;
         // Give the buffer back so that its allocation is reused for the next read.
         reclaim(s, from, chunk);
         if !open {
@@ -114,7 +115,7 @@ impl Protocol for Tcp {
                 Err(e) => return Err(e.into()),
             }
             let chunk = s.buf(back.source()).split();
-            let open = s.forward(back, &chunk).await?;
+            let open = self.forward(s, dir, back, rewrites, hook, &chunk).await?;
             reclaim(s, back.source(), chunk);
             self.warn_if_dropped(s);
             if !open {
@@ -134,6 +135,23 @@ impl Protocol for Tcp {
 const STREAM_READ: usize = 64 << 10;
 
 impl Tcp {
+    /// Forwards one chunk going in `chunk_dir` (in the exchange going in `dir`), through the
+    /// hook's transform when it rewrites that direction: each read is one message.
+    async fn forward(
+        &self,
+        s: &mut Session<'_>,
+        dir: Direction,
+        chunk_dir: Direction,
+        rewrites: Transforms,
+        hook: Option<&dyn ExchangeHook>,
+        chunk: &[u8],
+    ) -> Result<bool, ProtocolError> {
+        if !rewrites.has(chunk_dir) {
+            return Ok(s.forward(chunk_dir, chunk).await?);
+        }
+        forward_message(s, self, dir, hook, chunk_dir, chunk).await
+    }
+
     /// `buffer`, or [`STREAM_READ`] when larger and nothing sees the chunks: each chunk of a
     /// streaming connection is one exchange, so the hooks of a behavior see `buffer`-sized
     /// chunks, as in the original.

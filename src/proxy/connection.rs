@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::net::TcpStream;
@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::ProxyShared;
 use crate::base::metrics::ConnEvent;
 use crate::base::{ConnInfo, Direction, Side};
-use crate::behavior::{BehaviorError, Exchange, ExchangeHook, Fault, Flow};
+use crate::behavior::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Transforms};
 use crate::io::busy_poll::BusyPoll;
 use crate::io::peer::Peer;
 use crate::link::chain::{pipe_channel, pipe_writer};
@@ -248,6 +248,27 @@ impl ExchangeHook for Hooks {
         }
         Ok(out)
     }
+    fn transforms(&self) -> Transforms {
+        self.list
+            .iter()
+            .fold(Transforms::NONE, |t, b| t.or(b.transforms()))
+    }
+    /// Each hook that rewrites `dir` gets what the one before it made.
+    async fn transform(
+        &self,
+        cx: &mut Exchange<'_>,
+        dir: Direction,
+        message: &[u8],
+    ) -> Result<Option<Bytes>, BehaviorError> {
+        let mut out: Option<Bytes> = None;
+        for b in self.list.iter().filter(|b| b.transforms().has(dir)) {
+            let input = out.as_deref().unwrap_or(message);
+            if let Some(next) = b.transform(cx, dir, input).await? {
+                out = Some(next);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Picks the hooks of one exchange (none when nothing acts on exchanges) and records the
@@ -332,6 +353,10 @@ fn log_end(e: &ProtocolError) {
         },
         ProtocolError::Behavior(BehaviorError::Io(io)) => {
             tracing::debug!(error = %io, "peer went away during a behavior")
+        }
+        // Said where it happened, with its traceback.
+        ProtocolError::Behavior(e @ BehaviorError::Python { .. }) => {
+            tracing::debug!(error = %e, "closing the connection")
         }
         other => tracing::warn!(error = %other, "closing the connection"),
     }

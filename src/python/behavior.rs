@@ -9,13 +9,17 @@
 //!
 //! A hook call: the connection's task submits the call to the [`pool`], then performs the
 //! socket requests of the hook (see [`socket`]) until the result arrives. Hooks the class lacks
-//! are not called at all (they count as returning True).
+//! are not called at all (they count as returning True). `on_request` and `on_response` get
+//! a whole message as bytes and return the bytes to send (or None): the engine's
+//! [`ExchangeHook::transform`]; a class that lacks both costs the protocols nothing.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
 use tokio::sync::oneshot;
 
 use super::socket::{
@@ -26,15 +30,15 @@ use super::{errors, pool};
 use crate::base::Direction;
 use crate::behavior::{
     self, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionKind, OptionSpec,
-    Options, Origin, Value,
+    Options, Origin, Transforms, Value,
 };
 
 /// A class registered from Python (behavior or protocol).
 pub struct Plugin {
     pub name: String,
     pub class: Py<PyAny>,
-    /// Which of `on_before_handle`, `on_between_handle`, `on_after_handle` the class has.
-    pub hooks: [bool; 3],
+    /// Which of the [`Hook`]s the class has, in their order.
+    pub hooks: [bool; HOOKS],
 }
 
 /// One configured instance of a plugin: its options and, once made, its Python object.
@@ -75,12 +79,19 @@ impl Instance {
     }
 }
 
-/// The three hooks.
-#[derive(Clone, Copy, Debug)]
+/// How many hooks a behavior class may have.
+pub const HOOKS: usize = 5;
+
+/// The hooks: the three around an exchange, then the two that rewrite its messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     Before = 0,
     Between = 1,
     After = 2,
+    /// Rewrites a message going to the backend.
+    Request = 3,
+    /// Rewrites a message going to the client.
+    Response = 4,
 }
 
 impl Hook {
@@ -89,6 +100,8 @@ impl Hook {
             Hook::Before => "on_before_handle",
             Hook::Between => "on_between_handle",
             Hook::After => "on_after_handle",
+            Hook::Request => "on_request",
+            Hook::Response => "on_response",
         }
     }
 }
@@ -268,9 +281,10 @@ impl PyBehavior {
             conduit,
         };
         let mut pending = submit(call, hook.method(), then.map(Hook::method), false, first);
+        let mut tally = Tally::default();
         let outcome = loop {
             match pending.step().await {
-                Step::Request(request) => serve(request, cx).await,
+                Step::Request(request) => serve(request, cx, &mut tally).await,
                 Step::Done(result) => break result?,
             }
         };
@@ -282,13 +296,58 @@ impl PyBehavior {
         }
         let closed = outcome.close_source || outcome.close_dest;
         let flow = |keep: bool| Flow::from_bool(keep && !closed);
-        Ok((flow(outcome.keep), outcome.then.map(flow)))
+        let first = flow(outcome.keep);
+        if first == Flow::Continue && then.is_none() {
+            self.check(hook, &tally, cx)?;
+        }
+        Ok((first, outcome.then.map(flow)))
     }
+
+    /// A hook that returned True (the exchange goes on) after it read bytes the engine was to
+    /// forward — the request in `on_before_handle` of an exchange the client started, the
+    /// answer in `on_between_handle` — leaves the engine waiting for a message that is gone:
+    /// the client would wait for `--timeout`, then see the connection close without a word.
+    /// Said in one line, and the connection closes at once.
+    fn check(&self, hook: Hook, tally: &Tally, cx: &Exchange<'_>) -> Result<(), BehaviorError> {
+        let (read, what, from, instead) = match hook {
+            Hook::Before if cx.direction.is_upstream() => {
+                (tally.read_source, "request", "source", "on_request")
+            }
+            Hook::Between => (tally.read_dest, "answer", "dest", "on_response"),
+            _ => return Ok(()),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        let sent = match tally.sent_dest {
+            0 => String::new(),
+            n => format!(" and sent {n} bytes to `dest` itself"),
+        };
+        let problem = format!(
+            "read {read} bytes of the {what} from `{from}`{sent}, then returned True: the proxy \
+             cannot forward a {what} that was taken from it, nor go on with the exchange. To \
+             change the {what}, return its new bytes from {instead}(protocol, data, to_backend); \
+             a hook that answers by itself returns False"
+        );
+        Err(errors::hook_misused(
+            &self.instance.plugin.name,
+            hook.method(),
+            &problem,
+        ))
+    }
+}
+
+/// What a hook did with its sockets (bytes read and sent, by socket).
+#[derive(Default)]
+struct Tally {
+    read_source: usize,
+    read_dest: usize,
+    sent_dest: usize,
 }
 
 /// Performs one socket request of a behavior hook, through the exchange's wire: what it
 /// sends goes through the link (toxics, counters) as every other byte.
-async fn serve(req: Request, cx: &mut Exchange<'_>) {
+async fn serve(req: Request, cx: &mut Exchange<'_>, tally: &mut Tally) {
     let (src, dst) = (cx.source(), cx.dest());
     let side = |end: End| if end == End::Source { src } else { dst };
     match req {
@@ -299,6 +358,11 @@ async fn serve(req: Request, cx: &mut Exchange<'_>) {
             reply,
         } => {
             let r = socket::recv_from(&mut *cx.wire, side(end), max, timeout).await;
+            let n = r.as_ref().map_or(0, Vec::len);
+            match end {
+                End::Source => tally.read_source += n,
+                End::Dest => tally.read_dest += n,
+            }
             let _ = reply.send(r);
         }
         Request::Send {
@@ -306,6 +370,9 @@ async fn serve(req: Request, cx: &mut Exchange<'_>) {
             data,
             reply,
         } => {
+            if end == End::Dest {
+                tally.sent_dest += data.len();
+            }
             let r = cx.wire.send(side(end), &data).await.map(|_| ());
             let _ = reply.send(r);
         }
@@ -347,6 +414,81 @@ impl ExchangeHook for PyBehavior {
             (between, None) => Ok((between, self.on_after_handle(cx).await?)),
         }
     }
+    fn transforms(&self) -> Transforms {
+        let has = &self.instance.plugin.hooks;
+        Transforms {
+            up: has[Hook::Request as usize],
+            down: has[Hook::Response as usize],
+        }
+    }
+    /// `on_request` / `on_response(protocol, data, to_backend)` on a pool thread; no socket
+    /// is involved, so the task only waits for the result.
+    async fn transform(
+        &self,
+        cx: &mut Exchange<'_>,
+        dir: Direction,
+        message: &[u8],
+    ) -> Result<Option<Bytes>, BehaviorError> {
+        let hook = if dir.is_upstream() {
+            Hook::Request
+        } else {
+            Hook::Response
+        };
+        let instance = self.instance.clone();
+        let protocol = instance.views.get(cx.framing.name(), cx.framing.options());
+        let to_backend = cx.direction.is_upstream();
+        let data = message.to_vec();
+        pool::run(move || rewrite(&instance, protocol, hook, to_backend, &data))
+            .await
+            .unwrap_or_else(|| Err(BehaviorError::Other("the Python call was dropped".into())))
+    }
+}
+
+/// Calls `on_request` or `on_response` with one message; `None` when it returns None or the
+/// very bytes it was given. Runs on a pool thread; takes the GIL for the Python part only.
+fn rewrite(
+    instance: &Instance,
+    protocol: Arc<ViewData>,
+    hook: Hook,
+    to_backend: bool,
+    data: &[u8],
+) -> Result<Option<Bytes>, BehaviorError> {
+    if pool::finalizing() {
+        return Err(BehaviorError::Other(
+            "the Python interpreter is shutting down".into(),
+        ));
+    }
+    let name = &instance.plugin.name;
+    pool::attach(|py| {
+        let failed = |e| errors::hook_failed(py, name, hook.method(), e);
+        let obj = instance.object(py).map_err(failed)?;
+        let data = PyBytes::new(py, data);
+        let view = Bound::new(py, ProtocolView::new(protocol)).map_err(failed)?;
+        let out = obj
+            .call_method1(hook.method(), (view, &data, to_backend))
+            .map_err(failed)?;
+        if out.is_none() || out.is(&data) {
+            return Ok(None);
+        }
+        if let Ok(b) = out.downcast::<PyBytes>() {
+            return Ok(Some(Bytes::copy_from_slice(b.as_bytes())));
+        }
+        if let Ok(b) = out.downcast::<PyByteArray>() {
+            return Ok(Some(Bytes::from(b.to_vec())));
+        }
+        let kind = out
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".to_string(), |n| n.to_string());
+        Err(errors::hook_misused(
+            name,
+            hook.method(),
+            &format!(
+                "returned {kind}: return the bytes to send (bytes or bytearray), or None to \
+                 send the message unchanged"
+            ),
+        ))
+    })
 }
 
 /// One option of a Python `options` dict, already split by the Python side into
@@ -400,7 +542,7 @@ pub fn register_behavior(
     help: String,
     options: Vec<PyOptionSpec<'_>>,
     cls: Py<PyAny>,
-    hooks: (bool, bool, bool),
+    hooks: Vec<bool>,
 ) -> PyResult<()> {
     if name.is_empty() || name.contains([',', ':', ' ']) {
         return Err(errors::value_error(format!(
@@ -411,7 +553,7 @@ pub fn register_behavior(
     let plugin = Arc::new(Plugin {
         name: name.clone(),
         class: cls,
-        hooks: [hooks.0, hooks.1, hooks.2],
+        hooks: std::array::from_fn(|i| hooks.get(i).copied().unwrap_or(false)),
     });
     let kind_name = name.clone();
     behavior::registry().register(Kind::new(&name, &help, Origin::Plugin, specs, move |o| {

@@ -97,7 +97,7 @@ pub fn hook_failed(py: Python<'_>, owner: &str, what: &str, err: PyErr) -> Behav
     }
     BehaviorError::Python {
         behavior: owner.to_string(),
-        message: format!("{what}: {message}"),
+        message: format!("{what} raised {message}"),
     }
 }
 
@@ -108,4 +108,19 @@ pub fn io_error_plain(kind: io::ErrorKind) -> PyErr {
         _ => libc::EIO,
     };
     PyOSError::new_err((errno, io::Error::from(kind).to_string()))
+}
+
+/// A Python hook that did something the engine cannot go on from (read a request and returned
+/// True, returned something other than bytes): one error line naming the behavior, the hook
+/// and what went wrong (logger `vaurien.python`, through the engine's log, so that it may be
+/// said from the connection's task); that connection is closed.
+pub fn hook_misused(owner: &str, what: &str, problem: &str) -> BehaviorError {
+    tracing::error!(
+        target: "vaurien::python",
+        "behavior '{owner}': {what} {problem}; closing the connection"
+    );
+    BehaviorError::Python {
+        behavior: owner.to_string(),
+        message: format!("{what} {problem}"),
+    }
 }

@@ -167,6 +167,16 @@ fn start_one(p: &Pool, mut s: std::sync::MutexGuard<'_, State>) {
     }
 }
 
+/// Runs `f` on a pool thread; the caller's task awaits its result (the [`watchdog`] sees that
+/// a stuck thread does not hold it up). `None` when the task was dropped unrun.
+pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.ok()
+}
+
 /// Every [`STUCK`] while calls come: if tasks wait and no thread took one for that long,
 /// every running thread is inside a slow hook (sleeping, waiting on a socket): one more takes
 /// the queue over. Sleeps while no call comes.

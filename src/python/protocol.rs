@@ -167,7 +167,7 @@ pub fn register_protocol(
     let plugin = Arc::new(Plugin {
         name: name.clone(),
         class: cls,
-        hooks: [true; 3],
+        hooks: [true; pyb::HOOKS],
     });
     protocol::registry().register(ProtocolKind::new(&name, &help, extra, move |o| {
         Ok(Arc::new(PyProtocol {

@@ -5,12 +5,18 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use vaurien::behavior::{
+    registry, BehaviorError, Direction, Exchange, ExchangeHook, Fault, Kind, Origin, Transforms,
+};
 use vaurien::proxy::{ProxyConfig, Settings};
 use vaurien::server::{Server, ServerConfig};
 
@@ -357,4 +363,54 @@ pub async fn json(
     let (status, _, b) = http(addr, method, path, body.map(str::as_bytes)).await;
     let v = serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null);
     (status, v)
+}
+
+/// A behavior that rewrites every message both ways with `f` (see `ExchangeHook::transform`),
+/// and counts the bytes it was given.
+pub struct Rewriter {
+    f: fn(&[u8]) -> Vec<u8>,
+    pub seen: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ExchangeHook for Rewriter {
+    fn transforms(&self) -> Transforms {
+        Transforms {
+            up: true,
+            down: true,
+        }
+    }
+    async fn transform(
+        &self,
+        _cx: &mut Exchange<'_>,
+        _dir: Direction,
+        message: &[u8],
+    ) -> Result<Option<Bytes>, BehaviorError> {
+        self.seen.fetch_add(message.len(), Ordering::Relaxed);
+        Ok(Some(Bytes::from((self.f)(message))))
+    }
+}
+
+/// Registers behavior `name` as a [`Rewriter`] of `f` (once per process: every proxy built
+/// with it shares the one instance returned, so that its count is seen).
+pub fn rewriter(name: &'static str, f: fn(&[u8]) -> Vec<u8>) -> Arc<Rewriter> {
+    static MADE: OnceLock<Mutex<BTreeMap<&'static str, Arc<Rewriter>>>> = OnceLock::new();
+    let mut made = MADE.get_or_init(Default::default).lock().unwrap();
+    made.entry(name)
+        .or_insert_with(|| {
+            let hook = Arc::new(Rewriter {
+                f,
+                seen: AtomicUsize::new(0),
+            });
+            let built = hook.clone();
+            registry().register(Kind::new(
+                name,
+                "rewrites every message",
+                Origin::Plugin,
+                vec![],
+                move |_| Ok(Fault::Hook(built.clone())),
+            ));
+            hook
+        })
+        .clone()
 }

@@ -17,7 +17,11 @@ from vaurien.behaviors.dummy import Dummy
 
 __all__ = ["Abort", "Behavior", "Blackout", "Delay", "Dummy", "Error", "Hang", "Transient", "get_behaviors", "get_behavior"]
 
-HOOKS = ("on_before_handle", "on_between_handle", "on_after_handle")
+#: The hooks a behavior class may have, in the engine's order: the three around an exchange
+#: (``(protocol, source, dest, to_backend)``, True to carry on), then the two that rewrite its
+#: messages (``(protocol, data, to_backend)``, the bytes to send or None): ``on_request`` gets
+#: each whole message going to the backend, ``on_response`` each one going to the client.
+HOOKS = ("on_before_handle", "on_between_handle", "on_after_handle", "on_request", "on_response")
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
@@ -43,7 +47,21 @@ def _has_hook(klass: type, hook: str) -> bool:
 
 
 class Behavior(metaclass=ABCMeta):
-    """Registry of behaviors (any class with a ``name``, ``options`` and some of the hooks)."""
+    """Registry of behaviors (any class with a ``name``, ``options`` and some of the hooks).
+
+    The hooks (each optional; one the class lacks is never called):
+
+    - ``on_before_handle(protocol, source, dest, to_backend) -> bool``, ``on_between_handle``,
+      ``on_after_handle``: around each exchange; True carries on, False ends the connection.
+    - ``on_request(protocol, data, to_backend) -> bytes | None``: each whole message going to
+      the backend, as the protocol frames it (a redis command, an HTTP request with its body, a
+      tcp read); returns the bytes to send instead, or None (or ``data`` itself) to send it
+      unchanged; ``b""`` sends nothing.
+    - ``on_response(protocol, data, to_backend) -> bytes | None``: the same for each message
+      going to the client (a redis reply, an HTTP response with its body, a greeting).
+
+    ``to_backend`` is the exchange's direction, as in the other hooks: True when the client
+    started it."""
 
     _classes: Dict[str, type] = {}
     _cache: Dict[str, Any] = {}
