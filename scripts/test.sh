@@ -72,11 +72,14 @@ fi
 log "fuzz targets, 5 s each (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 5
 
-log "the wheel (maturin build --release), installed as \`pip install vaurien\` would"
+log "the wheels (vaurien: maturin build --release; vaurienclient: pip wheel), installed in .venv"
 rm -rf target/wheels
 "$PY" -m maturin build --release --quiet --out target/wheels
 WHEEL=$(ls target/wheels/vaurien-*abi3*.whl)
+"$PY" -m pip wheel -q --disable-pip-version-check --no-deps -w target/wheels clients/vaurienclient
+# vaurienclient last: a .venv from before the split has it inside the old vaurien wheel.
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
+"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/vaurienclient-*.whl
 
 log "pytest tests_py"
 cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
