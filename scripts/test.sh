@@ -95,6 +95,9 @@ else
   echo "tests_compat skipped: no Python 2.7 for the original Vaurien (see scripts/setup_original.sh)"
 fi
 
+log "each way of installing, from a clean environment (scripts/test_install.sh)"
+WHEEL="$WHEEL" PYTHON="$BASE_PY" bash scripts/test_install.sh
+
 # The Python package's suite on the oldest and newest CPython available, with the same wheel.
 if [ -x /root/.pyenv/versions/3.9.18/bin/python3 ] && [ -x /root/.pyenv/versions/3.13.0/bin/python3 ]; then
   log "the Python package on CPython 3.9 and 3.13"
