@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import atexit
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaurien import _vaurien
 from vaurien._vaurien import __version__
 from vaurien.util import Proxy, start_proxy, stop_proxy
+
+if TYPE_CHECKING:  # for type checkers; at run time, __getattr__ below
+    from vaurienclient import Client, HTTPError
 
 #: The engine's logs arrive on this logger (and its children, ``vaurien.proxy...``).
 logger = logging.getLogger("vaurien")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Tuple
 
 __all__ = ["Client", "HTTPError"]
 
@@ -103,7 +103,7 @@ class Client:
     def with_behavior(self, behavior: str, **options: Any) -> Iterator[None]:
         """Sets ``behavior`` for the block, then restores the previous one (also when the
         block raises)."""
-        current: Optional[str] = self.get_behavior()
+        current = self.get_behavior()
         self.set_behavior(behavior, **options)
         try:
             yield
