@@ -72,11 +72,14 @@ fi
 log "fuzz targets, 5 s each (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 5
 
-log "the wheel (maturin build --release), installed as \`pip install vaurien\` would"
+log "the wheels (vaurien: maturin build --release; vaurienclient: pip wheel), installed in .venv"
 rm -rf target/wheels
 "$PY" -m maturin build --release --quiet --out target/wheels
 WHEEL=$(ls target/wheels/vaurien-*abi3*.whl)
+"$PY" -m pip wheel -q --disable-pip-version-check --no-deps -w target/wheels clients/vaurienclient
+# vaurienclient last: a .venv from before the split has it inside the old vaurien wheel.
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
+"$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/vaurienclient-*.whl
 
 log "pytest tests_py"
 cargo build --quiet   # target/debug/vaurien, used by the subprocess tests
@@ -97,6 +100,9 @@ bash scripts/test_ui.sh
 
 log "Chaos Toolkit experiment, Kubernetes manifests, Prometheus config (scripts/test_chaos.sh)"
 bash scripts/test_chaos.sh
+
+log "each way of installing, from a clean environment (scripts/test_install.sh)"
+WHEEL="$WHEEL" PYTHON="$BASE_PY" bash scripts/test_install.sh
 
 # The Python package's suite on the oldest and newest CPython available, with the same wheel.
 if [ -x /root/.pyenv/versions/3.9.18/bin/python3 ] && [ -x /root/.pyenv/versions/3.13.0/bin/python3 ]; then

@@ -3,7 +3,7 @@
 # CPython available (3.9 and 3.13 under pyenv by default; PYTHONS overrides).
 #   tests_py/run_versions.sh            # debug build of the wheel (quick)
 #   RELEASE=1 tests_py/run_versions.sh  # the release wheel
-#   WHEEL=path.whl tests_py/run_versions.sh  # a wheel built already
+#   WHEEL=path.whl tests_py/run_versions.sh  # a wheel built already (vaurienclient's beside it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHONS=${PYTHONS:-"/root/.pyenv/versions/3.9.18/bin/python3 /root/.pyenv/versions/3.13.0/bin/python3"}
@@ -14,7 +14,10 @@ if [ -z "${WHEEL:-}" ]; then
   "$MATURIN" build ${RELEASE:+--release} --out "$OUT"
   WHEEL=$(ls "$OUT"/vaurien-*abi3*.whl)
 fi
-echo "wheel: $WHEEL"
+# vaurien depends on vaurienclient 2.x: its wheel beside vaurien's (scripts/test.sh builds it), else
+# the source tree's clients/vaurienclient.
+CLIENT=$(ls "$(dirname "$WHEEL")"/vaurienclient-2.*.whl 2>/dev/null || echo ./clients/vaurienclient)
+echo "wheel: $WHEEL, $CLIENT"
 status=0
 for py in $PYTHONS; do
   version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -22,7 +25,7 @@ for py in $PYTHONS; do
   rm -rf "$venv"
   "$py" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "$WHEEL" pytest pytest-timeout
+  "$venv/bin/pip" install -q "$WHEEL" "$CLIENT" pytest pytest-timeout
   echo "== CPython $version"
   # Run from the checkout (pyproject's pytest options) but import the installed wheel.
   if ! (PATH="$PWD/$venv/bin:$PATH" "$venv/bin/python" -m pytest -q tests_py/test_python_*.py); then

@@ -62,6 +62,7 @@ MODULES = {
     "vaurien.config": ["Config", "SettingsDict", "DEFAULT_SETTINGS", "load_into_settings", "convert"],
     "vaurien.proxy": ["DefaultProxy", "RandomProxy", "OnTheFlyProxy"],
     "vaurien.client": ["Client"],
+    "vaurienclient": ["Client", "main"],  # the vaurienclient 1.x distribution's, now clients/vaurienclient
 }
 
 ORIGINAL_BEHAVIORS = {"abort", "blackout", "delay", "dummy", "error", "hang", "transient"}

@@ -1,6 +1,4 @@
-"""``vaurienclient``: the client of vaurien's control API, and the ``vaurienctl`` command.
-
-Kept as its own package so that ``from vaurienclient import Client`` works unchanged."""
+"""The ``vaurienctl`` command: lists, shows and sets the behavior of a running vaurien."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +6,10 @@ import sys
 from typing import Dict, List, Optional
 from urllib.parse import urlparse
 
-from vaurien.client import Client, HTTPError
+from vaurienclient._version import __version__
+from vaurienclient.client import Client
 
-__all__ = ["Client", "HTTPError", "main"]
+__all__ = ["main"]
 
 
 def _options(extra: List[str]) -> Dict[str, str]:
@@ -35,17 +34,6 @@ def _options(extra: List[str]) -> Dict[str, str]:
     return out
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("vaurien")
-    except Exception:  # noqa: BLE001 - not installed as a distribution (a checkout)
-        from vaurien import __version__
-
-        return __version__
-
-
 def main(args: Optional[List[str]] = None) -> int:
     """Command-line tool to change the behavior that's being used by vaurien."""
     parser = argparse.ArgumentParser(
@@ -57,7 +45,7 @@ def main(args: Optional[List[str]] = None) -> int:
     parser.add_argument("action", help="The action you want to do.", choices=["list-behaviors", "set-behavior", "get-behavior"])
     parser.add_argument("behavior", nargs="?", help="The vaurien behavior to set for the next calls")
     parser.add_argument("--host", dest="host", default="http://localhost:8080", help="The host to use. Provide the scheme.")
-    parser.add_argument("--version", action="version", version="%(prog)s " + _version())
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     ns, extra = parser.parse_known_args(args)
     parts = urlparse(ns.host if "://" in ns.host else "http://" + ns.host)
     try:
@@ -85,7 +73,3 @@ def main(args: Optional[List[str]] = None) -> int:
         print(f"vaurienctl: cannot reach {client.root_url}: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
