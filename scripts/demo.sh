@@ -47,6 +47,7 @@ Try, in another shell:
   redis-cli -p $PROXY_PORT set k v; redis-cli -p $PROXY_PORT get k
   curl -X PUT -d '{"name": "delay", "sleep": 1}' localhost:$API_PORT/behavior; time redis-cli -p $PROXY_PORT ping
   curl -X PUT -d '{"name": "error", "protocol_reply": true}' localhost:$API_PORT/behavior; redis-cli -p $PROXY_PORT ping
+Watch and steer it in a browser: http://127.0.0.1:$API_PORT/ui
 Ctrl-C stops both.
 EOF
 # Returns when either one stops (or a signal arrives: the traps stop both).

@@ -125,6 +125,15 @@ async fn behavior_errors() {
                 r#"{"name": ""}"#,
                 error_body("name", "the '' behavior does not exist"),
             ),
+            // A value a behavior refuses: the error lists the behavior's options.
+            (
+                r#"{"name": "bandwidth", "rate": 0}"#,
+                error_body(
+                    "name",
+                    "behavior 'bandwidth': rate must be more than 0, not 0 \
+                     (the options of bandwidth: rate (int))",
+                ),
+            ),
         ];
         for (body, expected) in cases {
             let (st, got) = json(a, "PUT", "/behavior", Some(body)).await;

@@ -413,6 +413,11 @@ fn log_output_and_level_go_where_asked() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("backend unreachable") {
                 assert!(text.contains("vaurien is running"), "{text}");
+                // A refused connect says so (it was logged as "cannot resolve").
+                assert!(
+                    text.contains("cannot connect to '127.0.0.1:9'") && !text.contains("resolve"),
+                    "{text}"
+                );
                 assert!(
                     text.contains("--sync"),
                     "the log says what --sync means: {text}"

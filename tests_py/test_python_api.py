@@ -247,6 +247,11 @@ def test_vaurienctl(proxy, capsys):
     assert capsys.readouterr().out.strip() == "delay"
     assert vaurienclient.main(["set-behavior", "nosuch", host]) == 1
     assert "Please use one of" in capsys.readouterr().out
+    # A bad option of a known behavior: the error lists that behavior's options, not the
+    # behaviors.
+    assert vaurienclient.main(["set-behavior", "bandwidth", host, "--rate", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "the options of bandwidth: rate (int)" in out and "Please use one of" not in out, out
     # --version, and a bad --host: one line and status 2, no traceback.
     with pytest.raises(SystemExit) as e:
         vaurienclient.main(["--version"])

@@ -129,15 +129,49 @@ async fn put_behavior(
         Err(ProxyError::Behavior(crate::behavior::BehaviorError::BadOption {
             behavior,
             message,
-        })) => vaurien_error(&behavior, &message),
+        })) => vaurien_error(&behavior, &format!("{message} ({})", options_of(&behavior))),
         // A behavior that cannot be built (a Python class whose constructor raises): its
         // message, so that the client's ValueError says why.
         Err(ProxyError::Mix(MixError::Build(message))) => vaurien_error("name", &message),
+        // An option value a behavior refuses: said with the options it takes.
+        Err(ProxyError::Mix(MixError::Option { behavior, message })) => vaurien_error(
+            "name",
+            &format!(
+                "behavior '{behavior}': {message} ({})",
+                options_of(&behavior)
+            ),
+        ),
         Err(ProxyError::Mix(_)) if !name.contains(':') => {
             vaurien_error("name", &format!("the '{name}' behavior does not exist"))
         }
         Err(e) => vaurien_error("name", &e.to_string()),
     }
+}
+
+/// What the behaviors of `name` (a behavior or a mix) take, for an error or a warning about one
+/// of their options: `the options of delay: sleep (float), before (bool)`.
+fn options_of(name: &str) -> String {
+    let names = match MixSpec::parse(name, true) {
+        Ok(spec) => spec.names(),
+        Err(_) => vec![name.to_string()],
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let Ok(kind) = registry().get(&n) else {
+            continue;
+        };
+        let list: Vec<String> = kind
+            .options
+            .iter()
+            .map(|o| format!("{} ({})", o.name, o.kind.as_str()))
+            .collect();
+        out.push(if list.is_empty() {
+            format!("{n} takes no option")
+        } else {
+            format!("the options of {n}: {}", list.join(", "))
+        });
+    }
+    out.join("; ")
 }
 
 /// The options of a `PUT /behavior` body that apply: the original took any key and value
@@ -160,7 +194,7 @@ fn usable_options(name: &str, obj: Map<String, Value>) -> Map<String, Value> {
             .filter(|kd| kd.options.iter().any(|o| o.name == option))
             .collect();
         let why = if owners.is_empty() {
-            Some(format!("not an option of {name}"))
+            Some(format!("not an option of {name} ({})", options_of(name)))
         } else if v.is_null() {
             Some("null".to_string())
         } else {

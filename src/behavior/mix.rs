@@ -18,6 +18,10 @@ pub enum MixError {
     Total,
     #[error("{0}")]
     Build(String),
+    /// A behavior of the mix refused its options (a value out of range, a Python class whose
+    /// constructor raised).
+    #[error("behavior '{behavior}': {message}")]
+    Option { behavior: String, message: String },
 }
 
 /// A parsed spec: `(percent, name)` pairs in the order given, dummy not yet filled in.
@@ -113,9 +117,12 @@ impl Mix {
             let kind = registry()
                 .get(name)
                 .map_err(|e| MixError::Build(e.to_string()))?;
-            let instance = kind
-                .build(&options(name))
-                .map_err(|e: BehaviorError| MixError::Build(e.to_string()))?;
+            let instance = kind.build(&options(name)).map_err(|e| match e {
+                BehaviorError::BadOption { behavior, message } => {
+                    MixError::Option { behavior, message }
+                }
+                e => MixError::Build(e.to_string()),
+            })?;
             bound += percent;
             entries.push((bound, name.to_string(), instance));
         }

@@ -46,6 +46,11 @@ pub enum ProxyError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot connect to '{addr}': {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

@@ -92,7 +92,7 @@ impl Pool {
         }
         // The backend may have moved: the next connection resolves its name again.
         self.resolved.forget();
-        Err(ProxyError::Resolve {
+        Err(ProxyError::Connect {
             addr: backend.to_string(),
             source: last.unwrap_or_else(|| std::io::Error::other("no address")),
         })

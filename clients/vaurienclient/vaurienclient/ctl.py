@@ -65,7 +65,13 @@ def main(args: Optional[List[str]] = None) -> int:
                 client.set_behavior(ns.behavior, **_options(extra))
                 print('Behavior changed to "%s"' % ns.behavior)
             except ValueError as e:
-                print("The request failed (%s). Please use one of %s" % (e, ", ".join(client.list_behaviors())))
+                known = client.list_behaviors()
+                if ns.behavior in known or ":" in ns.behavior:
+                    # The behavior exists: the server's message names the option and lists the
+                    # behavior's options.
+                    print("The request failed (%s)." % e)
+                else:
+                    print("The request failed (%s). Please use one of %s" % (e, ", ".join(known)))
                 return 1
         elif ns.action == "get-behavior":
             print(client.get_behavior())
