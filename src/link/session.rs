@@ -108,6 +108,41 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// [`Session::forward`] of a chunk the caller owns. A large chunk goes through toxics as it
+    /// is, with no copy (its buffer stays with the link until written); a small one is copied,
+    /// so that a queued chunk never holds a read buffer much larger than itself (the latency
+    /// queue's budget counts bytes). With no toxic it is written from where it is. A chunk not
+    /// kept is given back, for the next read to reuse.
+    pub async fn forward_chunk(
+        &mut self,
+        dir: Direction,
+        chunk: BytesMut,
+    ) -> io::Result<(bool, Option<BytesMut>)> {
+        let injects = self.inject && dir == Direction::Downstream;
+        if injects || chunk.len() < NO_COPY || self.links.get_mut(dir).is_empty() {
+            let open = self.forward(dir, &chunk).await?;
+            return Ok((open, Some(chunk)));
+        }
+        self.metrics.add_bytes(dir, chunk.len());
+        let (dest, src) = (self.peer(dir.dest()), self.peer(dir.source()));
+        let open = self
+            .links
+            .get_mut(dir)
+            .send_bytes(
+                self.conn,
+                dir,
+                chunk.freeze(),
+                Instant::now(),
+                false,
+                dest,
+                src,
+                self.rng,
+                self.metrics,
+            )
+            .await?;
+        Ok((open, None))
+    }
+
     /// Forwards `msg`, read from the source of `dir`, or what a hook made of it: `rewritten`
     /// goes out in its place (nothing when it is empty), through the same link; `msg` is
     /// counted as received either way.
@@ -136,6 +171,10 @@ impl<'a> Session<'a> {
             .await
     }
 }
+
+/// The smallest chunk [`Session::forward_chunk`] passes on without a copy: half a streaming
+/// read (64 KiB), so that a kept chunk holds at most twice its size.
+const NO_COPY: usize = 32 << 10;
 
 /// `read_buf_timeout` on `peer`; with `watch`, the other peer, whose leaving ends the wait:
 /// its EOF (with nothing unread before it) is passed on to `peer` as a half-close once, and

@@ -90,9 +90,7 @@ impl Protocol for Tcp {
         }
         let rewrites = hook.map_or(Transforms::NONE, |h| h.transforms());
         let chunk = s.buf(from).split();
-        let open = self.forward(s, dir, dir, rewrites, hook, &chunk).await?;
-        // Give the buffer back so that its allocation is reused for the next read.
-        reclaim(s, from, chunk);
+        let open = self.forward(s, dir, dir, rewrites, hook, chunk).await?;
         if !open {
             return Ok(false);
         }
@@ -115,8 +113,7 @@ impl Protocol for Tcp {
                 Err(e) => return Err(e.into()),
             }
             let chunk = s.buf(back.source()).split();
-            let open = self.forward(s, dir, back, rewrites, hook, &chunk).await?;
-            reclaim(s, back.source(), chunk);
+            let open = self.forward(s, dir, back, rewrites, hook, chunk).await?;
             self.warn_if_dropped(s);
             if !open {
                 break;
@@ -144,12 +141,21 @@ impl Tcp {
         chunk_dir: Direction,
         rewrites: Transforms,
         hook: Option<&dyn ExchangeHook>,
-        chunk: &[u8],
+        chunk: bytes::BytesMut,
     ) -> Result<bool, ProtocolError> {
+        let from = chunk_dir.source();
         if !rewrites.has(chunk_dir) {
-            return Ok(s.forward(chunk_dir, chunk).await?);
+            // Through toxics the chunk goes on without a copy; otherwise its buffer comes back
+            // and is reused for the next read.
+            let (open, back) = s.forward_chunk(chunk_dir, chunk).await?;
+            if let Some(chunk) = back {
+                reclaim(s, from, chunk);
+            }
+            return Ok(open);
         }
-        forward_message(s, self, dir, hook, chunk_dir, chunk).await
+        let open = forward_message(s, self, dir, hook, chunk_dir, &chunk).await;
+        reclaim(s, from, chunk);
+        open
     }
 
     /// `buffer`, or [`STREAM_READ`] when larger and nothing sees the chunks: each chunk of a
