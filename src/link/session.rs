@@ -172,8 +172,8 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The smallest chunk [`Session::forward_chunk`] passes on without a copy: half a streaming
-/// read (64 KiB), so that a kept chunk holds at most twice its size.
+/// The smallest chunk [`Session::forward_chunk`] passes on without a copy: a quarter of a
+/// streaming read (128 KiB), so that a kept chunk holds at most four times its size.
 const NO_COPY: usize = 32 << 10;
 
 /// `read_buf_timeout` on `peer`; with `watch`, the other peer, whose leaving ends the wait:

@@ -126,10 +126,12 @@ impl Protocol for Tcp {
 }
 
 /// The read size of a streaming connection that no exchange hook sees: only toxics act on its
-/// chunks, and where a chunk ends means nothing to them, so reads are as large as Toxiproxy's
-/// (32 KiB) or more. With 8124-byte reads a `bandwidth` toxic could not carry 1 GB/s here
-/// (bench/fidelity.py: 679 MB/s on one connection).
-const STREAM_READ: usize = 64 << 10;
+/// chunks, and where a chunk ends means nothing to them, so reads are larger than Toxiproxy's
+/// (32 KiB). With 8124-byte reads a `bandwidth` toxic could not carry 1 GB/s on one connection
+/// here (bench/fidelity.py: 679 MB/s); with 128 KiB reads and no copy it delivers it (0.987).
+/// Memory: a read buffer's pages are resident once a read filled them (at most this much per
+/// direction of a connection under toxics).
+const STREAM_READ: usize = 128 << 10;
 
 impl Tcp {
     /// Forwards one chunk going in `chunk_dir` (in the exchange going in `dir`), through the
