@@ -156,6 +156,50 @@ async fn blackout_closes_at_once_and_nothing_reaches_the_backend() {
     .await
 }
 
+/// A backend that greets first, as SMTP or MySQL, then keeps the connection open.
+async fn greeting_backend() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"220 hello\r\n").await;
+                let mut buf = [0u8; 64];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackout_on_a_greeting_ends_with_a_fin_and_no_reset_after_it() {
+    // The greeting's exchange closes both sides (FIN). The client's direction then sees its
+    // socket shut and ran `blackout` too, whose reset went out after the FIN: a client still
+    // in connect() failed with EPIPE (and retried), one past it read an error after the EOF.
+    within(async {
+        let backend = greeting_backend().await;
+        let v = vaurien(backend)
+            .streaming()
+            .behavior("100:blackout")
+            .start()
+            .await;
+        for _ in 0..30 {
+            let mut s = v.connect().await;
+            let (got, err) = read_all(&mut s).await;
+            assert!(got.is_empty(), "{got:?}");
+            assert!(err.is_none(), "{err:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut buf = [0u8; 8];
+            let after = s.read(&mut buf).await;
+            assert!(matches!(after, Ok(0)), "after the EOF: {after:?}");
+            assert!(s.take_error().unwrap().is_none());
+        }
+        v.stop().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_resets_after_the_request_reached_the_backend() {
     within(async {

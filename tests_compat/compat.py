@@ -82,6 +82,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_DEAD: List[socket.socket] = []
+
+
+def dead_port() -> int:
+    """A loopback port where nothing listens and nothing will: a socket of this process stays
+    bound to it without listening (a connect is refused). A port that `free_port` gave back
+    could be handed by the kernel to another worker's backend meanwhile, and a proxy pointed
+    at "nowhere" would then open a connection that backend records."""
+    if not _DEAD:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        _DEAD.append(s)
+    return _DEAD[0].getsockname()[1]
+
+
 def listening(port: int) -> bool:
     """Whether something listens on the TCP port (read from /proc: a probe connection would
     reach the backend and show up in what it records)."""
@@ -255,7 +270,7 @@ def proxy(
     port = free_port()
     http_port = free_port() if http else None
     tmp = Path(tempfile.mkdtemp(prefix="vaurien-compat-"))
-    subst = {"port": port, "backend": backend_port or free_port(), "http_port": http_port, "dir": tmp}
+    subst = {"port": port, "backend": backend_port or dead_port(), "http_port": http_port, "dir": tmp}
     argv = [a.format(**subst) for a in args]
     for name, text in (files or {}).items():
         (tmp / name).write_text(text.format(**subst))

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
-from compat import Impl, Scenario, backend, converse, free_port, listening, proxy, stop
+from compat import Impl, Scenario, backend, converse, dead_port, free_port, listening, proxy, stop
 from conftest import check
 
 # ---------------------------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def attempt(impl: Impl, args: Sequence[str], keys: Sequence[str] = (), wait: flo
     port = free_port()
     argv = [a.format(port=port) for a in args]
     if with_addresses:
-        argv = ["--proxy", "127.0.0.1:%d" % port, "--backend", "127.0.0.1:%d" % free_port(), *argv]
+        argv = ["--proxy", "127.0.0.1:%d" % port, "--backend", "127.0.0.1:%d" % dead_port(), *argv]
     tmp = Path(tempfile.mkdtemp(prefix="vaurien-cli-"))
     proc = subprocess.Popen([*impl.command, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=str(tmp), env=impl.env())

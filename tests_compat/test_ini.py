@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
-from compat import Impl, Scenario, backend, converse, free_port, listening, stop
+from compat import Impl, Scenario, backend, converse, dead_port, free_port, listening, stop
 from conftest import check
 
 # A behavior and protocols valid in Python 2 and 3, for the `callable = ...` scenarios.
@@ -89,7 +89,7 @@ def start(impl: Impl, ini: str, files: Optional[Dict[str, str]] = None, args: Se
     dir) when it exited first."""
     port = free_port()
     d = Path(tempfile.mkdtemp(prefix="vaurien-ini-"))
-    subst = {"port": port, "backend": backend_port or free_port(), "dir": d}
+    subst = {"port": port, "backend": backend_port or dead_port(), "dir": d}
     for name, text in (files or {}).items():
         (d / name).write_text(text.format(**subst) if "{port}" in text or "{backend}" in text else text)
     (d / "vaurien.ini").write_text(ini.format(**subst))

@@ -80,7 +80,7 @@ def backend_down(mode: str) -> Scenario:
     kind, args = MODES[mode]
 
     def run(impl, ctx):
-        # Nothing listens on the backend port (a fresh free port).
+        # Nothing listens on the backend port (`dead_port`).
         with proxy(impl, [*args, *TIMEOUT]) as p:
             if kind == "mysql":
                 return {"client": mysql_conversation(p.port)}

@@ -264,9 +264,13 @@ impl Peer {
     }
 
     /// Closes with a TCP reset (SO_LINGER 0): the peer sees "connection reset".
+    /// Once the connection was closed (a FIN went out), this does nothing: an RST after the
+    /// FIN would turn the peer's clean end into an error (EPIPE on a connect still under way).
     pub fn reset(&self) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let _ = SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
-        self.closed.store(true, Ordering::Relaxed);
         // The RST goes out when the socket is dropped; reading side is shut now so that
         // nothing more is read from it.
         let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Read);
