@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -68,12 +69,17 @@ def run_vaurien(
 ) -> Iterator[subprocess.Popen]:
     """Runs `vaurien ARGS` (or `binary ARGS`) and waits for its proxy (and control API) ports;
     stops it after."""
+    # The output goes to a file, not a pipe: nothing reads a pipe while the test runs, and a
+    # chatty proxy (debug logs) would block on a full one. `proc.stderr.read()` gives it all
+    # once the process is over (stdout and stderr both).
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [binary or vaurien_bin(), *args],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
     )
+    proc.stderr = _Output(proc, log)  # type: ignore[assignment]
     try:
         if port is not None:
             wait_port(port, proc=proc)
@@ -88,9 +94,25 @@ def run_vaurien(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for f in (proc.stdout, proc.stderr):
-            if f:
-                f.close()
+        log.close()
+
+
+class _Output:
+    """A finished process's output, read from its log file (as `Popen.stderr` was read)."""
+
+    def __init__(self, proc: subprocess.Popen, log) -> None:
+        self.proc, self.log = proc, log
+
+    def read(self) -> bytes:
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self) -> None:
+        pass
 
 
 def which_or_skip(name: str, *candidates: str) -> str:
