@@ -400,6 +400,48 @@ def test_mysql_delay(mariadb_server):
         assert time.monotonic() - start >= 0.5
 
 
+def _mysql_prepare_session(mariadb_port: int, *extra: str) -> tuple:
+    """Through vaurien (`delay` 0 s: every exchange goes through the hooks, logged at debug
+    level): prepares a statement with one parameter and one column (the server's answer: OK,
+    the parameter's definition, EOF, the column's definition, EOF: PyMySQL does not ask for
+    CLIENT_DEPRECATE_EOF), then runs a query. Returns (the prepare answer's packets, the
+    query's rows, the exchange lines of the log)."""
+    port = free_port()
+    args = ["--proxy", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{mariadb_port}", "--protocol", "mysql",
+            "--behavior", "100:delay", "--behavior-delay-sleep", "0", "--timeout", "10", "--log-level", "debug",
+            *extra]
+    with run_vaurien(args, port=port) as proc:
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=10, read_timeout=10)
+        try:
+            conn._execute_command(0x16, "SELECT ? + 1")  # COM_STMT_PREPARE
+            packets = [conn._read_packet().get_all_data() for _ in range(5)]
+            packets[0] = packets[0][:1] + b"<id>" + packets[0][5:]  # the statement id
+            with conn.cursor() as c:
+                c.execute("SELECT 41 + 1")
+                rows = c.fetchall()
+        finally:
+            conn.close()
+        time.sleep(0.3)
+        proc.terminate()
+        log = proc.stderr.read().decode()
+    exchanges = [line for line in log.splitlines() if " exchange " in line or line.endswith(" exchange")]
+    return packets, rows, exchanges
+
+
+@pytest.mark.timeout(120)
+def test_mysql_prepared_statement_is_one_exchange_wherever_the_reads_end(mariadb_server):
+    # With 1-byte reads the answer's last EOF arrives in a read of its own: it still ends the
+    # prepare's exchange (the handshake said classic EOFs), instead of starting a stray one
+    # that the next command's answer would be framed after.
+    whole = _mysql_prepare_session(mariadb_server)
+    split = _mysql_prepare_session(mariadb_server, "--protocol-mysql-buffer", "1")
+    assert whole[0][0][0] == 0 and whole[0][2][0] == 0xFE and whole[0][4][0] == 0xFE, whole[0]
+    assert split[0] == whole[0]
+    assert split[1] == whole[1] == ((42,),)
+    dirs = lambda lines: [("upstream" if "dir=upstream" in ln else "downstream") for ln in lines]  # noqa: E731
+    assert dirs(split[2]) == dirs(whole[2]), (whole[2], split[2])
+
+
 def _mysql_login_and_quit_in_one_write(port: int) -> bytes:
     """Reads the greeting, then sends the handshake response (root, no password) and COM_QUIT
     in one write; returns everything the server sends back until it closes."""

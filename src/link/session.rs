@@ -36,6 +36,9 @@ pub struct Session<'a> {
     pub streaming: bool,
     /// Busy polling of the reads ([`Session::fill`]).
     pub spin: &'a mut BusyPoll,
+    /// What the protocol remembers of this connection from one exchange to the next (mysql:
+    /// whether the client and server agreed on `CLIENT_DEPRECATE_EOF`); 0 at first.
+    pub memory: &'a mut u64,
 }
 
 impl<'a> Session<'a> {

@@ -9,6 +9,9 @@
 //! packets (the handshake response, authentication data, `LOAD DATA LOCAL` contents) are
 //! forwarded alone; the server's answer is then its own exchange. After an SSL request the
 //! connection is forwarded raw (TLS). As the original, the connection is always kept alive.
+//! Whether EOF packets close a prepared statement's definitions is learned from the client's
+//! handshake response (`CLIENT_DEPRECATE_EOF`), so the answer ends where it ends wherever the
+//! reads end; a connection whose handshake was not seen guesses from what a read holds.
 
 use rand::rngs::SmallRng;
 
@@ -34,6 +37,14 @@ const COM_STMT_CLOSE: u8 = 0x19;
 const COM_STMT_FETCH: u8 = 0x1c;
 const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 const CLIENT_SSL: u32 = 0x0800;
+const CLIENT_PROTOCOL_41: u32 = 0x0200;
+const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
+
+/// What a connection's [`Session::memory`] holds: 0 when nothing is known yet, or whether the client's
+/// handshake response asked for `CLIENT_DEPRECATE_EOF` (a client asks only for what the
+/// server's greeting offers).
+const EOF_CLASSIC: u64 = 1;
+const EOF_DEPRECATED: u64 = 2;
 
 pub struct Mysql;
 
@@ -73,6 +84,15 @@ impl PacketFramer {
     /// The first payload byte (the command of a command packet).
     pub fn command(&self) -> Option<u8> {
         self.first.first().copied()
+    }
+    /// The capability flags of a handshake response (or SSL request): a client packet with
+    /// a non-zero sequence id, long enough, that speaks protocol 4.1.
+    pub fn capabilities(&self) -> Option<u32> {
+        if self.seq == 0 || self.len < 32 || self.first.len() < 4 {
+            return None;
+        }
+        let caps = u32::from_le_bytes([self.first[0], self.first[1], self.first[2], self.first[3]]);
+        (caps & CLIENT_PROTOCOL_41 != 0).then_some(caps)
     }
     /// An SSL request: the TLS handshake follows it.
     pub fn is_ssl_request(&self) -> bool {
@@ -157,7 +177,13 @@ enum State {
     /// Column definitions of a prepared statement.
     PrepColumns(u64),
     /// After the definitions of a prepared statement: an EOF may follow (classic), or not.
+    /// Only when the connection's handshake was not seen; otherwise [`State::PrepEofThen`].
     PrepEof {
+        cols: u64,
+    },
+    /// The classic EOF that ends a prepared statement's definitions, then `cols` column
+    /// definitions (or the end).
+    PrepEofThen {
         cols: u64,
     },
     Done,
@@ -167,6 +193,9 @@ enum State {
 #[derive(Debug)]
 pub struct ResponseFramer {
     command: u8,
+    /// Whether EOF packets close definitions: `Some(true)` classic, `Some(false)` with
+    /// `CLIENT_DEPRECATE_EOF`, `None` when the handshake was not seen.
+    classic_eof: Option<bool>,
     state: State,
     /// Bytes of a big (streamed) packet's payload still to come.
     left: usize,
@@ -216,8 +245,14 @@ fn end_of_result(p: &[u8]) -> State {
 
 impl ResponseFramer {
     pub fn new(command: u8) -> Self {
+        Self::with_eof(command, None)
+    }
+
+    /// A framer that knows whether the connection uses classic EOF packets.
+    pub fn with_eof(command: u8, classic_eof: Option<bool>) -> Self {
         ResponseFramer {
             command,
+            classic_eof,
             state: if command == COM_STMT_FETCH {
                 State::Rows
             } else {
@@ -294,14 +329,21 @@ impl ResponseFramer {
                         cols,
                     }
                 } else {
-                    State::PrepEof { cols }
+                    self.after_definitions(cols)
                 }
             }
             State::PrepColumns(n) => {
                 if n > 1 {
                     State::PrepColumns(n - 1)
                 } else {
-                    State::PrepEof { cols: 0 }
+                    self.after_definitions(0)
+                }
+            }
+            State::PrepEofThen { cols } => {
+                if cols > 0 {
+                    State::PrepColumns(cols)
+                } else {
+                    State::Done
                 }
             }
             State::PrepEof { cols } => {
@@ -320,6 +362,17 @@ impl ResponseFramer {
             }
             State::Done => State::Done,
         })
+    }
+
+    /// After the last parameter or column definition of a prepared statement (`cols` column
+    /// definitions still to come).
+    fn after_definitions(&self, cols: u64) -> State {
+        match self.classic_eof {
+            Some(true) => State::PrepEofThen { cols },
+            Some(false) if cols > 0 => State::PrepColumns(cols),
+            Some(false) => State::Done,
+            None => State::PrepEof { cols },
+        }
     }
 
     /// A packet among rows: ERR and EOF/OK end the result, anything else is a row.
@@ -458,6 +511,13 @@ impl Framed for Mysql {
             return Ok(keep);
         }
         if packet.seq() != 0 {
+            if let Some(caps) = packet.capabilities() {
+                *s.memory = if caps & CLIENT_DEPRECATE_EOF != 0 {
+                    EOF_DEPRECATED
+                } else {
+                    EOF_CLASSIC
+                };
+            }
             if packet.is_ssl_request() {
                 tracing::debug!("mysql: SSL request; forwarding raw");
                 return x.relay(s).await;
@@ -488,7 +548,12 @@ impl Framed for Mysql {
         if matches!(command, COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA) {
             return x.after(s).await;
         }
-        let mut response = ResponseFramer::new(command);
+        let classic_eof = match *s.memory {
+            EOF_CLASSIC => Some(true),
+            EOF_DEPRECATED => Some(false),
+            _ => None,
+        };
+        let mut response = ResponseFramer::with_eof(command, classic_eof);
         if !x.message(s, Side::Backend, &mut response, false).await? {
             return Ok(false);
         }
@@ -595,6 +660,79 @@ mod tests {
         r.extend(packet(4, b"\x03def\x00\x00\x00\x01a\x00\x0c"));
         r.extend(packet(5, &eof(2)));
         assert_eq!(response_len(&r, COM_STMT_PREPARE), Some(r.len()));
+    }
+
+    /// A prepared statement's answer (1 parameter, 1 column), with the classic EOFs or not.
+    fn prepare_answer(classic: bool) -> Vec<u8> {
+        let mut r = packet(1, &[0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
+        r.extend(packet(2, b"\x03def\x00\x00\x00\x01?\x00\x0c"));
+        if classic {
+            r.extend(packet(3, &eof(2)));
+        }
+        r.extend(packet(4, b"\x03def\x00\x00\x00\x01a\x00\x0c"));
+        if classic {
+            r.extend(packet(5, &eof(2)));
+        }
+        r
+    }
+
+    /// Where a framer fed `r` in pieces ending at each of `ends` says the answer is whole.
+    fn done_at(mut f: ResponseFramer, r: &[u8], ends: impl Iterator<Item = usize>) -> usize {
+        let mut at = 0;
+        for end in ends {
+            let p = f.advance(&r[at..end]).unwrap();
+            at += p.consumed;
+            if p.done {
+                return at;
+            }
+        }
+        panic!("never done");
+    }
+
+    #[test]
+    fn prepare_ends_where_it_ends_wherever_the_reads_end() {
+        // Once the handshake said which EOFs the connection uses, a read that ends right after
+        // the last definition does not end a classic answer before its EOF.
+        for classic in [true, false] {
+            let r = prepare_answer(classic);
+            for cut in 1..r.len() {
+                let f = ResponseFramer::with_eof(COM_STMT_PREPARE, Some(classic));
+                assert_eq!(
+                    done_at(f, &r, [cut, r.len()].into_iter()),
+                    r.len(),
+                    "{classic} {cut}"
+                );
+                let f = ResponseFramer::with_eof(COM_STMT_PREPARE, Some(classic));
+                assert_eq!(
+                    done_at(f, &r, 1..=r.len()),
+                    r.len(),
+                    "{classic} byte by byte"
+                );
+            }
+        }
+        // Without the handshake, a read that ends after the last definition is taken as the
+        // end (as before): only a whole classic answer in one read is framed whole.
+        let r = prepare_answer(true);
+        assert_eq!(response_len(&r, COM_STMT_PREPARE), Some(r.len()));
+    }
+
+    #[test]
+    fn handshake_response_capabilities() {
+        let mut f = PacketFramer::new();
+        let mut payload = (CLIENT_PROTOCOL_41 | CLIENT_DEPRECATE_EOF)
+            .to_le_bytes()
+            .to_vec();
+        payload.extend([0u8; 40]);
+        let p = packet(1, &payload);
+        assert!(f.advance(&p).unwrap().done);
+        assert_eq!(
+            f.capabilities().map(|c| c & CLIENT_DEPRECATE_EOF != 0),
+            Some(true)
+        );
+        // A command (sequence id 0) has none.
+        let mut f = PacketFramer::new();
+        assert!(f.advance(&packet(0, &payload)).unwrap().done);
+        assert_eq!(f.capabilities(), None);
     }
 
     #[test]

@@ -378,6 +378,7 @@ async fn exchanges(
     let mut backend_buf = BytesMut::new();
     let mut links = Links::default();
     let mut spin = BusyPoll::new(shared.settings.busy_poll);
+    let mut memory = 0u64;
     let stay_connected = shared.settings.stay_connected;
     // An exchange starts with one read of at most the protocol's `buffer` (the original's read
     // size: tcp without keep_alive forwards only that much of the client's first data).
@@ -462,6 +463,7 @@ async fn exchanges(
             metrics: &shared.metrics,
             streaming: false,
             spin: &mut spin,
+            memory: &mut memory,
         };
         let keep = match protocol.handle(&mut session, dir, hooks.as_deref()).await {
             Ok(k) => k,
@@ -623,6 +625,7 @@ async fn hooks_path(
     let mut links = Links::default();
     // Each direction runs on its own here: no busy polling.
     let mut no_spin = BusyPoll::new(std::time::Duration::ZERO);
+    let mut memory = 0u64;
     // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
     // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
     let (tx, rx) = pipe_channel(1024);
@@ -705,6 +708,7 @@ async fn hooks_path(
                 metrics: &shared.metrics,
                 streaming: true,
                 spin: &mut no_spin,
+                memory: &mut memory,
             };
             let kept = protocol.handle(&mut session, dir, hooks.as_deref()).await;
             // The chunk went out (after any delay): --timeout counts from here, as the

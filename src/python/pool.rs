@@ -76,7 +76,7 @@ type Task = Box<dyn FnOnce() + Send + 'static>;
 
 /// A thread that has not picked a task for this long while tasks wait is stuck in a hook
 /// (sleeping, waiting on a socket): another thread takes the queue over.
-pub const STUCK: Duration = Duration::from_millis(1);
+const STUCK: Duration = Duration::from_millis(1);
 
 /// The watchdog looks every [`STUCK`] while calls come; after this many looks without a
 /// queued call it sleeps until the next call (so an idle proxy costs no wake-ups).
