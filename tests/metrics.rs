@@ -1,29 +1,15 @@
 //! statsd output of the `vaurien` binary, received by a real UDP listener on loopback: exact
 //! counts with the default sample rate, client-side sampling below 1.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Kills the child when the test ends, passed or not.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, wait_port, Killed};
 
 /// An echo backend: answers each connection's first read, then closes.
 fn echo_backend() -> u16 {
@@ -44,23 +30,9 @@ fn echo_backend() -> u16 {
     port
 }
 
-fn wait_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("vaurien exited with {st}");
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
-}
-
 /// A `vaurien` proxy in front of an echo backend, sending statsd to a UDP socket of the test.
 struct WithStatsd {
-    _guard: Guard,
+    _guard: Killed,
     port: u16,
     udp: UdpSocket,
 }
@@ -96,7 +68,7 @@ fn vaurien_with_statsd(extra: &[&str]) -> WithStatsd {
         .unwrap();
     wait_port(port, &mut child);
     WithStatsd {
-        _guard: Guard(child),
+        _guard: Killed(child),
         port,
         udp,
     }

@@ -21,6 +21,37 @@ use vaurien::proxy::{ProxyConfig, Settings};
 use vaurien::server::{Server, ServerConfig};
 
 /// A port free on loopback now (for a child process to listen on).
+/// A child process of a test, killed (and reaped) when the test ends, passed or not.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 15 s until something accepts on 127.0.0.1:`port`; panics with the child's
+/// stderr (when piped) if it exits first.
+pub fn wait_port(port: u16, child: &mut std::process::Child) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the child exited with {st}: {err}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
