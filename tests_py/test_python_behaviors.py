@@ -43,10 +43,25 @@ class FirstSleeps(Dummy):
     calls = 0
 
     def on_before_handle(self, protocol, source, dest, to_backend):
-        FirstSleeps.calls += 1
-        if FirstSleeps.calls == 1:
-            time.sleep(3)
+        type(self).calls += 1
+        if type(self).calls == 1:
+            self.hold()
         return True
+
+    def hold(self):
+        time.sleep(3)
+
+
+class FirstSpins(FirstSleeps):
+    """The first exchange of the proxy computes (a busy wait) for 3 s instead."""
+
+    name = "py_first_spins"
+    calls = 0
+
+    def hold(self):
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            pass
 
 
 class Order(Dummy):
@@ -141,7 +156,7 @@ class BadSettings(Dummy):
             raise ValueError("level %d is over 3" % self.option("level"))
 
 
-for cls in (Sleepy, FirstSleeps, Order, Refuse, Prefix, Boom, Plain, BadInit, BadSettings):
+for cls in (Sleepy, FirstSleeps, FirstSpins, Order, Refuse, Prefix, Boom, Plain, BadInit, BadSettings):
     Behavior.register(cls)
 
 
@@ -327,10 +342,12 @@ def test_fifty_connections_in_python_hooks_at_once(start):
     assert took < 5.0, "hooks must run concurrently (50 x 0.5 s took %.1fs)" % took
 
 
-def test_a_sleeping_hook_does_not_hold_up_the_hooks_queued_behind_it(start):
-    # One pool thread runs the queued hook calls back to back; while it sleeps in a hook,
-    # the calls behind it are taken over by another thread.
-    port, client = start("100:py_first_sleeps")
+@pytest.mark.parametrize("cls", [FirstSleeps, FirstSpins], ids=["sleeps", "computes"])
+def test_a_slow_hook_does_not_hold_up_the_hooks_queued_behind_it(start, cls):
+    # One pool thread runs the queued hook calls back to back; while it is held in a hook,
+    # asleep or computing (a busy wait holds the GIL but lets it go every 5 ms), the calls
+    # behind it are taken over by another thread.
+    port, client = start("100:" + cls.name)
     done = {}
 
     def slow():
@@ -339,12 +356,12 @@ def test_a_sleeping_hook_does_not_hold_up_the_hooks_queued_behind_it(start):
 
     t = threading.Thread(target=slow)
     t.start()
-    assert wait_until(lambda: FirstSleeps.calls >= 1)
+    assert wait_until(lambda: cls.calls >= 1)
     assert exchange(port, b"fast", timeout=30) == b"echo:fast"
     fast_at = time.monotonic()
     t.join(60)
     assert done["slow"] == b"echo:slow"
-    assert fast_at < done["slow_at"], "the quick exchange waited for the sleeping hook"
+    assert fast_at < done["slow_at"], "the quick exchange waited for the slow hook"
 
 
 def test_streaming_calls_before_between_after_per_chunk_in_order(start):
