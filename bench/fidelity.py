@@ -302,6 +302,25 @@ def open_echo(port: int, n: int) -> list[socket.socket]:
     return socks
 
 
+# `--spin-client`: the one-connection client polls its socket instead of sleeping in recv().
+SPIN_CLIENT = False
+
+
+def spin_recv_into(s: socket.socket, buf: bytearray, end: float) -> int:
+    """recv_into without sleeping: the client's own wake-up after an idle spell (a halted
+    vCPU) is then not part of the round trip."""
+    s.setblocking(False)
+    try:
+        while True:
+            try:
+                return s.recv_into(buf)
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    raise BenchError("no answer in time")
+    finally:
+        s.setblocking(True)
+
+
 def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64,
          period: float | None = None) -> list[float]:
     """Round trips of `size` bytes, `per_conn` on each connection (stops after `limit`
@@ -321,7 +340,7 @@ def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64
             s.sendall(msg)
             got = 0
             while got < size:
-                n = s.recv_into(buf)
+                n = spin_recv_into(s, buf, end) if SPIN_CLIENT else s.recv_into(buf)
                 if n == 0:
                     raise BenchError("connection closed during a round trip")
                 got += n
@@ -1089,6 +1108,9 @@ def parse_args(argv=None):
     ap.add_argument("--output", default=str(RESULTS_DIR))
     ap.add_argument("--fault", default="",
                     help="also measure fault-cli's `fault` binary (latency, bandwidth) as a peer")
+    ap.add_argument("--spin-client", action="store_true",
+                    help="the one-connection client polls instead of sleeping in recv (what the "
+                         "proxy adds, without the client's wake-up from an idle vCPU)")
     ap.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.sections = [s for s in a.only.split(",") if s]
@@ -1100,7 +1122,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    global SPIN_CLIENT
     args = parse_args(argv)
+    SPIN_CLIENT = args.spin_client
     raise_nofile()
     if args.serve_backend:
         serve_backend(args.serve_backend)
