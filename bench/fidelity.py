@@ -307,18 +307,14 @@ SPIN_CLIENT = False
 
 
 def spin_recv_into(s: socket.socket, buf: bytearray, end: float) -> int:
-    """recv_into without sleeping: the client's own wake-up after an idle spell (a halted
-    vCPU) is then not part of the round trip."""
-    s.setblocking(False)
-    try:
-        while True:
-            try:
-                return s.recv_into(buf)
-            except BlockingIOError:
-                if time.monotonic() > end:
-                    raise BenchError("no answer in time")
-    finally:
-        s.setblocking(True)
+    """recv_into on a non-blocking socket, polling: the client's own wake-up after an idle
+    spell (a halted vCPU) is then not part of the round trip."""
+    while True:
+        try:
+            return s.recv_into(buf)
+        except BlockingIOError:
+            if time.monotonic() > end:
+                raise BenchError("no answer in time")
 
 
 def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64,
@@ -330,7 +326,7 @@ def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64
     out: list[float] = []
     if len(socks) == 1:
         s = socks[0]
-        s.settimeout(limit)
+        s.settimeout(0.0 if SPIN_CLIENT else limit)  # 0: non-blocking, polled
         end = time.monotonic() + limit
         buf = bytearray(65536)
         for _ in range(per_conn):

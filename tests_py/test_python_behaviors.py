@@ -156,7 +156,8 @@ class BadSettings(Dummy):
             raise ValueError("level %d is over 3" % self.option("level"))
 
 
-for cls in (Sleepy, FirstSleeps, FirstSpins, Order, Refuse, Prefix, Boom, Plain, BadInit, BadSettings):
+for cls in (Sleepy, FirstSleeps, FirstSpins, Order, Refuse, Prefix, Boom, Plain, BadInit,
+            BadSettings):
     Behavior.register(cls)
 
 
