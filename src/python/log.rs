@@ -19,8 +19,28 @@ use super::{errors, pool};
 /// The most verbose level forwarded for vaurien's own events: 1 error .. 5 trace.
 static LEVEL: AtomicU8 = AtomicU8::new(3);
 
-/// A record for Python: (logging level, logger name, message).
-type Record = (u8, String, String);
+/// What the log thread is given: a record for Python, or a flush to acknowledge.
+enum Record {
+    /// (logging level, logger name, message).
+    Line(u8, String, String),
+    /// Acknowledged once every record queued before it went to `logging`.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// How long [`flush`] waits for the log thread at most.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits (GIL released, at most [`FLUSH_WAIT`]) until the records queued so far went to
+/// `logging`: `stop_proxy` returns with the proxy's lines in the application's handlers.
+pub fn flush(py: Python<'_>) {
+    let Some(queue) = QUEUE.get() else { return };
+    let (tx, rx) = sync_channel(1);
+    py.detach(move || {
+        if queue.try_send(Record::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(FLUSH_WAIT);
+        }
+    });
+}
 
 static QUEUE: OnceLock<SyncSender<Record>> = OnceLock::new();
 
@@ -88,7 +108,7 @@ impl<S: Subscriber> Layer<S> for PyLogLayer {
         event.record(&mut v);
         let meta = event.metadata();
         let name = meta.target().replace("::", ".");
-        let _ = queue.try_send((python_level(meta.level()), name, v.text));
+        let _ = queue.try_send(Record::Line(python_level(meta.level()), name, v.text));
     }
 }
 
@@ -128,7 +148,14 @@ pub fn install() {
     let _ = std::thread::Builder::new()
         .name("vaurien-log".into())
         .spawn(move || {
-            for (level, name, msg) in rx {
+            for record in rx {
+                let (level, name, msg) = match record {
+                    Record::Line(level, name, msg) => (level, name, msg),
+                    Record::Flush(done) => {
+                        let _ = done.try_send(());
+                        continue;
+                    }
+                };
                 if pool::finalizing() {
                     continue;
                 }

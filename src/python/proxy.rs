@@ -136,6 +136,7 @@ pub fn stop(py: Python<'_>, id: u64) -> PyResult<()> {
         .remove(&id)
         .ok_or_else(|| errors::value_error("Not found"))?;
     py.detach(|| runtime().block_on(server.shutdown()));
+    log::flush(py);
     Ok(())
 }
 
@@ -149,6 +150,7 @@ pub fn stop_all(py: Python<'_>) {
     py.detach(|| {
         runtime().block_on(futures::future::join_all(all.iter().map(|s| s.shutdown())));
     });
+    log::flush(py);
 }
 
 /// The ids of the running servers.
