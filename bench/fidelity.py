@@ -147,6 +147,8 @@ def serve_backend(port: int) -> None:
     S T C K    send T bytes (byte i = i % 256) in writes of C bytes; K=1: close after
     M N Z G    send N messages of Z bytes (4-byte sequence number first), G µs apart; close
     H          hold: read and drop until the client closes
+    T          stamp: each 64-byte message comes back with its first 8 bytes replaced by the
+               time it was read (time.monotonic_ns(), big-endian): splits a round trip in two
     """
     threading.stack_size(256 * 1024)
     ls = socket.socket()
@@ -197,6 +199,16 @@ def serve_backend(port: int) -> None:
             elif cmd[0] == b"H":
                 while c.recv(65536):
                     pass
+            elif cmd[0] == b"T":
+                while True:
+                    while len(rest) < 64:
+                        d = c.recv(65536)
+                        if not d:
+                            return
+                        rest += d
+                    t = time.monotonic_ns()
+                    c.sendall(t.to_bytes(8, "big") + rest[8:64])
+                    rest = rest[64:]
         except OSError:
             pass
         finally:
@@ -317,6 +329,17 @@ def spin_recv_into(s: socket.socket, buf: bytearray, end: float) -> int:
                 raise BenchError("no answer in time")
 
 
+def recv_answer(s: socket.socket, buf: bytearray, size: int, end: float, spin: bool) -> None:
+    """Reads a `size`-byte answer into `buf` (at least `size` long): polling when `spin`."""
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = spin_recv_into(s, view[got:], end) if spin else s.recv_into(view[got:])
+        if n == 0:
+            raise BenchError("connection closed during a round trip")
+        got += n
+
+
 def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64,
          period: float | None = None) -> list[float]:
     """Round trips of `size` bytes, `per_conn` on each connection (stops after `limit`
@@ -334,12 +357,7 @@ def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64
                 break
             t = time.perf_counter()
             s.sendall(msg)
-            got = 0
-            while got < size:
-                n = spin_recv_into(s, buf, end) if SPIN_CLIENT else s.recv_into(buf)
-                if n == 0:
-                    raise BenchError("connection closed during a round trip")
-                got += n
+            recv_answer(s, buf, size, end, SPIN_CLIENT)
             out.append(time.perf_counter() - t)
         return out
     return paced_rtts(socks, per_conn, limit, msg, period or 0.01)

@@ -51,6 +51,10 @@ impl Timer {
     /// Waits until `deadline` (within about half a wake-up's lateness); returns at once,
     /// without yielding, when it has passed or is nearer than that.
     pub async fn sleep_until(&mut self, deadline: Instant) {
+        // Only the first wake-up of a sleep teaches the lead: a second arming (the first woke
+        // early) is for a few microseconds on a thread that is awake, whose lateness says
+        // nothing about the wake-up from a long sleep the lead is there for.
+        let mut first = true;
         loop {
             let now = Instant::now();
             if deadline <= now + self.lead / 2 {
@@ -61,8 +65,11 @@ impl Timer {
                 let fire = (deadline - now).saturating_sub(self.lead);
                 match self.wait(fire).await {
                     Ok(()) => {
-                        self.learn(Instant::now().saturating_duration_since(now + fire));
-                        continue; // fired (or woke early): the clock decides
+                        if first {
+                            self.learn(Instant::now().saturating_duration_since(now + fire));
+                        }
+                        first = false;
+                        continue; // fired: the clock decides
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "timerfd unavailable; tokio's timer instead");
@@ -88,8 +95,7 @@ impl Timer {
         LEAD_NS.store(lead.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Arms the timerfd for `after` and waits for it (or for a stale readiness, which the
-    /// caller's clock check sorts out).
+    /// Arms the timerfd for `after` and waits until it has fired.
     #[cfg(target_os = "linux")]
     async fn wait(&mut self, after: Duration) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
@@ -98,12 +104,19 @@ impl Timer {
         }
         let afd = self.fd.as_ref().expect("made above");
         linux::arm(afd.as_raw_fd(), after)?;
-        let mut guard = afd.readable().await?;
-        // Arming reset the expiration count: a read that would block means the readiness
-        // was left over from an earlier sleep; the next wait sees the real one.
-        match guard.try_io(|fd| linux::read_expirations(fd.as_raw_fd())) {
-            Ok(r) => r.map(|_| ()),
-            Err(_would_block) => Ok(()),
+        loop {
+            let mut guard = afd.readable().await?;
+            // The reactor's readiness is cleared by hand either way: a successful read leaves
+            // it set (the next sleep would return at once, early, and teach the lead a wake-up
+            // that was never late), and a read that would block means the readiness was left
+            // over from an earlier sleep (arming reset the expiration count).
+            let fired = linux::read_expirations(afd.as_raw_fd());
+            guard.clear_ready();
+            match fired {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -210,6 +223,29 @@ mod tests {
         let start = Instant::now();
         sleep(Duration::from_micros(700)).await;
         assert!(start.elapsed() + SLACK >= Duration::from_micros(700));
+    }
+
+    /// Each wait lasts until its own expiry: the readiness the previous one left behind (its
+    /// read succeeded) does not end the next one at once, which also taught the lead a
+    /// wake-up that was never late.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_wait_is_not_ended_by_the_previous_ones_readiness() {
+        async fn waits_2ms(t: &mut Timer) {
+            let start = Instant::now();
+            t.wait(Duration::from_millis(2)).await.unwrap();
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(2), "{took:?}");
+        }
+        let mut t = Timer::default();
+        for _ in 0..5 {
+            waits_2ms(&mut t).await;
+        }
+        // A wait cancelled before its expiry, then one armed anew: the new one counts.
+        let _ =
+            tokio::time::timeout(Duration::from_millis(1), t.wait(Duration::from_millis(3))).await;
+        tokio::time::sleep(Duration::from_millis(4)).await; // the cancelled one fires unread
+        waits_2ms(&mut t).await;
     }
 
     #[test]
