@@ -6,7 +6,7 @@ the two ends add. The backend stamps each message with the time it read it (one 
 monotonic clock), which splits every round trip into its way up (client → proxy → backend: no
 toxic on it) and its way down (backend → proxy, held, → client):
 
-    python3 bench/latency_split.py [--latency 0,1,5,20] [--n 400] [--spin-client]
+    python3 bench/latency_split.py [--latency 0,1,5,20] [--n 400] [--spin-client | --conns 50]
 
 For each latency (and direct, and the proxy with no toxic): p50 and p99 of the way up and of
 the way down, ms. The way up growing with the latency means an end that sleeps longer wakes
@@ -58,13 +58,80 @@ def split_rtts(port: int, n: int, limit: float, spin: bool) -> tuple[list[float]
     return ups, downs
 
 
+def paced_split(port: int, conns: int, n: int, limit: float,
+                period: float = 0.02) -> tuple[list[float], list[float]]:
+    """`conns` connections, each sending one stamped message every `period` seconds
+    (staggered, as `bench/fidelity.py` paces several connections), `n` each: (ups, downs), ms."""
+    import heapq
+    import selectors
+    socks = [fidelity.connect(port, b"T\n") for _ in range(conns)]
+    for s in socks:
+        split_warm(s)
+    ups, downs = [], []
+    sel = selectors.DefaultSelector()
+    sent = [0] * conns
+    done = [0] * conns
+    bufs = [b""] * conns
+    start = time.perf_counter() + 0.002
+    due = [(start + i * period / conns, i) for i in range(conns)]
+    heapq.heapify(due)
+    for i, s in enumerate(socks):
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+    end = time.monotonic() + limit
+    finished = 0
+    try:
+        while finished < conns and time.monotonic() < end:
+            while due and due[0][0] <= time.perf_counter():
+                _, i = heapq.heappop(due)
+                sent[i] = time.monotonic_ns()
+                socks[i].send(bytes(SIZE))
+            timeout = min(0.05, max(0.0, due[0][0] - time.perf_counter())) if due else 0.05
+            for key, _ in sel.select(timeout=timeout):
+                i = key.data
+                try:
+                    d = socks[i].recv(65536)
+                except BlockingIOError:
+                    continue
+                if not d:
+                    raise fidelity.BenchError("connection closed during a round trip")
+                bufs[i] += d
+                if len(bufs[i]) < SIZE:
+                    continue
+                t1 = time.monotonic_ns()
+                stamp = int.from_bytes(bufs[i][:8], "big")
+                bufs[i] = bufs[i][SIZE:]
+                ups.append((stamp - sent[i]) / 1e6)
+                downs.append((t1 - stamp) / 1e6)
+                done[i] += 1
+                if done[i] >= n:
+                    finished += 1
+                    continue
+                nxt = sent[i] / 1e9 - time.monotonic() + time.perf_counter() + period
+                while nxt <= time.perf_counter():
+                    nxt += period
+                heapq.heappush(due, (nxt, i))
+    finally:
+        sel.close()
+        fidelity.close_all(socks)
+    return ups, downs
+
+
+def split_warm(s) -> None:
+    """One stamped round trip, blocking: the connection is set up at both ends."""
+    s.sendall(bytes(SIZE))
+    fidelity.recv_answer(s, bytearray(SIZE), SIZE, time.monotonic() + 10, False)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", default=str(fidelity.DEFAULT_SERVER))
     ap.add_argument("--latency", default="0,1,5,20", help="latencies to measure, ms")
     ap.add_argument("--n", type=int, default=400, help="round trips per subject")
     ap.add_argument("--spin-client", action="store_true",
-                    help="the client polls instead of sleeping in recv")
+                    help="the client polls instead of sleeping in recv (one connection)")
+    ap.add_argument("--conns", type=int, default=1,
+                    help="connections; more than 1: each sends every 20 ms, staggered")
     a = ap.parse_args(argv)
     fidelity.raise_nofile()
     tmp = Path(tempfile.mkdtemp(prefix="vaurien-split-"))
@@ -80,21 +147,28 @@ def main(argv=None) -> int:
         limit = 60.0
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load {load}: `python3 bench/latency_split.py "
-              f"{' '.join(sys.argv[1:])}` (ms; {a.n} round trips each)\n")
-        print("| through | latency ms | up p50 | up p99 | down p50 | down p99 | down p50 − latency |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+              f"{' '.join(sys.argv[1:])}` (ms; {a.n} round trips on each of {a.conns} connection(s))\n")
+        print("| through | latency ms | up p50 | up p99 | down p50 | down p99 | down p50 − latency "
+              "| round trip p50 |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
 
         def row(what: str, lat: float, ups, downs):
             p = fidelity.pct
             print(f"| {what} | {lat:g} | {p(ups, 50):.3f} | {p(ups, 99):.3f} | {p(downs, 50):.3f} "
-                  f"| {p(downs, 99):.3f} | {p(downs, 50) - lat:.3f} |", flush=True)
+                  f"| {p(downs, 99):.3f} | {p(downs, 50) - lat:.3f} "
+                  f"| {p([u + d for u, d in zip(ups, downs)], 50):.3f} |", flush=True)
 
-        row("direct", 0, *split_rtts(bport, a.n, limit, a.spin_client))
-        row("proxy, no toxic", 0, *split_rtts(port, a.n, limit, a.spin_client))
+        def measure(p: int):
+            if a.conns > 1:
+                return paced_split(p, a.conns, a.n, limit)
+            return split_rtts(p, a.n, limit, a.spin_client)
+
+        row("direct", 0, *measure(bport))
+        row("proxy, no toxic", 0, *measure(port))
         for lat in [int(x) for x in a.latency.split(",") if x]:
             tp.add("split", "lat", "latency", {"latency": lat})
             try:
-                row("proxy, latency", lat, *split_rtts(port, a.n, limit, a.spin_client))
+                row("proxy, latency", lat, *measure(port))
             finally:
                 tp.remove("split", "lat")
     finally:
