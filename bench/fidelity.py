@@ -308,8 +308,9 @@ def connect(port: int, header: bytes) -> socket.socket:
     return s
 
 
-def open_echo(port: int, n: int) -> list[socket.socket]:
-    socks = [connect(port, b"E\n") for _ in range(n)]
+def open_echo(port: int, n: int, header: bytes = b"E\n") -> list[socket.socket]:
+    """`n` connections whose backend answers each message (`E`: echoes; `T`: stamps)."""
+    socks = [connect(port, header) for _ in range(n)]
     rtts(socks, 2, 10.0)  # warm: both ends and the proxy's connection set up
     return socks
 
@@ -363,11 +364,14 @@ def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64
     return paced_rtts(socks, per_conn, limit, msg, period or 0.01)
 
 
-def paced_rtts(socks, per_conn: int, limit: float, msg: bytes, period: float) -> list[float]:
+def paced_rtts(socks, per_conn: int, limit: float, msg: bytes, period: float,
+               answers: list | None = None) -> list[float]:
     """Several connections: each sends one request every `period` seconds (staggered; a slot
     whose answer has not come yet is skipped), so that the offered load is the same direct and
     through the proxy and the client loop is never the bottleneck (closed loops on 50
-    connections measure the client's own queueing, not the proxy)."""
+    connections measure the client's own queueing, not the proxy). With `answers`, each
+    round trip also appends (sent, received, the answer's bytes) to it; the times are
+    `time.perf_counter()`, CLOCK_MONOTONIC on Linux, the clock of `time.monotonic_ns()`."""
     import heapq
     size = len(msg)
     n = len(socks)
@@ -380,6 +384,7 @@ def paced_rtts(socks, per_conn: int, limit: float, msg: bytes, period: float) ->
     sent_at = [0.0] * n
     got = [0] * n
     done = [0] * n
+    kept = [b""] * n  # the answers' bytes, when they are asked for
     for i, s in enumerate(socks):
         s.setblocking(False)
         index[s.fileno()] = i
@@ -403,10 +408,15 @@ def paced_rtts(socks, per_conn: int, limit: float, msg: bytes, period: float) ->
                 if not d:
                     raise BenchError("connection closed during a round trip")
                 got[i] += len(d)
+                if answers is not None:
+                    kept[i] += d
                 if got[i] >= size:
                     now = time.perf_counter()
                     out.append(now - sent_at[i])
                     got[i] -= size
+                    if answers is not None:
+                        answers.append((sent_at[i], now, kept[i][:size]))
+                        kept[i] = kept[i][size:]
                     done[i] += 1
                     if done[i] >= per_conn:
                         finished += 1

@@ -61,66 +61,19 @@ def split_rtts(port: int, n: int, limit: float, spin: bool) -> tuple[list[float]
 def paced_split(port: int, conns: int, n: int, limit: float,
                 period: float = 0.02) -> tuple[list[float], list[float]]:
     """`conns` connections, each sending one stamped message every `period` seconds
-    (staggered, as `bench/fidelity.py` paces several connections), `n` each: (ups, downs), ms."""
-    import heapq
-    import selectors
-    socks = [fidelity.connect(port, b"T\n") for _ in range(conns)]
-    for s in socks:
-        split_warm(s)
-    ups, downs = [], []
-    sel = selectors.DefaultSelector()
-    sent = [0] * conns
-    done = [0] * conns
-    bufs = [b""] * conns
-    start = time.perf_counter() + 0.002
-    due = [(start + i * period / conns, i) for i in range(conns)]
-    heapq.heapify(due)
-    for i, s in enumerate(socks):
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ, i)
-    end = time.monotonic() + limit
-    finished = 0
+    (staggered, `bench/fidelity.py`'s pacing), `n` each: (ups, downs), ms."""
+    socks = fidelity.open_echo(port, conns, b"T\n")
+    answers: list = []
     try:
-        while finished < conns and time.monotonic() < end:
-            while due and due[0][0] <= time.perf_counter():
-                _, i = heapq.heappop(due)
-                sent[i] = time.monotonic_ns()
-                socks[i].send(bytes(SIZE))
-            timeout = min(0.05, max(0.0, due[0][0] - time.perf_counter())) if due else 0.05
-            for key, _ in sel.select(timeout=timeout):
-                i = key.data
-                try:
-                    d = socks[i].recv(65536)
-                except BlockingIOError:
-                    continue
-                if not d:
-                    raise fidelity.BenchError("connection closed during a round trip")
-                bufs[i] += d
-                if len(bufs[i]) < SIZE:
-                    continue
-                t1 = time.monotonic_ns()
-                stamp = int.from_bytes(bufs[i][:8], "big")
-                bufs[i] = bufs[i][SIZE:]
-                ups.append((stamp - sent[i]) / 1e6)
-                downs.append((t1 - stamp) / 1e6)
-                done[i] += 1
-                if done[i] >= n:
-                    finished += 1
-                    continue
-                nxt = sent[i] / 1e9 - time.monotonic() + time.perf_counter() + period
-                while nxt <= time.perf_counter():
-                    nxt += period
-                heapq.heappush(due, (nxt, i))
+        fidelity.paced_rtts(socks, n, limit, bytes(SIZE), period, answers)
     finally:
-        sel.close()
         fidelity.close_all(socks)
+    ups, downs = [], []
+    for sent, got, data in answers:
+        stamp = int.from_bytes(data[:8], "big") / 1e9
+        ups.append((stamp - sent) * 1e3)
+        downs.append((got - stamp) * 1e3)
     return ups, downs
-
-
-def split_warm(s) -> None:
-    """One stamped round trip, blocking: the connection is set up at both ends."""
-    s.sendall(bytes(SIZE))
-    fidelity.recv_answer(s, bytearray(SIZE), SIZE, time.monotonic() + 10, False)
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::OnceLock;
 
 use pyo3::prelude::*;
@@ -36,9 +36,21 @@ pub fn flush(py: Python<'_>) {
     let Some(queue) = QUEUE.get() else { return };
     let (tx, rx) = sync_channel(1);
     py.detach(move || {
-        if queue.try_send(Record::Flush(tx)).is_ok() {
-            let _ = rx.recv_timeout(FLUSH_WAIT);
+        // A full queue is drained by the log thread: the marker waits for room, in the
+        // same time bound, instead of the flush returning before the lines arrived.
+        let end = std::time::Instant::now() + FLUSH_WAIT;
+        let mut marker = Record::Flush(tx);
+        loop {
+            match queue.try_send(marker) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < end => {
+                    marker = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => return,
+            }
         }
+        let _ = rx.recv_timeout(end.saturating_duration_since(std::time::Instant::now()));
     });
 }
 
