@@ -45,6 +45,31 @@ class Tagger(Dummy):
 tagger = Tagger()
 
 
+class Quiet(Dummy):
+    """Hooks that return nothing from on_after_handle: the original ignores what it returns."""
+    name = 'quiet'
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        return True
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        self.seen = to_backend
+
+
+quiet = Quiet()
+
+
+class AfterFalse(Quiet):
+    """on_after_handle returns False: ignored by the original too."""
+    name = 'after_false'
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        return False
+
+
+after_false = AfterFalse()
+
+
 class Shout(BaseProtocol):
     """Upper-cases what the client sends; one exchange a connection."""
     name = 'shout'
@@ -250,6 +275,14 @@ for _form, _callable in (("instance-dotted", "plugins_compat.shout"), ("instance
                      files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
 add(conversation("callable/protocol/1.9-handle", BASE + "protocol = shout19\n[protocol:shout19]\ncallable = plugins_compat.shout19\n",
                  files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
+# What on_after_handle returns is ignored (the original's `finally:` calls it and drops it):
+# a hook without `return`, or one that returns False, keeps the connection going.
+for _name in ("quiet", "after_false"):
+    for _ka, _steps, _kind in (("", ANSWER, "answer"), ("[protocol:tcp]\nkeep_alive = true\n", TWO, "answer_open")):
+        add(conversation("callable/behavior/after-returns/%s%s" % (_name, "-keep-alive" if _ka else ""),
+                         BASE + "behavior = 100:%s\n[behavior:%s]\ncallable = plugins_compat.%s\n%s"
+                         % (_name, _name, _name, _ka), _steps, kind=_kind,
+                         files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
 # A module next to the ini file, in the current directory (the original still needs PYTHONPATH).
 add(conversation("callable/next-to-ini-cwd", BASE + "behavior = 100:tagger\n[behavior:tagger]\ncallable = plugins_compat.tagger\n",
                  files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=True))

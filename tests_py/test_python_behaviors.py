@@ -405,6 +405,47 @@ def test_streaming_between_false_still_calls_after_and_closes(start):
         backend.close()
 
 
+class AfterReturnsNothing(Dummy):
+    """on_after_handle without `return` (None) or returning False: the original dropped what it
+    returned, so neither ends the connection."""
+
+    name = "py_after_nothing"
+    options = {"false": ("return False instead of nothing", bool, False)}
+    calls = 0
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        return True
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        AfterReturnsNothing.calls += 1
+        if self.option("false"):
+            return False
+
+
+Behavior.register(AfterReturnsNothing)
+
+
+@pytest.mark.parametrize("flags", [(), ("--behavior-py-after-nothing-false",)], ids=["none", "false"])
+def test_what_on_after_handle_returns_is_ignored(start, flags):
+    backend = Backend(echo_lines)
+    try:
+        AfterReturnsNothing.calls = 0
+        port, _ = start("100:py_after_nothing", *flags, "--protocol-tcp-keep-alive",
+                        "--stay-connected", backend=backend)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for i in range(3):
+                s.sendall(b"line%d\n" % i)
+                got = b""
+                while not got.endswith(b"\n"):
+                    chunk = s.recv(100)
+                    assert chunk, "the connection closed after %d round trips" % i
+                    got += chunk
+                assert got == b"echo:line%d\n" % i
+        assert AfterReturnsNothing.calls >= 5, AfterReturnsNothing.calls
+    finally:
+        backend.close()
+
+
 class SocketProbe(Dummy):
     """Exercises the socket objects."""
 

@@ -295,12 +295,14 @@ impl PyBehavior {
             cx.wire.close(dst);
         }
         let closed = outcome.close_source || outcome.close_dest;
-        let flow = |keep: bool| Flow::from_bool(keep && !closed);
-        let first = flow(outcome.keep);
+        // What `on_after_handle` returns is dropped, as the original's `finally:` dropped it
+        // (a hook without `return` gives None): only a side it closed ends the connection.
+        let flow = |h: Hook, keep: bool| Flow::from_bool((keep || h == Hook::After) && !closed);
+        let first = flow(hook, outcome.keep);
         if first == Flow::Continue && then.is_none() {
             self.check(hook, &tally, cx)?;
         }
-        Ok((first, outcome.then.map(flow)))
+        Ok((first, outcome.then.zip(then).map(|(keep, h)| flow(h, keep))))
     }
 
     /// A hook that returned True (the exchange goes on) after it read bytes the engine was to

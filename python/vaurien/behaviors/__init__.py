@@ -53,6 +53,8 @@ class Behavior(metaclass=ABCMeta):
 
     - ``on_before_handle(protocol, source, dest, to_backend) -> bool``, ``on_between_handle``,
       ``on_after_handle``: around each exchange; True carries on, False ends the connection.
+      What ``on_after_handle`` returns is ignored, as the original ignored it (a hook without
+      ``return`` carries on); closing ``source`` or ``dest`` in it ends the connection.
     - ``on_request(protocol, data, to_backend) -> bytes | None``: each whole message going to
       the backend, as the protocol frames it (a redis command, an HTTP request with its body, a
       tcp read); returns the bytes to send instead, or None (or ``data`` itself) to send it
