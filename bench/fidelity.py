@@ -141,6 +141,23 @@ def pct(xs: list[float], p: float) -> float:
 PATTERN = bytes(range(256)) * 8192  # 2 MiB; byte i of a stream is i % 256
 
 
+def start_backend(port: int, out=subprocess.DEVNULL) -> subprocess.Popen:
+    """`serve_backend(port)` in a child process of its own session (output to `out`)."""
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-backend",
+                             str(port)], stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=raise_nofile)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to `proc`'s whole session, then reaps it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def serve_backend(port: int) -> None:
     """Thread per connection. The first line says what to do:
     E          echo everything after the line
@@ -233,9 +250,10 @@ class Toxiproxy:
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=raise_nofile)
         wait_listening(self.api_port, self.proc, "toxiproxy-server")
-        self.version = self.call("GET", "/version")
+        # JSON from vaurien and Toxiproxy 2.5+, the bare version text from earlier Toxiproxy.
+        self.version = self.call("GET", "/version", raw=True).strip()
 
-    def call(self, method: str, path: str, body=None):
+    def call(self, method: str, path: str, body=None, raw: bool = False):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"http://{HOST}:{self.api_port}{path}", data=data,
                                      method=method,
@@ -245,6 +263,8 @@ class Toxiproxy:
                 text = r.read().decode()
         except urllib.error.HTTPError as e:
             raise BenchError(f"{method} {path}: {e.code} {e.read().decode()[:200]}") from None
+        if raw:
+            return text
         return json.loads(text) if text.strip() else None
 
     def proxy(self, name: str, upstream_port: int) -> int:
@@ -1164,9 +1184,7 @@ def main(argv=None) -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     bport = free_port()
     blog = open(tmp / "backend.log", "wb")
-    backend = subprocess.Popen([sys.executable, __file__, "--serve-backend", str(bport)],
-                               stdin=subprocess.DEVNULL, stdout=blog, stderr=subprocess.STDOUT,
-                               start_new_session=True, preexec_fn=raise_nofile)
+    backend = start_backend(bport, blog)
     tp = None
 
     def on_term(signum, frame):
@@ -1196,12 +1214,7 @@ def main(argv=None) -> int:
     finally:
         if tp:
             tp.stop()
-        for p in (backend,):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+        kill_group(backend)
         blog.close()
     with open("/proc/cpuinfo") as fh:
         model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
@@ -1209,7 +1222,7 @@ def main(argv=None) -> int:
                 kernel=platform.release(), load=" ".join(f"{x:.2f}" for x in os.getloadavg()),
                 busy_before=busy, server=os.path.relpath(server, REPO)
                 if server.startswith(str(REPO)) else server,
-                version=json.dumps(tp.version) if tp else "?",
+                version=tp.version if tp else "?",
                 argv="python3 bench/fidelity.py " + " ".join(sys.argv[1:]),
                 seconds=round(time.monotonic() - started, 1))
     out = Path(args.output)

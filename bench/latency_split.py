@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -89,9 +87,7 @@ def main(argv=None) -> int:
     fidelity.raise_nofile()
     tmp = Path(tempfile.mkdtemp(prefix="vaurien-split-"))
     bport = fidelity.free_port()
-    backend = subprocess.Popen([sys.executable, fidelity.__file__, "--serve-backend", str(bport)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    backend = fidelity.start_backend(bport)
     tp = None
     try:
         fidelity.wait_listening(bport, backend, "backend")
@@ -127,11 +123,7 @@ def main(argv=None) -> int:
     finally:
         if tp:
             tp.stop()
-        try:
-            os.killpg(backend.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        backend.wait()
+        fidelity.kill_group(backend)
     return 0
 
 
