@@ -30,6 +30,10 @@ pub struct Peer {
     eof: AtomicBool,
     /// Our write side was shut down (a half-close passed on): never reusable.
     write_shut: AtomicBool,
+    /// The last read was a short [`Peer::read_buf`], which drained the socket and cleared its
+    /// readiness in the same step: readiness from then on means new data (or EOF), and
+    /// [`Peer::readable`] needs no peek. Any other read clears it.
+    drained: AtomicBool,
 }
 
 impl Peer {
@@ -44,6 +48,7 @@ impl Peer {
             closed: AtomicBool::new(false),
             eof: AtomicBool::new(false),
             write_shut: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
         }
     }
 
@@ -57,10 +62,16 @@ impl Peer {
             self.stream.readable().await?;
             match self.try_read_into(buf, max) {
                 Ok(0) => {
+                    self.drained.store(false, Ordering::Relaxed);
                     self.eof.store(true, Ordering::Relaxed);
                     return Ok(0);
                 }
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    // Only `try_read_into` on Linux clears the readiness of a short read.
+                    let cleared = cfg!(target_os = "linux") && n < max;
+                    self.drained.store(cleared, Ordering::Relaxed);
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
@@ -80,6 +91,7 @@ impl Peer {
             return Ok(None);
         }
         buf.reserve(max);
+        self.forget_drained();
         spin.look_for(|| self.look(buf, max)).await
     }
 
@@ -96,6 +108,8 @@ impl Peer {
         }
         a.1.reserve(max);
         b.1.reserve(max);
+        a.0.forget_drained();
+        b.0.forget_drained();
         spin.look_for(|| {
             if a.0.look(a.1, max)?.is_some() {
                 return Ok(Some(true));
@@ -174,6 +188,7 @@ impl Peer {
         if self.is_closed() {
             return Ok(0);
         }
+        self.forget_drained();
         loop {
             self.stream.readable().await?;
             match self.stream.try_read(out) {
@@ -210,10 +225,21 @@ impl Peer {
 
     /// Waits until the socket has data or EOF, without reading. A peek, not a readiness wait:
     /// readiness can be stale, and the caller loads the active faults right after this (a toxic
-    /// removed while the connection was idle must not apply to the next chunk).
+    /// removed while the connection was idle must not apply to the next chunk). After a short
+    /// [`Peer::read_buf`] the readiness was cleared with the read, so it is fresh: the wait is
+    /// the runtime's alone, without the peek's system call (one per chunk on the toxics' path).
     pub async fn readable(&self) -> io::Result<()> {
+        if self.drained.load(Ordering::Relaxed) {
+            return self.stream.readable().await;
+        }
         let mut probe = [0u8; 1];
         self.stream.peek(&mut probe).await.map(|_| ())
+    }
+
+    /// Reads that are not [`Peer::read_buf`]'s (the fast path, busy polling, a probe) leave
+    /// the readiness as it was: [`Peer::readable`] peeks again.
+    pub fn forget_drained(&self) {
+        self.drained.store(false, Ordering::Relaxed);
     }
 
     /// Half-closes: the peer reads EOF, and we can still read what it sends.
@@ -305,6 +331,7 @@ impl Peer {
         if self.is_closed() || self.saw_eof() || self.write_shut.load(Ordering::Relaxed) {
             return false;
         }
+        self.forget_drained();
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }

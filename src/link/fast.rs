@@ -85,6 +85,9 @@ pub async fn forward_both(
     metrics: &Metrics,
     over: (bool, bool),
 ) -> (Outcome, Outcome) {
+    // The fast path reads on its own: the hooks' path that may follow peeks again.
+    client.forget_drained();
+    backend.forget_drained();
     let changed = changes.changed();
     tokio::pin!(changed);
     let half = |src, dst, dir, over: bool| {
