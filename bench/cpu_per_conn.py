@@ -20,7 +20,6 @@ and in time. Standard library only; Linux (`/proc`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -40,14 +39,6 @@ def parse_toxic(text: str) -> tuple[int, int] | None:
     return int(lat), int(jit or 0)
 
 
-def version(text: str) -> str:
-    """`/version`: JSON (vaurien, Toxiproxy 2.5+) or the bare text (earlier Toxiproxy)."""
-    try:
-        return str(json.loads(text)["version"])
-    except (ValueError, KeyError, TypeError):
-        return text
-
-
 def label(path: str) -> str:
     repo = str(fidelity.REPO) + os.sep
     return path[len(repo):] if path.startswith(repo) else path
@@ -60,7 +51,7 @@ def measure(server: str, backend: int, toxic, conns: int, seconds: float, tmp: P
         lat, jit = toxic or (0, 0)
         if toxic:
             tp.add("cpu", "lat", "latency", {"latency": lat, "jitter": jit})
-        period = max(0.02, (lat + jit) / 1000 + 0.004, conns / 2500)
+        period = fidelity.pace_period(conns, lat + jit)
         per = max(2, int(seconds / period))
         socks = fidelity.open_echo(port, conns)
         try:
@@ -113,7 +104,7 @@ def main(argv=None) -> int:
             for toxic in toxics:
                 for s in servers:
                     r = measure(s, bport, toxic, a.conns, a.seconds, tmp)
-                    name = f"{label(s)} `{version(r['version'])}`"
+                    name = f"{label(s)} `{r['version']}`"
                     what = "none" if toxic is None else \
                         f"latency {toxic[0]} ms" + (f" ± {toxic[1]}" if toxic[1] else "")
                     results.setdefault((what, name), []).append(r)

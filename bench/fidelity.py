@@ -240,6 +240,16 @@ def serve_backend(port: int) -> None:
 # the proxy under test, through the Toxiproxy API
 
 
+def parse_version(text: str) -> str:
+    """The `/version` answer's version: JSON from vaurien and Toxiproxy 2.5+
+    (`{"version": "3.0.0"}`), the bare text from earlier Toxiproxy (`2.1.4`)."""
+    text = text.strip()
+    try:
+        return str(json.loads(text)["version"])
+    except (ValueError, KeyError, TypeError):
+        return text
+
+
 class Toxiproxy:
     def __init__(self, path: str, logdir: Path):
         self.path = path
@@ -250,8 +260,7 @@ class Toxiproxy:
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=raise_nofile)
         wait_listening(self.api_port, self.proc, "toxiproxy-server")
-        # JSON from vaurien and Toxiproxy 2.5+, the bare version text from earlier Toxiproxy.
-        self.version = self.call("GET", "/version", raw=True).strip()
+        self.version = parse_version(self.call("GET", "/version", raw=True))
 
     def call(self, method: str, path: str, body=None, raw: bool = False):
         data = json.dumps(body).encode() if body is not None else None
@@ -382,6 +391,13 @@ def rtts(socks: list[socket.socket], per_conn: int, limit: float, size: int = 64
             out.append(time.perf_counter() - t)
         return out
     return paced_rtts(socks, per_conn, limit, msg, period or 0.01)
+
+
+def pace_period(conns: int, max_ms: float) -> float:
+    """Seconds between one connection's requests when `conns` connections are paced: one
+    request per connection per period, at most 2500 a second in all, and at least the
+    toxic's delay (`max_ms`) + 4 ms, at least 20 ms."""
+    return max(0.02, max_ms / 1000 + 0.004, conns / 2500)
 
 
 def paced_rtts(socks, per_conn: int, limit: float, msg: bytes, period: float,
@@ -548,8 +564,7 @@ class Fidelity:
         if conns == 1:
             n = int(budget / (max_ms / 1000 + 0.0003))
             return max(60, min(2000, n)), budget * 3 + 5, None
-        # Paced: one request per connection per period, at most 2500 a second in all.
-        period = max(0.02, max_ms / 1000 + 0.004, conns / 2500)
+        period = pace_period(conns, max_ms)
         n = int(budget / period)
         return max(10, min(400, n)), n * period * 2 + 10, period
 
