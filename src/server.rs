@@ -61,6 +61,9 @@ pub struct Server {
     control: tokio::sync::Mutex<Option<Box<dyn ControlPlane>>>,
     control_addr: std::sync::OnceLock<std::net::SocketAddr>,
     grace: Duration,
+    /// Set when statsd is on: every proxy, including those made later through the API, records
+    /// its connections' starts and ends from its first one (see `Metrics::per_connection`).
+    pub conn_events: std::sync::atomic::AtomicBool,
 }
 
 /// A control plane serving a [`Server`] (the HTTP API): stopped first at shutdown.
@@ -101,6 +104,7 @@ impl Server {
             control: tokio::sync::Mutex::new(None),
             control_addr: std::sync::OnceLock::new(),
             grace: cfg.grace,
+            conn_events: std::sync::atomic::AtomicBool::new(false),
         };
         Ok(Arc::new(server))
     }
@@ -188,6 +192,12 @@ impl Server {
         spec: &ProxySpec,
     ) -> Result<(Arc<Proxy>, Option<ProxyError>), ProxyError> {
         let p = Proxy::new(&self.toxiproxy_config(spec), self.events.clone())?;
+        if self.conn_events.load(std::sync::atomic::Ordering::Relaxed) {
+            p.shared
+                .metrics
+                .per_connection
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         for t in &spec.toxics {
             p.shared.add_toxic(
                 &t.name,

@@ -34,8 +34,17 @@ pub struct Statsd {
 /// Largest datagram.
 const DATAGRAM: usize = 1400;
 
-/// Starts the sender on the current runtime; it stops with the process.
+/// Starts the sender on the current runtime; it stops with the process. The proxies record
+/// their connections' starts and ends from now on (from the first tick, a client that came
+/// while the statsd host was being resolved had no `.start`).
 pub fn spawn(server: Arc<Server>, cfg: Statsd) {
+    server.conn_events.store(true, Ordering::Relaxed);
+    for p in server.all_proxies() {
+        p.shared
+            .metrics
+            .per_connection
+            .store(true, Ordering::Relaxed);
+    }
     tokio::spawn(async move {
         let Some(mut sender) = Sender::connect(&cfg, server.seed).await else {
             return;
@@ -46,7 +55,6 @@ pub fn spawn(server: Arc<Server>, cfg: Statsd) {
             tick.tick().await;
             for p in server.all_proxies() {
                 let m = &p.shared.metrics;
-                m.per_connection.store(true, Ordering::Relaxed);
                 let conns = std::mem::take(&mut *m.conns.lock().unwrap_or_else(|e| e.into_inner()));
                 let proto = p.shared.protocol.name();
                 for e in conns {
@@ -161,5 +169,45 @@ impl Sender {
 
     fn flush(&self) {
         let _ = self.client.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{ProxySpec, ServerConfig};
+
+    fn spec(name: &str) -> ProxySpec {
+        ProxySpec {
+            name: name.into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: "127.0.0.1:9".into(),
+            enabled: true,
+            protocol: "tcp".into(),
+            toxics: Vec::new(),
+            declares_toxics: false,
+        }
+    }
+
+    /// A client that comes while the sender still resolves the statsd host (or before its
+    /// first tick) gets its `.start` too: the proxies record connections from `spawn` on, and
+    /// so does a proxy made later through the API, from its first connection.
+    #[tokio::test]
+    async fn connections_are_recorded_from_the_moment_statsd_starts() {
+        let server = Server::start(ServerConfig::default()).await.unwrap();
+        let first = server.create_proxy(&spec("first")).await.unwrap();
+        assert!(!first.shared.metrics.per_connection.load(Ordering::Relaxed));
+        let cfg = Statsd {
+            host: "127.0.0.1".into(),
+            port: 9,
+            prefix: String::new(),
+            sample_rate: 1.0,
+        };
+        spawn(server.clone(), cfg);
+        // No await since `spawn`: on this one-thread runtime the sender has not run yet.
+        assert!(first.shared.metrics.per_connection.load(Ordering::Relaxed));
+        let later = server.create_proxy(&spec("later")).await.unwrap();
+        assert!(later.shared.metrics.per_connection.load(Ordering::Relaxed));
+        server.shutdown().await;
     }
 }
