@@ -64,8 +64,8 @@ def echo_once(backend: Backend, conn: socket.socket) -> None:
         conn.sendall(b"echo:" + data)
 
 
-def echo_lines(backend: Backend, conn: socket.socket) -> None:
-    """Answers each line with `echo:` + the line, until the client closes."""
+def echo_lines(backend: Backend, conn: socket.socket, answer: bool = True) -> None:
+    """Answers each line with `echo:` + the line (with `answer`), until the client closes."""
     buf = b""
     while True:
         data = conn.recv(65536)
@@ -76,7 +76,13 @@ def echo_lines(backend: Backend, conn: socket.socket) -> None:
             line, buf = buf.split(b"\n", 1)
             with backend.lock:
                 backend.received.append(line)
-            conn.sendall(b"echo:" + line + b"\n")
+            if answer:
+                conn.sendall(b"echo:" + line + b"\n")
+
+
+def swallow_lines(backend: Backend, conn: socket.socket) -> None:
+    """Records each line and never answers, until the client closes."""
+    echo_lines(backend, conn, answer=False)
 
 
 def echo_raw(backend: Backend, conn: socket.socket) -> None:

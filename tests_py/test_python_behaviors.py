@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers import free_port, wait_port
-from pyhelpers import Backend, echo_lines, echo_once, exchange, wait_until
+from pyhelpers import Backend, echo_lines, echo_once, exchange, swallow_lines, wait_until
 
 import vaurien
 from vaurien import _vaurien
@@ -401,6 +401,118 @@ def test_streaming_between_false_still_calls_after_and_closes(start):
         assert wait_until(lambda: backend.received[:1] == [b"one"]), backend.received
         up = lambda: [h for h, d in Order.seen if d][:3]  # noqa: E731
         assert wait_until(lambda: up() == ["before", "between", "after"]), Order.seen
+    finally:
+        backend.close()
+
+
+class LateAfter(Dummy):
+    """on_after_handle of a streaming exchange, which the engine leaves running while the
+    connection waits for the next chunk: it may sleep (`sleep`, upstream), write to the client
+    (`send`, downstream), close the client (`close`, upstream) or raise (`boom`, upstream)."""
+
+    name = "py_late_after"
+    options = {
+        "sleep": ("seconds the upstream after hook sleeps", float, 0.0),
+        "send": ("bytes the downstream after hook sends the client", str, ""),
+        "close": ("the upstream after hook closes the client", bool, False),
+        "boom": ("the upstream after hook raises", bool, False),
+    }
+    seen = []
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        LateAfter.seen.append(("before", to_backend))
+        return True
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        if to_backend:
+            time.sleep(self.option("sleep"))
+            if self.option("boom"):
+                raise RuntimeError("late boom")
+            if self.option("close"):
+                source.close()
+        elif self.option("send"):
+            dest.sendall(self.option("send").encode())
+        LateAfter.seen.append(("after", to_backend))
+
+
+Behavior.register(LateAfter)
+
+STREAM = ("--protocol-tcp-keep-alive", "--stay-connected", "--timeout", "60")
+
+
+def read_until(s: socket.socket, end: bytes) -> bytes:
+    got = b""
+    while not got.endswith(end):
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_a_late_after_hook_ends_before_the_next_exchange_of_its_direction(start):
+    # The upstream after hook sleeps 0.5 s; the next line arrives meanwhile: its exchange
+    # waits for the hook, as it did when the hook was awaited (and in the original).
+    backend = Backend(echo_lines)
+    try:
+        LateAfter.seen = []
+        port, _ = start("100:py_late_after", "--behavior-py-late-after-sleep", "0.5", *STREAM,
+                        backend=backend)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"one\n")
+            assert read_until(s, b"\n") == b"echo:one\n"
+            t0 = time.monotonic()
+            s.sendall(b"two\n")
+            assert read_until(s, b"\n") == b"echo:two\n"
+            assert time.monotonic() - t0 >= 0.3, "the second line went past a running hook"
+        # "after" is recorded when the hook ends: before the next exchange's "before".
+        up = [h for h, d in LateAfter.seen if d]
+        assert up[:3] == ["before", "after", "before"], LateAfter.seen
+    finally:
+        backend.close()
+
+
+def test_a_late_after_hook_that_writes_is_served_at_once(start):
+    # The downstream after hook writes to the client while the connection waits for the next
+    # chunk: its write is served then (the client gets it before it sends anything else).
+    backend = Backend(echo_lines)
+    try:
+        port, _ = start("100:py_late_after", "--behavior-py-late-after-send", "[after]", *STREAM,
+                        backend=backend)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for i in range(3):
+                s.sendall(b"line%d\n" % i)
+                assert read_until(s, b"[after]") == b"echo:line%d\n[after]" % i
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("option", ["close", "boom"])
+def test_a_late_after_hook_that_closes_or_raises_ends_the_connection_at_once(start, option):
+    # Nothing else comes from the client, nor from the backend (it never answers): the hook's
+    # close (or its error) must end the connection by itself, long before --timeout (60 s).
+    backend = Backend(swallow_lines)
+    try:
+        port, _ = start("100:py_late_after", "--behavior-py-late-after-" + option, *STREAM,
+                        backend=backend)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"one\n")
+            got = b""
+            t0 = time.monotonic()
+            while True:
+                try:
+                    chunk = s.recv(100)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            assert time.monotonic() - t0 < 8
+            assert got == b""
+        # The proxy goes on serving other connections.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"two\n")
+            assert wait_until(lambda: b"two" in backend.received), backend.received
     finally:
         backend.close()
 

@@ -294,6 +294,27 @@ impl Transforms {
     }
 }
 
+/// How an exchange's last hooks ended (see [`ExchangeHook::on_between_then_later`]).
+pub enum After {
+    /// They are over: their flow.
+    Now(Flow),
+    /// They are still running: settle them before the direction's next step.
+    Later(Box<dyn Later>),
+}
+
+/// Hooks still running after their exchange: a Python `on_between_handle` and
+/// `on_after_handle` on a pool thread, while the connection waits for the next chunk.
+#[async_trait]
+pub trait Later: Send {
+    /// Ready when they need the connection: a socket request to serve, or their end when it
+    /// ends the connection or failed. Their plain end wakes no one (that is the point: the
+    /// connection's task is not woken up once more per exchange).
+    fn poll_wanted(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()>;
+    /// Waits for their end, serving their socket requests through `wire`; the flow of the
+    /// exchange they belong to (`Close`: the connection ends).
+    async fn settle(self: Box<Self>, wire: &mut dyn Wire) -> Result<Flow, BehaviorError>;
+}
+
 /// A fault that acts around exchanges (the original Vaurien's behaviors). One instance serves
 /// a whole proxy, so its counters are shared by every connection.
 #[async_trait]
@@ -320,6 +341,19 @@ pub trait ExchangeHook: Send + Sync + 'static {
         let between = self.on_between_handle(cx).await?;
         let after = self.on_after_handle(cx).await?;
         Ok((between, after))
+    }
+    /// [`on_between_then_after`](Self::on_between_then_after) where the connection's next
+    /// step is to wait for the next chunk (a streaming exchange): the `after` part may still be
+    /// running when this returns ([`After::Later`]). The connection then settles it before
+    /// anything else happens in this direction (the next exchange, the end of the stream) or
+    /// as soon as it asks for the connection (a socket request, a side to close, an error),
+    /// so a hook sees what it would have seen had it been awaited. By default both now.
+    async fn on_between_then_later(
+        &self,
+        cx: &mut Exchange<'_>,
+    ) -> Result<(Flow, After), BehaviorError> {
+        let (between, after) = self.on_between_then_after(cx).await?;
+        Ok((between, After::Now(after)))
     }
     /// The directions whose messages [`transform`](Self::transform) rewrites. None by default:
     /// the protocols then forward each message as it arrives, and never call `transform`.

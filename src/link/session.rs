@@ -13,7 +13,7 @@ use rand::Rng;
 use super::chain::Links;
 use crate::base::metrics::Metrics;
 use crate::base::{ConnInfo, Direction, Side};
-use crate::behavior::{Exchange, Framing, PeerInfo, Wire};
+use crate::behavior::{Exchange, Framing, Later, PeerInfo, Wire};
 use crate::io::busy_poll::BusyPoll;
 use crate::io::peer::Peer;
 
@@ -39,6 +39,10 @@ pub struct Session<'a> {
     /// What the protocol remembers of this connection from one exchange to the next (mysql:
     /// whether the client and server agreed on `CLIENT_DEPRECATE_EOF`); 0 at first.
     pub memory: &'a mut u64,
+    /// The hooks of the direction's last exchange, still running (streaming only; see
+    /// [`ExchangeHook::on_between_then_later`](crate::behavior::ExchangeHook)): the
+    /// connection settles them before the direction's next step.
+    pub later: &'a mut Option<Box<dyn Later>>,
 }
 
 impl<'a> Session<'a> {

@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::base::Direction;
-use crate::behavior::{options, BehaviorError, ExchangeHook, Flow, OptionSet, OptionSpec, Options};
+use crate::behavior::{
+    options, After, BehaviorError, ExchangeHook, Flow, OptionSet, OptionSpec, Options,
+};
 pub use crate::behavior::{ErrorReply, Framing};
 use crate::link::Session;
 
@@ -249,7 +251,9 @@ pub async fn between(
 }
 
 /// Runs the `between` hook, then the `after` hook (in one go where the behavior can: nothing
-/// happens between them); false when the connection must close.
+/// happens between them); false when the connection must close. On the streaming path the
+/// two may still be running when this returns: they are left in `session.later`, which the
+/// connection settles before the direction's next step.
 pub async fn between_then_after(
     session: &mut Session<'_>,
     framing: &dyn Framing,
@@ -260,9 +264,26 @@ pub async fn between_then_after(
         return Ok(true);
     };
     let (between, after) = hook
-        .on_between_then_after(&mut session.exchange(framing, dir))
+        .on_between_then_later(&mut session.exchange(framing, dir))
         .await?;
+    let after = match after {
+        After::Now(flow) => flow,
+        After::Later(later) if session.streaming && session.later.is_none() => {
+            *session.later = Some(later);
+            Flow::Continue
+        }
+        After::Later(later) => later.settle(session).await?,
+    };
     Ok(between == Flow::Continue && after != Flow::Close)
+}
+
+/// Settles the hooks left running by the direction's last exchange (see
+/// [`between_then_after`]); false when the connection must close.
+pub async fn settle(session: &mut Session<'_>) -> Result<bool, ProtocolError> {
+    match session.later.take() {
+        Some(later) => Ok(later.settle(session).await? != Flow::Close),
+        None => Ok(true),
+    }
 }
 
 /// Runs the `after` hook; false when the connection must close.

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::ProxyShared;
 use crate::base::metrics::ConnEvent;
 use crate::base::{ConnInfo, Direction, Side};
-use crate::behavior::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Transforms};
+use crate::behavior::{BehaviorError, Exchange, ExchangeHook, Fault, Flow, Later, Transforms};
 use crate::io::busy_poll::BusyPoll;
 use crate::io::peer::Peer;
 use crate::link::chain::{pipe_channel, pipe_writer};
@@ -464,6 +464,8 @@ async fn exchanges(
             streaming: false,
             spin: &mut spin,
             memory: &mut memory,
+            // Hooks are never left running off the streaming path.
+            later: &mut None,
         };
         let keep = match protocol.handle(&mut session, dir, hooks.as_deref()).await {
             Ok(k) => k,
@@ -626,6 +628,9 @@ async fn hooks_path(
     // Each direction runs on its own here: no busy polling.
     let mut no_spin = BusyPoll::new(std::time::Duration::ZERO);
     let mut memory = 0u64;
+    // The hooks of the last exchange when they are still running (a Python behavior's
+    // `on_after_handle`): settled before anything else happens in this direction.
+    let mut later: Option<Box<dyn Later>> = None;
     // Chunks whose chain is only latency toxics are written by `pipe_writer` at their due
     // time, so that reading goes on meanwhile (1024 chunks ahead at most, as Toxiproxy).
     let (tx, rx) = pipe_channel(1024);
@@ -634,10 +639,56 @@ async fn hooks_path(
     // Wakes an idle direction when the faults change (a toxic removed while nothing moves).
     let mut changes = shared.changes.subscribe();
     let mut watching = true;
+    // The session of the direction's next step (an exchange, or settling `later`).
+    macro_rules! session {
+        () => {{
+            let (client_buf, backend_buf) = match dir {
+                Direction::Upstream => (&mut own, &mut other),
+                Direction::Downstream => (&mut other, &mut own),
+            };
+            Session {
+                conn,
+                client,
+                backend,
+                client_buf,
+                backend_buf,
+                rng: &mut rng,
+                inject: false,
+                links: &mut links,
+                metrics: &shared.metrics,
+                streaming: true,
+                spin: &mut no_spin,
+                memory: &mut memory,
+                later: &mut later,
+            }
+        }};
+    }
+    // Settles `later`, if any: false when the direction must end (`Err` logged, both sides
+    // closed).
+    macro_rules! settle {
+        () => {{
+            if later.is_none() {
+                true
+            } else {
+                match crate::protocol::settle(&mut session!()).await {
+                    Ok(go_on) => go_on,
+                    Err(e) => {
+                        log_end(&e);
+                        src.close();
+                        dst.close();
+                        return HooksEnd::Over;
+                    }
+                }
+            }
+        }};
+    }
     let reader = async move {
         loop {
             if own.is_empty() {
                 if leave.load(Ordering::Relaxed) || shared.faults.load().passthrough {
+                    if !settle!() {
+                        break;
+                    }
                     // No toxic left (or the other direction leaves): once what was queued went
                     // out, the fast path takes over; what the source sent meanwhile is still in
                     // its socket. Both directions leave together, so that neither waits on the
@@ -668,6 +719,17 @@ async fn hooks_path(
                         watching = r.is_ok();
                         continue;
                     }
+                    // The last exchange's hooks ask for the connection (a socket request, a
+                    // side to close): served now, as if they had been awaited.
+                    _ = std::future::poll_fn(|cx| match later.as_mut() {
+                        Some(l) => l.poll_wanted(cx),
+                        None => std::task::Poll::Pending,
+                    }), if later.is_some() => {
+                        if settle!() {
+                            continue;
+                        }
+                        break;
+                    }
                     _ = std::future::poll_fn(|_| {
                         if leave.load(Ordering::Relaxed) {
                             std::task::Poll::Ready(())
@@ -676,6 +738,9 @@ async fn hooks_path(
                         }
                     }) => continue,
                 }
+            }
+            if !settle!() {
+                break;
             }
             let faults = shared.faults.load_full();
             activity.tick();
@@ -692,25 +757,9 @@ async fn hooks_path(
                 .metrics
                 .exchanges_total
                 .fetch_add(1, Ordering::Relaxed);
-            let (client_buf, backend_buf) = match dir {
-                Direction::Upstream => (&mut own, &mut other),
-                Direction::Downstream => (&mut other, &mut own),
-            };
-            let mut session = Session {
-                conn,
-                client,
-                backend,
-                client_buf,
-                backend_buf,
-                rng: &mut rng,
-                inject: false,
-                links: &mut links,
-                metrics: &shared.metrics,
-                streaming: true,
-                spin: &mut no_spin,
-                memory: &mut memory,
-            };
-            let kept = protocol.handle(&mut session, dir, hooks.as_deref()).await;
+            let kept = protocol
+                .handle(&mut session!(), dir, hooks.as_deref())
+                .await;
             // The chunk went out (after any delay): --timeout counts from here, as the
             // original's select loop did.
             activity.tick();
@@ -726,6 +775,9 @@ async fn hooks_path(
             }
             break;
         }
+        // Whatever ended the direction, the last exchange's hooks end first (as they would
+        // have, awaited).
+        let _ = settle!();
         if !shared.settings.stay_connected && src.saw_eof() {
             // Without --stay-connected the first EOF ends the connection (the other direction
             // sees the closed sockets and stops too).

@@ -29,8 +29,8 @@ use super::socket::{
 use super::{errors, pool};
 use crate::base::Direction;
 use crate::behavior::{
-    self, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, OptionKind, OptionSpec,
-    Options, Origin, Transforms, Value,
+    self, After, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Later, OptionKind,
+    OptionSpec, Options, Origin, Side, Transforms, Value, Wire,
 };
 
 /// A class registered from Python (behavior or protocol).
@@ -115,6 +115,14 @@ pub struct Outcome {
     /// `_closed` was set (or `close()` called) on the source / dest socket.
     pub close_source: bool,
     pub close_dest: bool,
+}
+
+impl Outcome {
+    /// Whether the connection must act on it (a false first call, a side to close), where
+    /// the task does not await the call (see [`Conduit::wanted`]).
+    pub fn wanted(&self) -> bool {
+        !self.keep || self.close_source || self.close_dest
+    }
 }
 
 /// Everything a Python thread needs for one call; no borrowed engine state.
@@ -208,6 +216,9 @@ impl Call {
 /// watchdog starts another one, see [`pool::submit`].)
 pub struct Pending {
     next: oneshot::Receiver<Msg>,
+    /// The next message, taken by [`Pending::poll_wanted`] before the task awaited it.
+    seen: Option<Msg>,
+    conduit: Conduit,
 }
 
 /// What a pending call needs next.
@@ -227,13 +238,22 @@ pub fn submit(
     first: oneshot::Receiver<Msg>,
 ) -> Pending {
     let conduit = call.conduit.clone();
+    let pending = Pending {
+        next: first,
+        seen: None,
+        conduit: conduit.clone(),
+    };
     pool::submit(move || conduit.finish(call.run(method, then, protocol_call)));
-    Pending { next: first }
+    pending
 }
 
 impl Pending {
     pub async fn step(&mut self) -> Step {
-        match (&mut self.next).await {
+        let next = match self.seen.take() {
+            Some(msg) => Ok(msg),
+            None => (&mut self.next).await,
+        };
+        match next {
             Ok(Msg::Done(result)) => Step::Done(result),
             Ok(Msg::Request(request, then)) => {
                 self.next = then;
@@ -243,6 +263,12 @@ impl Pending {
                 "the Python call was dropped".into(),
             ))),
         }
+    }
+
+    /// For a call the task does not await: ready when its next message needs the task (see
+    /// [`Conduit::wanted`]).
+    pub fn poll_wanted(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.conduit.wanted(&mut self.next, &mut self.seen, cx)
     }
 }
 
@@ -261,9 +287,18 @@ impl PyBehavior {
         then: Option<Hook>,
         cx: &mut Exchange<'_>,
     ) -> Result<(Flow, Option<Flow>), BehaviorError> {
+        match self.start(hook, then, cx) {
+            Some(mut started) => started.finish(cx.wire).await,
+            None => Ok((Flow::Continue, None)), // the caller makes `then` on its own
+        }
+    }
+
+    /// Submits the call of `hook` (then `then`) to the pool; `None` when the class lacks
+    /// `hook`.
+    fn start(&self, hook: Hook, then: Option<Hook>, cx: &Exchange<'_>) -> Option<Started> {
         let has = |h: Hook| self.instance.plugin.hooks[h as usize];
         if !has(hook) {
-            return Ok((Flow::Continue, None)); // the caller makes `then` on its own
+            return None;
         }
         let then = then.filter(|t| has(*t));
         let (conduit, first) = Conduit::new();
@@ -280,62 +315,161 @@ impl PyBehavior {
             timeout: cx.conn.timeout,
             conduit,
         };
-        let mut pending = submit(call, hook.method(), then.map(Hook::method), false, first);
-        let mut tally = Tally::default();
+        let (direction, source, dest) = (call.direction, call.source.clone(), call.dest.clone());
+        let (protocol, timeout) = (call.protocol.clone(), call.timeout);
+        let pending = submit(call, hook.method(), then.map(Hook::method), false, first);
+        Some(Started {
+            instance: self.instance.clone(),
+            hook,
+            then,
+            pending,
+            tally: Tally::default(),
+            direction,
+            source,
+            dest,
+            protocol,
+            timeout,
+        })
+    }
+}
+
+/// A hook that returned True (the exchange goes on) after it read bytes the engine was to
+/// forward — the request in `on_before_handle` of an exchange the client started, the answer
+/// in `on_between_handle` — leaves the engine waiting for a message that is gone: the client
+/// would wait for `--timeout`, then see the connection close without a word. Said in one
+/// line, and the connection closes at once.
+fn check(name: &str, hook: Hook, tally: &Tally, dir: Direction) -> Result<(), BehaviorError> {
+    let (read, what, from, instead) = match hook {
+        Hook::Before if dir.is_upstream() => (tally.read_source, "request", "source", "on_request"),
+        Hook::Between => (tally.read_dest, "answer", "dest", "on_response"),
+        _ => return Ok(()),
+    };
+    if read == 0 {
+        return Ok(());
+    }
+    let sent = match tally.sent_dest {
+        0 => String::new(),
+        n => format!(" and sent {n} bytes to `dest` itself"),
+    };
+    let problem = format!(
+        "read {read} bytes of the {what} from `{from}`{sent}, then returned True: the proxy \
+             cannot forward a {what} that was taken from it, nor go on with the exchange. To \
+             change the {what}, return its new bytes from {instead}(protocol, data, to_backend); \
+             a hook that answers by itself returns False"
+    );
+    Err(errors::hook_misused(name, hook.method(), &problem))
+}
+
+/// A call submitted to the pool, with what its end needs.
+struct Started {
+    instance: Arc<Instance>,
+    hook: Hook,
+    then: Option<Hook>,
+    pending: Pending,
+    tally: Tally,
+    direction: Direction,
+    source: PeerInfo,
+    dest: PeerInfo,
+    protocol: Arc<ViewData>,
+    timeout: Duration,
+}
+
+impl Started {
+    /// Waits for the call's end, serving its socket requests through `wire`: the flows of
+    /// `hook` and (when made in the same trip) of `then`.
+    async fn finish(&mut self, wire: &mut dyn Wire) -> Result<(Flow, Option<Flow>), BehaviorError> {
+        let (src, dst) = (self.direction.source(), self.direction.dest());
         let outcome = loop {
-            match pending.step().await {
-                Step::Request(request) => serve(request, cx, &mut tally).await,
+            match self.pending.step().await {
+                Step::Request(request) => {
+                    serve(request, &mut *wire, src, dst, &mut self.tally).await
+                }
                 Step::Done(result) => break result?,
             }
         };
         if outcome.close_source {
-            cx.wire.close(src);
+            wire.close(src);
         }
         if outcome.close_dest {
-            cx.wire.close(dst);
+            wire.close(dst);
         }
         let closed = outcome.close_source || outcome.close_dest;
         // What `on_after_handle` returns is dropped, as the original's `finally:` dropped it
         // (a hook without `return` gives None): only a side it closed ends the connection.
         let flow = |h: Hook, keep: bool| Flow::from_bool((keep || h == Hook::After) && !closed);
-        let first = flow(hook, outcome.keep);
-        if first == Flow::Continue && then.is_none() {
-            self.check(hook, &tally, cx)?;
+        let first = flow(self.hook, outcome.keep);
+        if first == Flow::Continue && self.then.is_none() {
+            check(
+                &self.instance.plugin.name,
+                self.hook,
+                &self.tally,
+                self.direction,
+            )?;
         }
-        Ok((first, outcome.then.zip(then).map(|(keep, h)| flow(h, keep))))
+        Ok((
+            first,
+            outcome.then.zip(self.then).map(|(keep, h)| flow(h, keep)),
+        ))
+    }
+}
+
+/// `on_between_handle` then `on_after_handle` of a streaming exchange, left running on the
+/// pool (see [`ExchangeHook::on_between_then_later`]).
+struct PyLater {
+    started: Started,
+}
+
+#[async_trait]
+impl Later for PyLater {
+    fn poll_wanted(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.started.pending.poll_wanted(cx)
     }
 
-    /// A hook that returned True (the exchange goes on) after it read bytes the engine was to
-    /// forward — the request in `on_before_handle` of an exchange the client started, the
-    /// answer in `on_between_handle` — leaves the engine waiting for a message that is gone:
-    /// the client would wait for `--timeout`, then see the connection close without a word.
-    /// Said in one line, and the connection closes at once.
-    fn check(&self, hook: Hook, tally: &Tally, cx: &Exchange<'_>) -> Result<(), BehaviorError> {
-        let (read, what, from, instead) = match hook {
-            Hook::Before if cx.direction.is_upstream() => {
-                (tally.read_source, "request", "source", "on_request")
-            }
-            Hook::Between => (tally.read_dest, "answer", "dest", "on_response"),
-            _ => return Ok(()),
+    async fn settle(mut self: Box<Self>, wire: &mut dyn Wire) -> Result<Flow, BehaviorError> {
+        let s = &mut self.started;
+        let (first, second) = s.finish(&mut *wire).await?;
+        let (between, after) = match (s.hook, second) {
+            (Hook::After, _) => (Flow::Continue, first),
+            (_, Some(after)) => (first, after),
+            // The class has no after hook, or the between hook closed a side: as
+            // `on_between_then_after`, the after hook now (awaited), if the class has one.
+            (_, None) => (first, self.after_now(wire).await?),
         };
-        if read == 0 {
-            return Ok(());
-        }
-        let sent = match tally.sent_dest {
-            0 => String::new(),
-            n => format!(" and sent {n} bytes to `dest` itself"),
-        };
-        let problem = format!(
-            "read {read} bytes of the {what} from `{from}`{sent}, then returned True: the proxy \
-             cannot forward a {what} that was taken from it, nor go on with the exchange. To \
-             change the {what}, return its new bytes from {instead}(protocol, data, to_backend); \
-             a hook that answers by itself returns False"
-        );
-        Err(errors::hook_misused(
-            &self.instance.plugin.name,
-            hook.method(),
-            &problem,
+        Ok(Flow::from_bool(
+            between == Flow::Continue && after != Flow::Close,
         ))
+    }
+}
+
+impl PyLater {
+    async fn after_now(&mut self, wire: &mut dyn Wire) -> Result<Flow, BehaviorError> {
+        let s = &self.started;
+        if !s.instance.plugin.hooks[Hook::After as usize] {
+            return Ok(Flow::Continue);
+        }
+        let (conduit, first) = Conduit::new();
+        let call = Call {
+            instance: s.instance.clone(),
+            protocol: s.protocol.clone(),
+            direction: s.direction,
+            source: s.source.clone(),
+            dest: s.dest.clone(),
+            timeout: s.timeout,
+            conduit,
+        };
+        let mut after = Started {
+            instance: s.instance.clone(),
+            hook: Hook::After,
+            then: None,
+            pending: submit(call, Hook::After.method(), None, false, first),
+            tally: Tally::default(),
+            direction: s.direction,
+            source: s.source.clone(),
+            dest: s.dest.clone(),
+            protocol: s.protocol.clone(),
+            timeout: s.timeout,
+        };
+        Ok(after.finish(wire).await?.0)
     }
 }
 
@@ -349,8 +483,7 @@ struct Tally {
 
 /// Performs one socket request of a behavior hook, through the exchange's wire: what it
 /// sends goes through the link (toxics, counters) as every other byte.
-async fn serve(req: Request, cx: &mut Exchange<'_>, tally: &mut Tally) {
-    let (src, dst) = (cx.source(), cx.dest());
+async fn serve(req: Request, wire: &mut dyn Wire, src: Side, dst: Side, tally: &mut Tally) {
     let side = |end: End| if end == End::Source { src } else { dst };
     match req {
         Request::Recv {
@@ -359,7 +492,7 @@ async fn serve(req: Request, cx: &mut Exchange<'_>, tally: &mut Tally) {
             timeout,
             reply,
         } => {
-            let r = socket::recv_from(&mut *cx.wire, side(end), max, timeout).await;
+            let r = socket::recv_from(&mut *wire, side(end), max, timeout).await;
             let n = r.as_ref().map_or(0, Vec::len);
             match end {
                 End::Source => tally.read_source += n,
@@ -375,11 +508,11 @@ async fn serve(req: Request, cx: &mut Exchange<'_>, tally: &mut Tally) {
             if end == End::Dest {
                 tally.sent_dest += data.len();
             }
-            let r = cx.wire.send(side(end), &data).await.map(|_| ());
+            let r = wire.send(side(end), &data).await.map(|_| ());
             let _ = reply.send(r);
         }
         Request::Close { side: end, reply } => {
-            cx.wire.close(side(end));
+            wire.close(side(end));
             let _ = reply.send(());
         }
         Request::Shutdown {
@@ -387,7 +520,7 @@ async fn serve(req: Request, cx: &mut Exchange<'_>, tally: &mut Tally) {
             how,
             reply,
         } => {
-            let _ = reply.send(cx.wire.shutdown(side(end), how));
+            let _ = reply.send(wire.shutdown(side(end), how));
         }
         Request::Between { reply } => {
             let _ = reply.send(Err("on_between_handle is only given to protocols".into()));
@@ -405,6 +538,20 @@ impl ExchangeHook for PyBehavior {
     }
     async fn on_after_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         Ok(self.call(Hook::After, None, cx).await?.0)
+    }
+    /// The between and after hooks are submitted in one trip and left running: the
+    /// connection's task is not woken for their plain end (see [`Later`]).
+    async fn on_between_then_later(
+        &self,
+        cx: &mut Exchange<'_>,
+    ) -> Result<(Flow, After), BehaviorError> {
+        let started = self
+            .start(Hook::Between, Some(Hook::After), cx)
+            .or_else(|| self.start(Hook::After, None, cx));
+        Ok(match started {
+            Some(started) => (Flow::Continue, After::Later(Box::new(PyLater { started }))),
+            None => (Flow::Continue, After::Now(Flow::Continue)),
+        })
     }
     async fn on_between_then_after(
         &self,

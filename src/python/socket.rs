@@ -71,17 +71,29 @@ pub enum Msg {
 /// The Python end of a call: each message goes on a oneshot of its own, and a request carries
 /// the receiver of the next one. A call that makes no request costs one oneshot.
 #[derive(Clone)]
-pub struct Conduit(Arc<Mutex<Option<oneshot::Sender<Msg>>>>);
+pub struct Conduit(Arc<Shared>);
+
+struct Shared {
+    next: Mutex<Option<oneshot::Sender<Msg>>>,
+    /// Rung when the task must see a message it does not await (a call left running after
+    /// its exchange, see [`Conduit::wanted`]): every request, and a result that asks
+    /// something of the connection ([`Outcome::wanted`]).
+    alarm: futures::task::AtomicWaker,
+}
 
 impl Conduit {
     /// A conduit and the receiver of its first message.
     pub fn new() -> (Conduit, oneshot::Receiver<Msg>) {
         let (tx, rx) = oneshot::channel();
-        (Conduit(Arc::new(Mutex::new(Some(tx)))), rx)
+        let shared = Shared {
+            next: Mutex::new(Some(tx)),
+            alarm: futures::task::AtomicWaker::new(),
+        };
+        (Conduit(Arc::new(shared)), rx)
     }
 
     fn sender(&self) -> Option<oneshot::Sender<Msg>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.0.next.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Sends a request; false when the call is over (the task no longer listens).
@@ -93,14 +105,44 @@ impl Conduit {
         if tx.send(Msg::Request(request, next_rx)).is_err() {
             return false;
         }
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(next_tx);
+        *self.0.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(next_tx);
+        self.0.alarm.wake();
         true
     }
 
     /// Sends the call's result; the conduit is closed from then on.
     pub fn finish(&self, result: Result<Outcome, BehaviorError>) {
+        let wanted = result.as_ref().map_or(true, Outcome::wanted);
         if let Some(tx) = self.sender() {
             let _ = tx.send(Msg::Done(result));
+        }
+        if wanted {
+            self.0.alarm.wake();
+        }
+    }
+
+    /// For a task that does not await `next` (the receiver of the call's next message): ready
+    /// when that message is there and needs the task (a request, or a result that asks
+    /// something of the connection); a plain result is kept in `seen` and wakes no one.
+    pub fn wanted(
+        &self,
+        next: &mut oneshot::Receiver<Msg>,
+        seen: &mut Option<Msg>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        if seen.is_none() {
+            self.0.alarm.register(cx.waker());
+            match next.try_recv() {
+                Ok(msg) => *seen = Some(msg),
+                Err(oneshot::error::TryRecvError::Empty) => return Poll::Pending,
+                // Dropped unanswered: the task sees it when it settles.
+                Err(oneshot::error::TryRecvError::Closed) => return Poll::Ready(()),
+            }
+        }
+        match seen {
+            Some(Msg::Done(Ok(outcome))) if !outcome.wanted() => Poll::Pending,
+            _ => Poll::Ready(()),
         }
     }
 }
