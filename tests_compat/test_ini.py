@@ -70,6 +70,23 @@ class AfterFalse(Quiet):
 after_false = AfterFalse()
 
 
+class Unjudgeable(object):
+    def __bool__(self):
+        raise ValueError('no truth value')
+    __nonzero__ = __bool__
+
+
+class AfterWeird(Quiet):
+    """on_after_handle returns an object whose truth test raises: never tested by the original."""
+    name = 'after_weird'
+
+    def on_after_handle(self, protocol, source, dest, to_backend):
+        return Unjudgeable()
+
+
+after_weird = AfterWeird()
+
+
 class Shout(BaseProtocol):
     """Upper-cases what the client sends; one exchange a connection."""
     name = 'shout'
@@ -277,7 +294,7 @@ add(conversation("callable/protocol/1.9-handle", BASE + "protocol = shout19\n[pr
                  files={"plugins_compat.py": PLUGINS}, pythonpath_ini_dir=True, cwd_ini_dir=False))
 # What on_after_handle returns is ignored (the original's `finally:` calls it and drops it):
 # a hook without `return`, or one that returns False, keeps the connection going.
-for _name in ("quiet", "after_false"):
+for _name in ("quiet", "after_false", "after_weird"):
     for _ka, _steps, _kind in (("", ANSWER, "answer"), ("[protocol:tcp]\nkeep_alive = true\n", TWO, "answer_open")):
         add(conversation("callable/behavior/after-returns/%s%s" % (_name, "-keep-alive" if _ka else ""),
                          BASE + "behavior = 100:%s\n[behavior:%s]\ncallable = plugins_compat.%s\n%s"

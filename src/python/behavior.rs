@@ -190,7 +190,9 @@ impl Call {
                         obj.call_method1(method, (proto, &source, &dest, to_backend))
                     })
                 };
-                ret.and_then(|r| r.is_truthy())
+                // What `on_after_handle` returns is never looked at, not even its truth value
+                // (the original's `finally:` dropped it): one whose `__bool__` raises is fine.
+                ret.and_then(|r| Ok(method == Hook::After.method() || r.is_truthy()?))
                     .map_err(|e| errors::hook_failed(py, &self.instance.plugin.name, method, e))
             };
             let closed = || (source.borrow().closed, dest.borrow().closed);
