@@ -94,6 +94,21 @@ pub enum Hook {
     Response = 4,
 }
 
+/// `method` as an interned Python string (made once): a hook's name, or `_handle` (a
+/// protocol); anything else is made afresh.
+fn method_name<'py>(py: Python<'py>, method: &'static str) -> Bound<'py, pyo3::types::PyString> {
+    let interned = match method {
+        "on_before_handle" => pyo3::intern!(py, "on_before_handle"),
+        "on_between_handle" => pyo3::intern!(py, "on_between_handle"),
+        "on_after_handle" => pyo3::intern!(py, "on_after_handle"),
+        "on_request" => pyo3::intern!(py, "on_request"),
+        "on_response" => pyo3::intern!(py, "on_response"),
+        "_handle" => pyo3::intern!(py, "_handle"),
+        other => return pyo3::types::PyString::new(py, other),
+    };
+    interned.clone()
+}
+
 impl Hook {
     pub fn method(self) -> &'static str {
         match self {
@@ -183,11 +198,17 @@ impl Call {
             let call = |method: &'static str| -> Result<bool, BehaviorError> {
                 let ret = if protocol_call {
                     Bound::new(py, BetweenHook::new(self.conduit.clone())).and_then(|between| {
-                        obj.call_method1(method, (&source, &dest, to_backend, between))
+                        obj.call_method1(
+                            method_name(py, method),
+                            (&source, &dest, to_backend, between),
+                        )
                     })
                 } else {
                     Bound::new(py, ProtocolView::new(self.protocol.clone())).and_then(|proto| {
-                        obj.call_method1(method, (proto, &source, &dest, to_backend))
+                        obj.call_method1(
+                            method_name(py, method),
+                            (proto, &source, &dest, to_backend),
+                        )
                     })
                 };
                 // What `on_after_handle` returns is never looked at, not even its truth value
@@ -616,7 +637,7 @@ fn rewrite(
         let data = PyBytes::new(py, data);
         let view = Bound::new(py, ProtocolView::new(protocol)).map_err(failed)?;
         let out = obj
-            .call_method1(hook.method(), (view, &data, to_backend))
+            .call_method1(method_name(py, hook.method()), (view, &data, to_backend))
             .map_err(failed)?;
         if out.is_none() || out.is(&data) {
             return Ok(None);
