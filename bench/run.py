@@ -634,6 +634,17 @@ class BenchPassThrough(object):
 
 Behavior.register(BenchPassThrough)
 
+
+class BenchBefore(object):
+    """One hook, on_before_handle, that lets the exchange through."""
+    name = "benchbefore"
+    options = {}
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        return True
+
+Behavior.register(BenchBefore)
+
 def _stop(*_):
     raise SystemExit(0)
 
