@@ -324,9 +324,8 @@ impl PyBehavior {
             return None;
         }
         let then = then.filter(|t| has(*t));
-        let (conduit, first) = Conduit::new();
         let (src, dst) = (cx.source(), cx.dest());
-        let call = Call {
+        let target = Target {
             instance: self.instance.clone(),
             protocol: self
                 .instance
@@ -336,23 +335,42 @@ impl PyBehavior {
             source: PeerInfo::new(cx.wire.peer(src), src),
             dest: PeerInfo::new(cx.wire.peer(dst), dst),
             timeout: cx.conn.timeout,
+        };
+        Some(target.submit(hook, then))
+    }
+}
+
+/// What a call needs of its exchange, kept for a call made later (see [`PyLater`]).
+#[derive(Clone)]
+struct Target {
+    instance: Arc<Instance>,
+    protocol: Arc<ViewData>,
+    direction: Direction,
+    source: PeerInfo,
+    dest: PeerInfo,
+    timeout: Duration,
+}
+
+impl Target {
+    /// Submits the call of `hook` (then `then`, which the class has) to the pool.
+    fn submit(&self, hook: Hook, then: Option<Hook>) -> Started {
+        let (conduit, first) = Conduit::new();
+        let call = Call {
+            instance: self.instance.clone(),
+            protocol: self.protocol.clone(),
+            direction: self.direction,
+            source: self.source.clone(),
+            dest: self.dest.clone(),
+            timeout: self.timeout,
             conduit,
         };
-        let (direction, source, dest) = (call.direction, call.source.clone(), call.dest.clone());
-        let (protocol, timeout) = (call.protocol.clone(), call.timeout);
-        let pending = submit(call, hook.method(), then.map(Hook::method), false, first);
-        Some(Started {
-            instance: self.instance.clone(),
+        Started {
+            target: self.clone(),
             hook,
             then,
-            pending,
+            pending: submit(call, hook.method(), then.map(Hook::method), false, first),
             tally: Tally::default(),
-            direction,
-            source,
-            dest,
-            protocol,
-            timeout,
-        })
+        }
     }
 }
 
@@ -385,23 +403,19 @@ fn check(name: &str, hook: Hook, tally: &Tally, dir: Direction) -> Result<(), Be
 
 /// A call submitted to the pool, with what its end needs.
 struct Started {
-    instance: Arc<Instance>,
+    target: Target,
     hook: Hook,
     then: Option<Hook>,
     pending: Pending,
     tally: Tally,
-    direction: Direction,
-    source: PeerInfo,
-    dest: PeerInfo,
-    protocol: Arc<ViewData>,
-    timeout: Duration,
 }
 
 impl Started {
     /// Waits for the call's end, serving its socket requests through `wire`: the flows of
     /// `hook` and (when made in the same trip) of `then`.
     async fn finish(&mut self, wire: &mut dyn Wire) -> Result<(Flow, Option<Flow>), BehaviorError> {
-        let (src, dst) = (self.direction.source(), self.direction.dest());
+        let dir = self.target.direction;
+        let (src, dst) = (dir.source(), dir.dest());
         let outcome = loop {
             match self.pending.step().await {
                 Step::Request(request) => {
@@ -423,10 +437,10 @@ impl Started {
         let first = flow(self.hook, outcome.keep);
         if first == Flow::Continue && self.then.is_none() {
             check(
-                &self.instance.plugin.name,
+                &self.target.instance.plugin.name,
                 self.hook,
                 &self.tally,
-                self.direction,
+                dir,
             )?;
         }
         Ok((
@@ -465,33 +479,13 @@ impl Later for PyLater {
 }
 
 impl PyLater {
+    /// The after hook on its own (awaited), if the class has one.
     async fn after_now(&mut self, wire: &mut dyn Wire) -> Result<Flow, BehaviorError> {
-        let s = &self.started;
-        if !s.instance.plugin.hooks[Hook::After as usize] {
+        let target = &self.started.target;
+        if !target.instance.plugin.hooks[Hook::After as usize] {
             return Ok(Flow::Continue);
         }
-        let (conduit, first) = Conduit::new();
-        let call = Call {
-            instance: s.instance.clone(),
-            protocol: s.protocol.clone(),
-            direction: s.direction,
-            source: s.source.clone(),
-            dest: s.dest.clone(),
-            timeout: s.timeout,
-            conduit,
-        };
-        let mut after = Started {
-            instance: s.instance.clone(),
-            hook: Hook::After,
-            then: None,
-            pending: submit(call, Hook::After.method(), None, false, first),
-            tally: Tally::default(),
-            direction: s.direction,
-            source: s.source.clone(),
-            dest: s.dest.clone(),
-            protocol: s.protocol.clone(),
-            timeout: s.timeout,
-        };
+        let mut after = target.submit(Hook::After, None);
         Ok(after.finish(wire).await?.0)
     }
 }
