@@ -61,9 +61,9 @@ pub struct Server {
     control: tokio::sync::Mutex<Option<Box<dyn ControlPlane>>>,
     control_addr: std::sync::OnceLock<std::net::SocketAddr>,
     grace: Duration,
-    /// Set when statsd is on: every proxy, including those made later through the API, records
-    /// its connections' starts and ends from its first one (see `Metrics::per_connection`).
-    pub conn_events: std::sync::atomic::AtomicBool,
+    /// Set by [`Server::record_connections`]: a proxy made later through the API records its
+    /// connections from its first one too.
+    conn_events: std::sync::atomic::AtomicBool,
 }
 
 /// A control plane serving a [`Server`] (the HTTP API): stopped first at shutdown.
@@ -113,6 +113,19 @@ impl Server {
     pub async fn attach_control(&self, control: Box<dyn ControlPlane>, addr: std::net::SocketAddr) {
         let _ = self.control_addr.set(addr);
         *self.control.lock().await = Some(control);
+    }
+
+    /// From now on every proxy, including those made later, records its connections' starts
+    /// and ends (`Metrics::per_connection`, for statsd's per-connection counters).
+    pub fn record_connections(&self) {
+        self.conn_events
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for p in self.all_proxies() {
+            p.shared
+                .metrics
+                .per_connection
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Where the control API listens.

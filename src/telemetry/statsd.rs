@@ -38,13 +38,7 @@ const DATAGRAM: usize = 1400;
 /// their connections' starts and ends from now on (from the first tick, a client that came
 /// while the statsd host was being resolved had no `.start`).
 pub fn spawn(server: Arc<Server>, cfg: Statsd) {
-    server.conn_events.store(true, Ordering::Relaxed);
-    for p in server.all_proxies() {
-        p.shared
-            .metrics
-            .per_connection
-            .store(true, Ordering::Relaxed);
-    }
+    server.record_connections();
     tokio::spawn(async move {
         let Some(mut sender) = Sender::connect(&cfg, server.seed).await else {
             return;
