@@ -156,8 +156,37 @@ class BadSettings(Dummy):
             raise ValueError("level %d is over 3" % self.option("level"))
 
 
+def thread_name():
+    """The name the OS knows the calling thread by (the engine names its threads)."""
+    with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+        return f.read().strip()
+
+
+class Where(Dummy):
+    """Notes the thread each on_before_handle runs on; may sleep first, then let the exchange
+    through or answer by itself (reading the request, as `Refuse`)."""
+
+    name = "py_where"
+    options = {"sleep": ("seconds to sleep in the calls `from` on", float, 0.0),
+               "until": ("calls that sleep: the first ones, up to this many (0: all)", int, 0),
+               "answer": ("answer by itself", bool, False)}
+    threads = []
+
+    def on_before_handle(self, protocol, source, dest, to_backend):
+        type(self).threads.append(thread_name())
+        until = self.option("until")
+        if self.option("sleep") and (not until or len(type(self).threads) <= until):
+            time.sleep(self.option("sleep"))
+        if self.option("answer"):
+            get_data(source)
+            source.sendall(b"SELF\r\n")
+            source.close()
+            return False
+        return True
+
+
 for cls in (Sleepy, FirstSleeps, FirstSpins, Order, Refuse, Prefix, Boom, Plain, BadInit,
-            BadSettings):
+            BadSettings, Where):
     Behavior.register(cls)
 
 
@@ -854,3 +883,60 @@ def test_memory_stays_bounded_under_a_python_behavior(start):
         acceptor.join(5)
         for t in streams:
             t.join(5)
+
+
+# -- the lane: connections of a proxy with a Python behavior, hooks called in place ----------
+
+LANE, POOL = "vaurien-lane", "vaurien-python"
+
+
+def test_hooks_are_called_in_place_on_the_lane(start):
+    Where.threads = []
+    port, client = start("100:py_where")
+    for i in range(5):
+        assert exchange(port, b"w%d" % i) == b"echo:w%d" % i
+    assert Where.threads == [LANE] * 5
+
+
+def test_a_hook_called_in_place_is_served_its_socket_requests(start, echo_backend):
+    Where.threads = []
+    port, client = start("100:py_where", "--behavior-py-where-answer")
+    assert exchange(port, b"GET x\r\n") == b"SELF\r\n"
+    assert exchange(port, b"GET y\r\n") == b"SELF\r\n"
+    time.sleep(0.1)
+    assert [d for d in echo_backend.received if d] == [], "the request never reached the backend"
+    assert Where.threads == [LANE, LANE]
+
+
+def test_a_hook_slow_in_place_three_times_in_a_row_goes_to_the_pool(start):
+    Where.threads = []
+    port, client = start("100:py_where", "--behavior-py-where-sleep", "0.05")
+    for i in range(5):
+        assert exchange(port, b"s%d" % i) == b"echo:s%d" % i
+    assert Where.threads == [LANE] * 3 + [POOL] * 2
+
+
+def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
+    # One lane thread at a time calls in place: while the first slow call holds one, the
+    # second slow call goes to the pool, and the other lane thread carries the quick exchange.
+    Where.threads = []
+    port, client = start("100:py_where", "--behavior-py-where-sleep", "2",
+                         "--behavior-py-where-until", "2")
+    done = {}
+
+    def slow(i):
+        done[i] = exchange(port, b"slow%d" % i, timeout=30)
+        done["at%d" % i] = time.monotonic()
+
+    threads = [threading.Thread(target=slow, args=(i,)) for i in (1, 2)]
+    threads[0].start()
+    assert wait_until(lambda: len(Where.threads) >= 1)
+    threads[1].start()
+    assert wait_until(lambda: len(Where.threads) >= 2)
+    assert exchange(port, b"fast", timeout=30) == b"echo:fast"
+    fast_at = time.monotonic()
+    for t in threads:
+        t.join(60)
+    assert done[1] == b"echo:slow1" and done[2] == b"echo:slow2"
+    assert fast_at < min(done["at1"], done["at2"]), "the quick exchange waited for a slow hook"
+    assert sorted(Where.threads[:2]) == [LANE, POOL]

@@ -156,6 +156,14 @@ impl Mix {
         (n, b)
     }
 
+    /// Where a connection accepted under this mix runs: the first behavior's home that has
+    /// one (see [`super::ExchangeHook::home`]), else the engine's runtime (`None`).
+    pub fn home(&self) -> Option<tokio::runtime::Handle> {
+        self.entries
+            .iter()
+            .find_map(|(_, _, f)| f.as_hook().and_then(|h| h.home()))
+    }
+
     /// The single behavior when the mix has only one (it is then picked without a roll).
     pub fn single(&self) -> Option<(&str, &Fault)> {
         match self.entries.as_slice() {

@@ -355,6 +355,13 @@ pub trait ExchangeHook: Send + Sync + 'static {
         let (between, after) = self.on_between_then_after(cx).await?;
         Ok((between, After::Now(after)))
     }
+    /// The runtime this behavior's connections are best served on, when not the engine's: a
+    /// Python behavior's lane, whose threads call its hooks in place (see
+    /// `python::lane`). A connection goes there when it is accepted under a mix with such a
+    /// behavior; it runs there whatever the mix becomes later.
+    fn home(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
     /// The directions whose messages [`transform`](Self::transform) rewrites. None by default:
     /// the protocols then forward each message as it arrives, and never call `transform`.
     fn transforms(&self) -> Transforms {

@@ -62,10 +62,30 @@ pub async fn accept_loop(
                 backoff = Duration::from_millis(5);
                 let shared = shared.clone();
                 let kill = kill.clone();
-                tracker.spawn(async move {
-                    connection::serve(shared, stream, addr, kill).await;
-                    drop(permit);
-                });
+                match shared.faults.load().mix.home() {
+                    None => {
+                        tracker.spawn(async move {
+                            connection::serve(shared, stream, addr, kill).await;
+                            drop(permit);
+                        });
+                    }
+                    // The mix's behavior has a runtime of its own (a Python behavior's lane):
+                    // the socket moves to that runtime's reactor, and the connection runs
+                    // there.
+                    Some(home) => {
+                        let moved = stream.into_std();
+                        home.spawn(tracker.track_future(async move {
+                            match moved.and_then(tokio::net::TcpStream::from_std) {
+                                Ok(stream) => connection::serve(shared, stream, addr, kill).await,
+                                Err(e) => tracing::warn!(
+                                    error = %e,
+                                    "cannot move the connection from {addr} to its behavior's threads"
+                                ),
+                            }
+                            drop(permit);
+                        }));
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");

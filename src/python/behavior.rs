@@ -7,14 +7,17 @@
 //! its Python instance when it is built (at start, or by `PUT /behavior`): `cls()` then
 //! `update_settings(options)`; one that raises is refused there.
 //!
-//! A hook call: the connection's task submits the call to the [`pool`], then performs the
+//! A hook call: on a thread of the Python [`lane`] (where the connections of a proxy with a
+//! Python behavior run), the hook is called in place when it may be (see [`Target::submit`]);
+//! otherwise the connection's task submits the call to the [`pool`], then performs the
 //! socket requests of the hook (see [`socket`]) until the result arrives. Hooks the class lacks
 //! are not called at all (they count as returning True). `on_request` and `on_response` get
 //! a whole message as bytes and return the bytes to send (or None): the engine's
 //! [`ExchangeHook::transform`]; a class that lacks both costs the protocols nothing.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -26,7 +29,7 @@ use super::socket::{
     self, BetweenHook, Conduit, End, Msg, PeerInfo, ProtocolView, Request, Socket, ViewCache,
     ViewData,
 };
-use super::{errors, pool};
+use super::{errors, lane, pool};
 use crate::base::Direction;
 use crate::behavior::{
     self, After, BehaviorError, Exchange, ExchangeHook, Fault, Flow, Kind, Later, OptionKind,
@@ -48,6 +51,9 @@ pub struct Instance {
     object: OnceLock<Py<PyAny>>,
     /// The `protocol` argument of the last call, shared by the next ones.
     pub views: ViewCache,
+    /// By hook: how many calls in place in a row were slow (see [`Target::submit`]); from
+    /// [`SLOW_STRIKES`] on, its calls go to the pool for good.
+    slow: [AtomicU32; HOOKS],
 }
 
 impl Instance {
@@ -57,6 +63,7 @@ impl Instance {
             options,
             object: OnceLock::new(),
             views: ViewCache::default(),
+            slow: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
@@ -164,12 +171,25 @@ impl Call {
         then: Option<&'static str>,
         protocol_call: bool,
     ) -> Result<Outcome, BehaviorError> {
+        self.run_noting(method, then, protocol_call, &mut None)
+    }
+
+    /// [`run`](Self::run), noting in `entered` when the thread got the GIL (a wait for it is
+    /// not the hook's doing).
+    fn run_noting(
+        self,
+        method: &'static str,
+        then: Option<&'static str>,
+        protocol_call: bool,
+        entered: &mut Option<Instant>,
+    ) -> Result<Outcome, BehaviorError> {
         if pool::finalizing() {
             return Err(BehaviorError::Other(
                 "the Python interpreter is shutting down".into(),
             ));
         }
         pool::attach(|py| {
+            *entered = Some(Instant::now());
             let obj = self
                 .instance
                 .object(py)
@@ -261,16 +281,20 @@ pub fn submit(
     first: oneshot::Receiver<Msg>,
 ) -> Pending {
     let conduit = call.conduit.clone();
-    let pending = Pending {
-        next: first,
-        seen: None,
-        conduit: conduit.clone(),
-    };
+    let pending = Pending::new(first, conduit.clone());
     pool::submit(move || conduit.finish(call.run(method, then, protocol_call)));
     pending
 }
 
 impl Pending {
+    fn new(first: oneshot::Receiver<Msg>, conduit: Conduit) -> Self {
+        Pending {
+            next: first,
+            seen: None,
+            conduit,
+        }
+    }
+
     pub async fn step(&mut self) -> Step {
         let next = match self.seen.take() {
             Some(msg) => Ok(msg),
@@ -311,14 +335,14 @@ impl PyBehavior {
         cx: &mut Exchange<'_>,
     ) -> Result<(Flow, Option<Flow>), BehaviorError> {
         match self.start(hook, then, cx) {
-            Some(mut started) => started.finish(cx.wire).await,
+            Some(mut started) => started.finish(&mut *cx.wire).await,
             None => Ok((Flow::Continue, None)), // the caller makes `then` on its own
         }
     }
 
-    /// Submits the call of `hook` (then `then`) to the pool; `None` when the class lacks
-    /// `hook`.
-    fn start(&self, hook: Hook, then: Option<Hook>, cx: &Exchange<'_>) -> Option<Started> {
+    /// Makes the call of `hook` (then `then`) in place or submits it to the pool (see
+    /// [`Target::submit`]); `None` when the class lacks `hook`.
+    fn start(&self, hook: Hook, then: Option<Hook>, cx: &mut Exchange<'_>) -> Option<Started> {
         let has = |h: Hook| self.instance.plugin.hooks[h as usize];
         if !has(hook) {
             return None;
@@ -336,7 +360,7 @@ impl PyBehavior {
             dest: PeerInfo::new(cx.wire.peer(dst), dst),
             timeout: cx.conn.timeout,
         };
-        Some(target.submit(hook, then))
+        Some(target.submit(hook, then, &mut *cx.wire))
     }
 }
 
@@ -351,9 +375,23 @@ struct Target {
     timeout: Duration,
 }
 
+/// A call in place is slow when it took longer than this (its Python code, not its wait for
+/// the GIL)...
+const SLOW_IN_PLACE: Duration = Duration::from_millis(1);
+/// ... and a hook slow this many times in a row sleeps or computes: its calls go to the pool
+/// for good, where it holds no lane thread. (One slow call may be a fast one the system
+/// preempted: on a loaded machine that happens many times a second.)
+const SLOW_STRIKES: u32 = 3;
+
 impl Target {
-    /// Submits the call of `hook` (then `then`, which the class has) to the pool.
-    fn submit(&self, hook: Hook, then: Option<Hook>) -> Started {
+    /// Makes the call of `hook` (then `then`, which the class has).
+    ///
+    /// In place when this is a lane thread whose turn it is (see [`lane::take_turn`]) and
+    /// neither hook was sent to the pool for good: the call is over when this returns, its
+    /// socket requests served through `wire` on the spot. Hooks slow in place
+    /// [`SLOW_STRIKES`] times in a row go to the pool from then on. Otherwise the call is
+    /// submitted to the pool, and [`Started::finish`] serves its requests.
+    fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
         let (conduit, first) = Conduit::new();
         let call = Call {
             instance: self.instance.clone(),
@@ -362,15 +400,58 @@ impl Target {
             source: self.source.clone(),
             dest: self.dest.clone(),
             timeout: self.timeout,
-            conduit,
+            conduit: conduit.clone(),
         };
-        Started {
+        let mut started = Started {
             target: self.clone(),
             hook,
             then,
-            pending: submit(call, hook.method(), then.map(Hook::method), false, first),
+            pending: Pending::new(first, conduit.clone()),
             tally: Tally::default(),
+            in_place: false,
+        };
+        let (method, then_method) = (hook.method(), then.map(Hook::method));
+        let strikes = &self.instance.slow;
+        let may = |h: Hook| strikes[h as usize].load(Ordering::Relaxed) < SLOW_STRIKES;
+        let turn = (may(hook) && then.is_none_or(may))
+            .then(lane::take_turn)
+            .flatten();
+        let Some(turn) = turn else {
+            pool::submit(move || conduit.finish(call.run(method, then_method, false)));
+            return started;
+        };
+        let dir = self.direction;
+        let (src, dst) = (dir.source(), dir.dest());
+        let tally = &mut started.tally;
+        let mut serve_here = |request: Request| {
+            // This thread's other connections go on on another lane thread meanwhile.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(serve(
+                    request,
+                    &mut *wire,
+                    src,
+                    dst,
+                    &mut *tally,
+                ))
+            })
+        };
+        let mut entered = None;
+        let result = socket::with_server(&conduit, &mut serve_here, || {
+            call.run_noting(method, then_method, false, &mut entered)
+        });
+        let slow = entered.is_none_or(|t: Instant| t.elapsed() > SLOW_IN_PLACE);
+        for h in std::iter::once(hook).chain(then) {
+            let strikes = &strikes[h as usize];
+            if slow {
+                strikes.fetch_add(1, Ordering::Relaxed);
+            } else if strikes.load(Ordering::Relaxed) != 0 {
+                strikes.store(0, Ordering::Relaxed);
+            }
         }
+        drop(turn); // after the strikes: one call in place at a time counts them
+        conduit.finish(result);
+        started.in_place = true;
+        started
     }
 }
 
@@ -408,6 +489,8 @@ struct Started {
     then: Option<Hook>,
     pending: Pending,
     tally: Tally,
+    /// Made in place: over already.
+    in_place: bool,
 }
 
 impl Started {
@@ -485,7 +568,7 @@ impl PyLater {
         if !target.instance.plugin.hooks[Hook::After as usize] {
             return Ok(Flow::Continue);
         }
-        let mut after = target.submit(Hook::After, None);
+        let mut after = target.submit(Hook::After, None, &mut *wire);
         Ok(after.finish(wire).await?.0)
     }
 }
@@ -547,6 +630,10 @@ async fn serve(req: Request, wire: &mut dyn Wire, src: Side, dst: Side, tally: &
 
 #[async_trait]
 impl ExchangeHook for PyBehavior {
+    /// The Python lane: its threads call the hooks in place (see [`lane`]).
+    fn home(&self) -> Option<tokio::runtime::Handle> {
+        lane::handle()
+    }
     async fn on_before_handle(&self, cx: &mut Exchange<'_>) -> Result<Flow, BehaviorError> {
         Ok(self.call(Hook::Before, None, cx).await?.0)
     }
@@ -566,6 +653,11 @@ impl ExchangeHook for PyBehavior {
             .start(Hook::Between, Some(Hook::After), cx)
             .or_else(|| self.start(Hook::After, None, cx));
         Ok(match started {
+            // Made in place, and over: nothing is left running.
+            Some(started) if started.in_place => {
+                let flow = Box::new(PyLater { started }).settle(&mut *cx.wire).await?;
+                (Flow::Continue, After::Now(flow))
+            }
             Some(started) => (Flow::Continue, After::Later(Box::new(PyLater { started }))),
             None => (Flow::Continue, After::Now(Flow::Continue)),
         })

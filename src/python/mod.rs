@@ -8,7 +8,9 @@
 //! - [`protocol`]: Python protocol classes adapted to [`crate::protocol::Protocol`];
 //! - [`socket`]: the socket-like objects handed to Python hooks, and the requests they send to
 //!   the connection's task, which performs them on the real sockets;
-//! - [`pool`]: the threads Python hooks run on (never a tokio worker);
+//! - [`lane`]: the threads that carry the connections of proxies with a Python behavior and
+//!   call its hooks in place (a runtime of their own: never the engine's workers);
+//! - [`pool`]: the threads Python hooks run on when not in place (never a tokio worker);
 //! - [`log`]: `tracing` events to Python's `logging`;
 //! - [`errors`]: the one place where Rust errors become Python exceptions (and back);
 //! - [`settings`]: the command's settings table ([`crate::settings`]) as Python sees it.
@@ -18,6 +20,7 @@
 
 mod behavior;
 mod errors;
+mod lane;
 mod log;
 mod pool;
 mod protocol;

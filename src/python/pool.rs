@@ -1,6 +1,7 @@
 //! The threads Python code runs on when the engine calls it.
 //!
-//! Every Python hook and protocol call runs on this pool, never on a tokio worker. A pool
+//! Every Python hook and protocol call that is not made in place on the Python lane (see
+//! [`super::lane`]) runs on this pool, never on one of the engine's tokio workers. A pool
 //! thread takes the GIL only while it runs Python code; the pool grows on demand (a hook that
 //! sleeps must not hold up the other connections) up to [`MAX_THREADS`], and idle threads
 //! leave after [`IDLE`]. A watchdog thread sees when the running threads are all stuck in slow

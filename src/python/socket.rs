@@ -92,6 +92,11 @@ impl Conduit {
         (Conduit(Arc::new(shared)), rx)
     }
 
+    /// This conduit, as the lane tells conduits apart.
+    pub fn id(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast()
+    }
+
     fn sender(&self) -> Option<oneshot::Sender<Msg>> {
         self.0.next.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
@@ -147,17 +152,22 @@ impl Conduit {
     }
 }
 
-/// Has a request performed and waits for its answer with the GIL released.
+/// Has a request performed and waits for its answer with the GIL released: served on the
+/// spot for a hook called in place on a lane thread (see [`try_serve`]), sent to the
+/// connection's task otherwise.
 fn roundtrip<T: Send + 'static>(
     py: Python<'_>,
     conduit: &Conduit,
     make: impl FnOnce(oneshot::Sender<T>) -> Request + Send,
 ) -> PyResult<T> {
-    py.detach(move || {
-        let (tx, rx) = oneshot::channel();
-        conduit.request(make(tx)).then_some(())?;
-        rx.blocking_recv().ok()
-    })
+    let (tx, mut rx) = oneshot::channel();
+    match try_serve(py, conduit, make(tx)) {
+        Ok(()) => rx.try_recv().ok(),
+        Err(request) => py.detach(move || {
+            conduit.request(request).then_some(())?;
+            rx.blocking_recv().ok()
+        }),
+    }
     .ok_or_else(errors::socket_gone)
 }
 
@@ -471,4 +481,68 @@ pub async fn recv_from(
         }
         Err(e) => Err(e),
     }
+}
+
+// -- requests of a hook called in place (see `lane`) ---------------------------------------
+
+/// What serves the socket requests of an in-place call, its lifetime erased (see
+/// [`with_server`]).
+type Server = *mut (dyn FnMut(Request) + 'static);
+
+thread_local! {
+    /// The socket requests of the in-place call running on this thread: its conduit, and
+    /// what serves them.
+    static SERVER: std::cell::Cell<Option<(*const (), Server)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (an in-place call) with `serve` answering the socket requests made on this thread
+/// through `conduit` ([`try_serve`]); what was there before is put back after, even on a
+/// panic.
+pub fn with_server<R>(
+    conduit: &Conduit,
+    serve: &mut dyn FnMut(Request),
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<(*const (), Server)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERVER.with(|s| s.set(self.0.take()));
+        }
+    }
+    let ptr: *mut (dyn FnMut(Request) + '_) = serve;
+    // SAFETY: only the lifetime is erased. The pointer is used by `try_serve` on this thread
+    // while `f` runs, that is while `serve` is borrowed here, and `Restore` takes it out of
+    // the thread-local before this function returns or unwinds.
+    let ptr: Server = unsafe { std::mem::transmute(ptr) };
+    let _restore = Restore(SERVER.with(|s| s.replace(Some((conduit.id(), ptr)))));
+    f()
+}
+
+/// A request is raw pointers away from being sent to another thread; it is not: it is served
+/// on the thread that made it.
+struct Here<T>(T);
+// SAFETY: see `try_serve`: the value crosses no thread (`Python::detach` asks for `Send` of
+// what it runs, which runs on the calling thread).
+unsafe impl<T> Send for Here<T> {}
+
+/// Serves `request` on this thread when it comes from the in-place call running here through
+/// `conduit` (with the GIL released); gives it back otherwise.
+pub fn try_serve(py: pyo3::Python<'_>, conduit: &Conduit, request: Request) -> Result<(), Request> {
+    let Some((owner, serve)) = SERVER.with(std::cell::Cell::get) else {
+        return Err(request);
+    };
+    if owner != conduit.id() {
+        return Err(request);
+    }
+    let job = Here((serve, request));
+    py.detach(move || {
+        let job = job; // the whole `Here`, not its fields (which are not `Send`)
+        let Here((serve, request)) = job;
+        // SAFETY: `serve` is the live `&mut` that `with_server` lent for the call still
+        // running on this thread (the thread-local is cleared before that borrow ends), and
+        // no other reference to it is in use while the call's Python code waits here.
+        unsafe { (*serve)(request) }
+    });
+    Ok(())
 }
