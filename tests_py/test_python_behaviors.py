@@ -163,20 +163,24 @@ def thread_name():
 
 
 class Where(Dummy):
-    """Notes the thread each on_before_handle runs on; may sleep first, then let the exchange
-    through or answer by itself (reading the request, as `Refuse`)."""
+    """Notes the thread each on_before_handle runs on; may sleep first (in the calls numbered
+    `from` to `until`, from 1), then let the exchange through or answer by itself (reading
+    the request, as `Refuse`)."""
 
     name = "py_where"
-    options = {"sleep": ("seconds to sleep in the calls `from` on", float, 0.0),
-               "until": ("calls that sleep: the first ones, up to this many (0: all)", int, 0),
+    options = {"sleep": ("seconds to sleep", float, 0.0),
+               "from": ("the first call that sleeps", int, 1),
+               "until": ("the last call that sleeps (0: no last)", int, 0),
                "answer": ("answer by itself", bool, False)}
     threads = []
+    woke = []  # the calls that slept, as they end
 
     def on_before_handle(self, protocol, source, dest, to_backend):
         type(self).threads.append(thread_name())
-        until = self.option("until")
-        if self.option("sleep") and (not until or len(type(self).threads) <= until):
+        n, until = len(type(self).threads), self.option("until")
+        if self.option("sleep") and self.option("from") <= n and (not until or n <= until):
             time.sleep(self.option("sleep"))
+            type(self).woke.append(n)
         if self.option("answer"):
             get_data(source)
             source.sendall(b"SELF\r\n")
@@ -888,32 +892,42 @@ def test_memory_stays_bounded_under_a_python_behavior(start):
 # -- the lane: connections of a proxy with a Python behavior, hooks called in place ----------
 
 LANE, POOL = "vaurien-lane", "vaurien-python"
+PROBATION = 4  # quick calls in a row on the pool before a hook is called in place (behavior.rs)
 
 
-def test_hooks_are_called_in_place_on_the_lane(start):
+def test_hooks_proven_quick_are_called_in_place_on_the_lane(start):
     Where.threads = []
     port, client = start("100:py_where")
-    for i in range(5):
+    for i in range(8):
         assert exchange(port, b"w%d" % i) == b"echo:w%d" % i
-    assert Where.threads == [LANE] * 5
+    assert Where.threads == [POOL] * PROBATION + [LANE] * 4
 
 
 def test_a_hook_called_in_place_is_served_its_socket_requests(start, echo_backend):
     Where.threads = []
     port, client = start("100:py_where", "--behavior-py-where-answer")
-    assert exchange(port, b"GET x\r\n") == b"SELF\r\n"
-    assert exchange(port, b"GET y\r\n") == b"SELF\r\n"
+    for i in range(PROBATION + 2):
+        assert exchange(port, b"GET x%d\r\n" % i) == b"SELF\r\n"
     time.sleep(0.1)
     assert [d for d in echo_backend.received if d] == [], "the request never reached the backend"
-    assert Where.threads == [LANE, LANE]
+    assert Where.threads == [POOL] * PROBATION + [LANE] * 2
 
 
-def test_a_hook_slow_in_place_three_times_in_a_row_goes_to_the_pool(start):
+def test_a_hook_that_sleeps_each_time_is_never_called_in_place(start):
     Where.threads = []
     port, client = start("100:py_where", "--behavior-py-where-sleep", "0.05")
-    for i in range(5):
+    for i in range(PROBATION + 2):
         assert exchange(port, b"s%d" % i) == b"echo:s%d" % i
-    assert Where.threads == [LANE] * 3 + [POOL] * 2
+    assert Where.threads == [POOL] * (PROBATION + 2)
+
+
+def test_a_hook_slow_in_place_three_times_in_a_row_goes_back_to_the_pool(start):
+    Where.threads = []
+    port, client = start("100:py_where", "--behavior-py-where-sleep", "0.05",
+                         "--behavior-py-where-from", str(PROBATION + 1))
+    for i in range(PROBATION + 5):
+        assert exchange(port, b"s%d" % i) == b"echo:s%d" % i
+    assert Where.threads == [POOL] * PROBATION + [LANE] * 3 + [POOL] * 2
 
 
 def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
@@ -921,7 +935,10 @@ def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
     # second slow call goes to the pool, and the other lane thread carries the quick exchange.
     Where.threads = []
     port, client = start("100:py_where", "--behavior-py-where-sleep", "2",
-                         "--behavior-py-where-until", "2")
+                         "--behavior-py-where-from", str(PROBATION + 1),
+                         "--behavior-py-where-until", str(PROBATION + 2))
+    for i in range(PROBATION):
+        assert exchange(port, b"q%d" % i) == b"echo:q%d" % i
     done = {}
 
     def slow(i):
@@ -930,13 +947,43 @@ def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
 
     threads = [threading.Thread(target=slow, args=(i,)) for i in (1, 2)]
     threads[0].start()
-    assert wait_until(lambda: len(Where.threads) >= 1)
+    assert wait_until(lambda: len(Where.threads) >= PROBATION + 1)
     threads[1].start()
-    assert wait_until(lambda: len(Where.threads) >= 2)
+    assert wait_until(lambda: len(Where.threads) >= PROBATION + 2)
     assert exchange(port, b"fast", timeout=30) == b"echo:fast"
     fast_at = time.monotonic()
     for t in threads:
         t.join(60)
     assert done[1] == b"echo:slow1" and done[2] == b"echo:slow2"
     assert fast_at < min(done["at1"], done["at2"]), "the quick exchange waited for a slow hook"
-    assert sorted(Where.threads[:2]) == [LANE, POOL]
+    assert sorted(Where.threads[PROBATION:PROBATION + 2]) == [LANE, POOL]
+
+
+def test_stop_proxy_does_not_wait_for_a_hook_asleep_in_place(echo_backend):
+    # Killed connections end at once, but not one whose thread sleeps in a hook: stop_proxy
+    # returns anyway (after a short wait), and that connection closes when the hook returns.
+    Where.threads, Where.woke = [], []
+    port = free_port()
+    pid = start_proxy(proxy_host="127.0.0.1", proxy_port=port, backend_host="127.0.0.1",
+                      backend_port=echo_backend.port, protocol="tcp",
+                      options=["--behavior", "100:py_where", "--behavior-py-where-sleep", "5",
+                               "--behavior-py-where-from", str(PROBATION + 1)])
+    stopped = threading.Event()
+    try:
+        for i in range(PROBATION):
+            assert exchange(port, b"q%d" % i) == b"echo:q%d" % i
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"held")
+        assert wait_until(lambda: len(Where.threads) >= PROBATION + 1)
+        assert Where.threads[-1] == LANE
+        t = threading.Thread(target=lambda: (stop_proxy(pid), stopped.set()))
+        t.start()
+        t.join(30)
+        assert stopped.is_set()
+        assert Where.woke == [], "stop_proxy waited for the hook asleep in place"
+        c.close()
+    finally:
+        if not stopped.is_set():
+            stop_proxy(pid)
+        # the hook's thread is the lane's: let it go before the next test
+        assert wait_until(lambda: Where.woke, timeout=15)

@@ -51,9 +51,8 @@ pub struct Instance {
     object: OnceLock<Py<PyAny>>,
     /// The `protocol` argument of the last call, shared by the next ones.
     pub views: ViewCache,
-    /// By hook: how many calls in place in a row were slow (see [`Target::submit`]); from
-    /// [`SLOW_STRIKES`] on, its calls go to the pool for good.
-    slow: [AtomicU32; HOOKS],
+    /// By hook, whether it may be called in place (see [`Target::submit`]).
+    place: [Placing; HOOKS],
 }
 
 impl Instance {
@@ -63,7 +62,7 @@ impl Instance {
             options,
             object: OnceLock::new(),
             views: ViewCache::default(),
-            slow: std::array::from_fn(|_| AtomicU32::new(0)),
+            place: Default::default(),
         }
     }
 
@@ -375,22 +374,60 @@ struct Target {
     timeout: Duration,
 }
 
-/// A call in place is slow when it took longer than this (its Python code, not its wait for
-/// the GIL)...
-const SLOW_IN_PLACE: Duration = Duration::from_millis(1);
-/// ... and a hook slow this many times in a row sleeps or computes: its calls go to the pool
-/// for good, where it holds no lane thread. (One slow call may be a fast one the system
-/// preempted: on a loaded machine that happens many times a second.)
-const SLOW_STRIKES: u32 = 3;
+/// A call is slow when it took longer than this (its Python code, not its wait for the
+/// GIL): it sleeps, waits or computes.
+const SLOW: Duration = Duration::from_millis(1);
+/// A hook is called in place once this many of its calls in a row on the pool were quick: a
+/// hook that sleeps or waits each time never holds a lane thread.
+const PROBATION: u32 = 4;
+/// A hook called in place that is slow this many times in a row goes to the pool for good.
+/// (One slow call may be a quick one the system preempted: on a loaded machine that happens
+/// many times a second.)
+const STRIKES: u32 = 3;
+
+/// Whether a hook may be called in place, from how long its calls took.
+#[derive(Default)]
+struct Placing {
+    /// Quick calls on the pool in a row, up to [`PROBATION`].
+    quick: AtomicU32,
+    /// Slow calls in place in a row; from [`STRIKES`] on, the hook stays on the pool.
+    strikes: AtomicU32,
+}
+
+impl Placing {
+    fn in_place(&self) -> bool {
+        self.quick.load(Ordering::Relaxed) >= PROBATION
+            && self.strikes.load(Ordering::Relaxed) < STRIKES
+    }
+
+    /// Counts a call that took `took` (`None`: it never got to Python).
+    fn note(&self, in_place: bool, took: Option<Duration>) {
+        let slow = took.is_none_or(|t| t > SLOW);
+        let (count, reset) = match (in_place, slow) {
+            (false, false) => (&self.quick, None),
+            (false, true) => (&self.quick, Some(0)),
+            (true, true) => (&self.strikes, None),
+            (true, false) => (&self.strikes, Some(0)),
+        };
+        match reset {
+            Some(v) if count.load(Ordering::Relaxed) != v => count.store(v, Ordering::Relaxed),
+            Some(_) => {}
+            None if in_place || count.load(Ordering::Relaxed) < PROBATION => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
+}
 
 impl Target {
     /// Makes the call of `hook` (then `then`, which the class has).
     ///
     /// In place when this is a lane thread whose turn it is (see [`lane::take_turn`]) and
-    /// neither hook was sent to the pool for good: the call is over when this returns, its
-    /// socket requests served through `wire` on the spot. Hooks slow in place
-    /// [`SLOW_STRIKES`] times in a row go to the pool from then on. Otherwise the call is
-    /// submitted to the pool, and [`Started::finish`] serves its requests.
+    /// both hooks may be ([`PROBATION`] quick calls in a row on the pool, fewer than
+    /// [`STRIKES`] slow ones in a row in place): the call is over when this returns, its
+    /// socket requests served through `wire` on the spot. Otherwise the call is submitted to
+    /// the pool, and [`Started::finish`] serves its requests.
     fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
         let (conduit, first) = Conduit::new();
         let call = Call {
@@ -411,13 +448,22 @@ impl Target {
             in_place: false,
         };
         let (method, then_method) = (hook.method(), then.map(Hook::method));
-        let strikes = &self.instance.slow;
-        let may = |h: Hook| strikes[h as usize].load(Ordering::Relaxed) < SLOW_STRIKES;
+        let place = &self.instance.place;
+        let may = |h: Hook| place[h as usize].in_place();
         let turn = (may(hook) && then.is_none_or(may))
             .then(lane::take_turn)
             .flatten();
         let Some(turn) = turn else {
-            pool::submit(move || conduit.finish(call.run(method, then_method, false)));
+            pool::submit(move || {
+                let instance = call.instance.clone();
+                let mut entered = None;
+                let result = call.run_noting(method, then_method, false, &mut entered);
+                let took = entered.map(|t: Instant| t.elapsed());
+                for h in std::iter::once(hook).chain(then) {
+                    instance.place[h as usize].note(false, took);
+                }
+                conduit.finish(result);
+            });
             return started;
         };
         let dir = self.direction;
@@ -439,16 +485,11 @@ impl Target {
         let result = socket::with_server(&conduit, &mut serve_here, || {
             call.run_noting(method, then_method, false, &mut entered)
         });
-        let slow = entered.is_none_or(|t: Instant| t.elapsed() > SLOW_IN_PLACE);
+        let took = entered.map(|t: Instant| t.elapsed());
         for h in std::iter::once(hook).chain(then) {
-            let strikes = &strikes[h as usize];
-            if slow {
-                strikes.fetch_add(1, Ordering::Relaxed);
-            } else if strikes.load(Ordering::Relaxed) != 0 {
-                strikes.store(0, Ordering::Relaxed);
-            }
+            place[h as usize].note(true, took);
         }
-        drop(turn); // after the strikes: one call in place at a time counts them
+        drop(turn); // after the count: one call in place at a time counts the strikes
         conduit.finish(result);
         started.in_place = true;
         started
