@@ -10,8 +10,11 @@
 //!   runs in place goes to the pool. So a hook that sleeps or computes holds at most one
 //!   lane thread, and the others (at least one more) carry every other connection, taking
 //!   over the queue of the held one;
-//! - a hook that was slow in place, or that used a socket, is called on the pool from then on
-//!   (see `behavior::Target::submit`);
+//! - a hook is called in place only once its calls on the pool were quick 4 times in a row
+//!   (a hook that sleeps or waits each time never holds a lane thread), and goes back to the
+//!   pool for good after 3 slow calls in a row in place (see `behavior::Target::submit`);
+//! - `stop_proxy` does not wait for a connection whose thread sleeps in a hook in place: it
+//!   closes when the hook returns;
 //! - a socket request of a hook called in place is served on the spot
 //!   (`socket::with_server`): the thread hands its other connections to a new lane thread
 //!   (`tokio::task::block_in_place`) and drives the request with the GIL released.
