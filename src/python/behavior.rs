@@ -375,7 +375,8 @@ struct Target {
 }
 
 /// A call is slow when it took longer than this (its Python code, not its wait for the
-/// GIL): it sleeps, waits or computes.
+/// GIL nor its socket calls, which hold no lane thread: see [`socket::with_server`]): it
+/// sleeps, waits or computes.
 const SLOW: Duration = Duration::from_millis(1);
 /// A hook is called in place once this many of its calls in a row on the pool were quick: a
 /// hook that sleeps or waits each time never holds a lane thread.
@@ -458,7 +459,7 @@ impl Target {
                 let instance = call.instance.clone();
                 let mut entered = None;
                 let result = call.run_noting(method, then_method, false, &mut entered);
-                let took = entered.map(|t: Instant| t.elapsed());
+                let took = entered.map(|t: Instant| t.elapsed().saturating_sub(conduit.waited()));
                 for h in std::iter::once(hook).chain(then) {
                     instance.place[h as usize].note(false, took);
                 }
@@ -485,7 +486,7 @@ impl Target {
         let result = socket::with_server(&conduit, &mut serve_here, || {
             call.run_noting(method, then_method, false, &mut entered)
         });
-        let took = entered.map(|t: Instant| t.elapsed());
+        let took = entered.map(|t: Instant| t.elapsed().saturating_sub(conduit.waited()));
         for h in std::iter::once(hook).chain(then) {
             place[h as usize].note(true, took);
         }

@@ -79,6 +79,9 @@ struct Shared {
     /// its exchange, see [`Conduit::wanted`]): every request, and a result that asks
     /// something of the connection ([`Outcome::wanted`]).
     alarm: futures::task::AtomicWaker,
+    /// Nanoseconds the call's socket requests took (not the hook's own time: see
+    /// [`Conduit::waited`]).
+    waited: std::sync::atomic::AtomicU64,
 }
 
 impl Conduit {
@@ -88,8 +91,14 @@ impl Conduit {
         let shared = Shared {
             next: Mutex::new(Some(tx)),
             alarm: futures::task::AtomicWaker::new(),
+            waited: std::sync::atomic::AtomicU64::new(0),
         };
         (Conduit(Arc::new(shared)), rx)
+    }
+
+    /// How long the call's socket requests took, all told.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.0.waited.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// This conduit, as the lane tells conduits apart.
@@ -160,15 +169,21 @@ fn roundtrip<T: Send + 'static>(
     conduit: &Conduit,
     make: impl FnOnce(oneshot::Sender<T>) -> Request + Send,
 ) -> PyResult<T> {
+    let t0 = std::time::Instant::now();
     let (tx, mut rx) = oneshot::channel();
-    match try_serve(py, conduit, make(tx)) {
+    let answer = match try_serve(py, conduit, make(tx)) {
         Ok(()) => rx.try_recv().ok(),
         Err(request) => py.detach(move || {
             conduit.request(request).then_some(())?;
             rx.blocking_recv().ok()
         }),
-    }
-    .ok_or_else(errors::socket_gone)
+    };
+    let took = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    conduit
+        .0
+        .waited
+        .fetch_add(took, std::sync::atomic::Ordering::Relaxed);
+    answer.ok_or_else(errors::socket_gone)
 }
 
 /// What a socket knows about its real peer (for `fileno`, `getpeername`).
