@@ -386,6 +386,22 @@ const PROBATION: u32 = 4;
 /// many times a second.)
 const STRIKES: u32 = 3;
 
+/// Counts a call of `hook` (then `then`) that got the GIL at `entered` and ends now: its own
+/// time, without its socket requests.
+fn note_call(
+    place: &[Placing; HOOKS],
+    hook: Hook,
+    then: Option<Hook>,
+    in_place: bool,
+    entered: Option<Instant>,
+    conduit: &Conduit,
+) {
+    let took = entered.map(|t| t.elapsed().saturating_sub(conduit.waited()));
+    for h in std::iter::once(hook).chain(then) {
+        place[h as usize].note(in_place, took);
+    }
+}
+
 /// Whether a hook may be called in place, from how long its calls took.
 #[derive(Default)]
 struct Placing {
@@ -459,10 +475,7 @@ impl Target {
                 let instance = call.instance.clone();
                 let mut entered = None;
                 let result = call.run_noting(method, then_method, false, &mut entered);
-                let took = entered.map(|t: Instant| t.elapsed().saturating_sub(conduit.waited()));
-                for h in std::iter::once(hook).chain(then) {
-                    instance.place[h as usize].note(false, took);
-                }
+                note_call(&instance.place, hook, then, false, entered, &conduit);
                 conduit.finish(result);
             });
             return started;
@@ -486,10 +499,7 @@ impl Target {
         let result = socket::with_server(&conduit, &mut serve_here, || {
             call.run_noting(method, then_method, false, &mut entered)
         });
-        let took = entered.map(|t: Instant| t.elapsed().saturating_sub(conduit.waited()));
-        for h in std::iter::once(hook).chain(then) {
-            place[h as usize].note(true, took);
-        }
+        note_call(place, hook, then, true, entered, &conduit);
         drop(turn); // after the count: one call in place at a time counts the strikes
         conduit.finish(result);
         started.in_place = true;
