@@ -446,31 +446,22 @@ impl Target {
     /// socket requests served through `wire` on the spot. Otherwise the call is submitted to
     /// the pool, and [`Started::finish`] serves its requests.
     fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
-        let (conduit, first) = Conduit::new();
-        let call = Call {
-            instance: self.instance.clone(),
-            protocol: self.protocol.clone(),
-            direction: self.direction,
-            source: self.source.clone(),
-            dest: self.dest.clone(),
-            timeout: self.timeout,
-            conduit: conduit.clone(),
-        };
-        let mut started = Started {
-            target: self.clone(),
-            hook,
-            then,
-            pending: Pending::new(first, conduit.clone()),
-            tally: Tally::default(),
-            in_place: false,
-        };
         let (method, then_method) = (hook.method(), then.map(Hook::method));
         let place = &self.instance.place;
         let may = |h: Hook| place[h as usize].in_place();
         let turn = (may(hook) && then.is_none_or(may))
             .then(lane::take_turn)
             .flatten();
+        let started = |run| Started {
+            target: self.clone(),
+            hook,
+            then,
+            run,
+        };
         let Some(turn) = turn else {
+            let (conduit, first) = Conduit::new();
+            let call = self.call(conduit.clone());
+            let pending = Pending::new(first, conduit.clone());
             pool::submit(move || {
                 let instance = call.instance.clone();
                 let mut entered = None;
@@ -478,21 +469,20 @@ impl Target {
                 note_call(&instance.place, hook, then, false, entered, &conduit);
                 conduit.finish(result);
             });
-            return started;
+            return started(Run::Pool(pending, Tally::default()));
         };
+        // In place: the call's socket requests are served on the spot, and its result comes
+        // back here (no message to the task: its conduit has no receiver).
+        let conduit = Conduit::detached();
+        let call = self.call(conduit.clone());
         let dir = self.direction;
         let (src, dst) = (dir.source(), dir.dest());
-        let tally = &mut started.tally;
+        let mut tally = Tally::default();
         let mut serve_here = |request: Request| {
             // This thread's other connections go on on another lane thread meanwhile.
             tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(serve(
-                    request,
-                    &mut *wire,
-                    src,
-                    dst,
-                    &mut *tally,
-                ))
+                tokio::runtime::Handle::current()
+                    .block_on(serve(request, &mut *wire, src, dst, &mut tally))
             })
         };
         let mut entered = None;
@@ -501,9 +491,20 @@ impl Target {
         });
         note_call(place, hook, then, true, entered, &conduit);
         drop(turn); // after the count: one call in place at a time counts the strikes
-        conduit.finish(result);
-        started.in_place = true;
-        started
+        started(Run::Done(Some(result), tally))
+    }
+
+    /// A call of this target whose sockets talk through `conduit`.
+    fn call(&self, conduit: Conduit) -> Call {
+        Call {
+            instance: self.instance.clone(),
+            protocol: self.protocol.clone(),
+            direction: self.direction,
+            source: self.source.clone(),
+            dest: self.dest.clone(),
+            timeout: self.timeout,
+            conduit,
+        }
     }
 }
 
@@ -534,29 +535,58 @@ fn check(name: &str, hook: Hook, tally: &Tally, dir: Direction) -> Result<(), Be
     Err(errors::hook_misused(name, hook.method(), &problem))
 }
 
-/// A call submitted to the pool, with what its end needs.
+/// A call made in place or submitted to the pool, with what its end needs.
 struct Started {
     target: Target,
     hook: Hook,
     then: Option<Hook>,
-    pending: Pending,
-    tally: Tally,
-    /// Made in place: over already.
-    in_place: bool,
+    run: Run,
+}
+
+/// Where a call is, and what its hook did with its sockets so far.
+enum Run {
+    /// On the pool: its socket requests and its result come through the conduit.
+    Pool(Pending, Tally),
+    /// Made in place, and over: its result (taken by [`Started::finish`]).
+    Done(Option<Result<Outcome, BehaviorError>>, Tally),
 }
 
 impl Started {
+    /// Made in place: over already.
+    fn in_place(&self) -> bool {
+        matches!(self.run, Run::Done(..))
+    }
+
+    /// For a call the task does not await: ready when it needs the task (see
+    /// [`Pending::poll_wanted`]).
+    fn poll_wanted(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match &mut self.run {
+            Run::Pool(pending, _) => pending.poll_wanted(cx),
+            Run::Done(..) => std::task::Poll::Ready(()),
+        }
+    }
+
     /// Waits for the call's end, serving its socket requests through `wire`: the flows of
     /// `hook` and (when made in the same trip) of `then`.
     async fn finish(&mut self, wire: &mut dyn Wire) -> Result<(Flow, Option<Flow>), BehaviorError> {
         let dir = self.target.direction;
         let (src, dst) = (dir.source(), dir.dest());
-        let outcome = loop {
-            match self.pending.step().await {
-                Step::Request(request) => {
-                    serve(request, &mut *wire, src, dst, &mut self.tally).await
+        let (outcome, tally) = match &mut self.run {
+            Run::Pool(pending, tally) => loop {
+                match pending.step().await {
+                    Step::Request(request) => {
+                        serve(request, &mut *wire, src, dst, &mut *tally).await
+                    }
+                    Step::Done(result) => break (result?, &*tally),
                 }
-                Step::Done(result) => break result?,
+            },
+            Run::Done(result, tally) => {
+                let result = result.take().unwrap_or_else(|| {
+                    Err(BehaviorError::Other(
+                        "the Python call was settled twice".into(),
+                    ))
+                });
+                (result?, &*tally)
             }
         };
         if outcome.close_source {
@@ -571,12 +601,7 @@ impl Started {
         let flow = |h: Hook, keep: bool| Flow::from_bool((keep || h == Hook::After) && !closed);
         let first = flow(self.hook, outcome.keep);
         if first == Flow::Continue && self.then.is_none() {
-            check(
-                &self.target.instance.plugin.name,
-                self.hook,
-                &self.tally,
-                dir,
-            )?;
+            check(&self.target.instance.plugin.name, self.hook, tally, dir)?;
         }
         Ok((
             first,
@@ -594,7 +619,7 @@ struct PyLater {
 #[async_trait]
 impl Later for PyLater {
     fn poll_wanted(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.started.pending.poll_wanted(cx)
+        self.started.poll_wanted(cx)
     }
 
     async fn settle(mut self: Box<Self>, wire: &mut dyn Wire) -> Result<Flow, BehaviorError> {
@@ -706,7 +731,7 @@ impl ExchangeHook for PyBehavior {
             .or_else(|| self.start(Hook::After, None, cx));
         Ok(match started {
             // Made in place, and over: nothing is left running.
-            Some(started) if started.in_place => {
+            Some(started) if started.in_place() => {
                 let flow = Box::new(PyLater { started }).settle(&mut *cx.wire).await?;
                 (Flow::Continue, After::Now(flow))
             }

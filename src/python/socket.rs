@@ -88,12 +88,22 @@ impl Conduit {
     /// A conduit and the receiver of its first message.
     pub fn new() -> (Conduit, oneshot::Receiver<Msg>) {
         let (tx, rx) = oneshot::channel();
-        let shared = Shared {
-            next: Mutex::new(Some(tx)),
+        (Conduit::with(Some(tx)), rx)
+    }
+
+    /// The conduit of a call made in place on a lane thread: its requests are served on the
+    /// spot (see [`with_server`]) and its result is returned, so no message goes through it
+    /// (a request from another Python thread gets `EBADF`, as after the call).
+    pub fn detached() -> Conduit {
+        Conduit::with(None)
+    }
+
+    fn with(next: Option<oneshot::Sender<Msg>>) -> Conduit {
+        Conduit(Arc::new(Shared {
+            next: Mutex::new(next),
             alarm: futures::task::AtomicWaker::new(),
             waited: std::sync::atomic::AtomicU64::new(0),
-        };
-        (Conduit(Arc::new(shared)), rx)
+        }))
     }
 
     /// How long the call's socket requests took, all told.
