@@ -1,6 +1,7 @@
 """Behaviors and protocols written in Python, running inside the engine."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -173,10 +174,11 @@ class Where(Dummy):
     sleep = {}  # seconds, by thread name
     sleeps = None  # how many calls may still sleep (None: all)
     woke = []  # the calls that slept, as they end
+    foreign = None  # when a list: a call in place has a thread of its own use `source`
 
     @classmethod
     def reset(cls, **sleep):
-        cls.threads, cls.sleep, cls.sleeps, cls.woke = [], sleep, None, []
+        cls.threads, cls.sleep, cls.sleeps, cls.woke, cls.foreign = [], sleep, None, [], None
 
     def on_before_handle(self, protocol, source, dest, to_backend):
         cls = type(self)
@@ -188,6 +190,16 @@ class Where(Dummy):
                 cls.sleeps -= 1
             time.sleep(cls.sleep[where])
             cls.woke.append(n)
+        if cls.foreign is not None and where == "vaurien-lane":
+            def use():
+                try:
+                    cls.foreign.append(source.recv(1))
+                except OSError as e:
+                    cls.foreign.append(e.errno)
+            t = threading.Thread(target=use)
+            t.start()
+            t.join(5)
+            cls.foreign.append("joined" if not t.is_alive() else "still waiting")
         if self.option("answer"):
             get_data(source)
             source.sendall(b"SELF\r\n")
@@ -981,6 +993,17 @@ def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
     assert done[1] == b"echo:slow1" and done[2] == b"echo:slow2"
     assert fast_at < min(done["at1"], done["at2"]), "the quick exchange waited for a slow hook"
     assert Where.threads[seen:seen + 2] == [LANE, POOL]
+
+
+def test_a_thread_of_a_hook_in_place_gets_ebadf_from_its_sockets(start):
+    # The sockets of a call made in place are served on the lane thread that makes it; another
+    # Python thread gets EBADF at once (as after a call) instead of waiting for the call's end.
+    Where.reset()
+    port, client = start("100:py_where")
+    until_in_place(port)
+    Where.foreign = []
+    assert exchange(port, b"whole") == b"echo:whole", "the request lost a byte"
+    assert Where.foreign == [errno.EBADF, "joined"]
 
 
 def test_stop_proxy_does_not_wait_for_a_hook_asleep_in_place(echo_backend):
