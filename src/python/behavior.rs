@@ -333,7 +333,7 @@ impl PyBehavior {
         then: Option<Hook>,
         cx: &mut Exchange<'_>,
     ) -> Result<(Flow, Option<Flow>), BehaviorError> {
-        match self.start(hook, then, cx) {
+        match self.start(hook, then, cx).await {
             Some(mut started) => started.finish(&mut *cx.wire).await,
             None => Ok((Flow::Continue, None)), // the caller makes `then` on its own
         }
@@ -341,7 +341,12 @@ impl PyBehavior {
 
     /// Makes the call of `hook` (then `then`) in place or submits it to the pool (see
     /// [`Target::submit`]); `None` when the class lacks `hook`.
-    fn start(&self, hook: Hook, then: Option<Hook>, cx: &mut Exchange<'_>) -> Option<Started> {
+    async fn start(
+        &self,
+        hook: Hook,
+        then: Option<Hook>,
+        cx: &mut Exchange<'_>,
+    ) -> Option<Started> {
         let has = |h: Hook| self.instance.plugin.hooks[h as usize];
         if !has(hook) {
             return None;
@@ -359,7 +364,7 @@ impl PyBehavior {
             dest: PeerInfo::new(cx.wire.peer(dst), dst),
             timeout: cx.conn.timeout,
         };
-        Some(target.submit(hook, then, &mut *cx.wire))
+        Some(target.submit(hook, then, &mut *cx.wire).await)
     }
 }
 
@@ -445,13 +450,15 @@ impl Target {
     /// [`STRIKES`] slow ones in a row in place): the call is over when this returns, its
     /// socket requests served through `wire` on the spot. Otherwise the call is submitted to
     /// the pool, and [`Started::finish`] serves its requests.
-    fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
+    async fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
         let (method, then_method) = (hook.method(), then.map(Hook::method));
         let place = &self.instance.place;
         let may = |h: Hook| place[h as usize].in_place();
-        let turn = (may(hook) && then.is_none_or(may))
-            .then(lane::take_turn)
-            .flatten();
+        let turn = if may(hook) && then.is_none_or(may) {
+            lane::take_turn().await
+        } else {
+            None
+        };
         let started = |run| Started {
             target: self.clone(),
             hook,
@@ -645,7 +652,7 @@ impl PyLater {
         if !target.instance.plugin.hooks[Hook::After as usize] {
             return Ok(Flow::Continue);
         }
-        let mut after = target.submit(Hook::After, None, &mut *wire);
+        let mut after = target.submit(Hook::After, None, &mut *wire).await;
         Ok(after.finish(wire).await?.0)
     }
 }
@@ -726,9 +733,10 @@ impl ExchangeHook for PyBehavior {
         &self,
         cx: &mut Exchange<'_>,
     ) -> Result<(Flow, After), BehaviorError> {
-        let started = self
-            .start(Hook::Between, Some(Hook::After), cx)
-            .or_else(|| self.start(Hook::After, None, cx));
+        let started = match self.start(Hook::Between, Some(Hook::After), cx).await {
+            Some(started) => Some(started),
+            None => self.start(Hook::After, None, cx).await,
+        };
         Ok(match started {
             // Made in place, and over: nothing is left running.
             Some(started) if started.in_place() => {

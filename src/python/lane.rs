@@ -6,10 +6,11 @@
 //! the thread that runs the connection, so a trivial hook costs what its Python code costs
 //! instead of a hand-off to the pool and back (about 15 µs of CPU on both sides; see
 //! `docs/benchmarks.md`, "The Python path"). What must not happen on the lane is waiting:
-//! - one lane thread at a time calls in place ([`take_turn`]); a hook called while another
-//!   runs in place goes to the pool. So a hook that sleeps or computes holds at most one
-//!   lane thread, and the others (at least one more) carry every other connection, taking
-//!   over the queue of the held one;
+//! - one lane thread at a time calls in place ([`take_turn`]); a call that finds the turn
+//!   taken waits for it without holding its thread (which runs its other connections
+//!   meanwhile), and goes to the pool if it has not come within half a millisecond. So a
+//!   hook that sleeps or computes holds at most one lane thread, and the others (at least
+//!   one more) carry every other connection, taking over the queue of the held one;
 //! - a hook is called in place only once its calls on the pool were quick 4 times in a row
 //!   (a hook that sleeps or waits each time never holds a lane thread), and goes back to the
 //!   pool for good after 3 slow calls in a row in place (see `behavior::Target::submit`);
@@ -20,8 +21,8 @@
 //!   (`tokio::task::block_in_place`) and drives the request with the GIL released.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The lane's threads: at least 2, so that one held in a hook leaves one for the others.
 fn threads() -> usize {
@@ -52,24 +53,42 @@ pub fn handle() -> Option<tokio::runtime::Handle> {
     .map(|rt| rt.handle().clone())
 }
 
-/// Set while a lane thread calls a hook in place.
-static BUSY: AtomicBool = AtomicBool::new(false);
+/// The turn to call in place: one permit. Released permits go to the waiters in the order
+/// they came (the task woken by a release runs next on the releasing thread).
+static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
-/// The right to call a hook in place, held for the call.
-pub struct Turn(());
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        BUSY.store(false, Ordering::Release);
-    }
+/// How long a call waits for the turn before it goes to the pool (rounded up to the timer's
+/// millisecond): a hook in place is one that proved quick, so the turn comes back within
+/// microseconds unless that hook now sleeps. `VAURIEN_LANE_WAIT_US` (A/B runs; 0: no wait).
+fn wait() -> Duration {
+    static WAIT: OnceLock<Duration> = OnceLock::new();
+    *WAIT.get_or_init(|| {
+        std::env::var("VAURIEN_LANE_WAIT_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_micros(500), Duration::from_micros)
+    })
 }
 
-/// A turn to call in place: only on a lane thread, and while no other lane thread does.
-pub fn take_turn() -> Option<Turn> {
+/// The right to call a hook in place, held for the call.
+pub struct Turn(#[allow(dead_code)] tokio::sync::SemaphorePermit<'static>);
+
+/// A turn to call in place: only on a lane thread. While another lane thread calls in place,
+/// the task waits for the turn (its thread runs its other tasks meanwhile) for at most
+/// [`wait`]; `None` then, and the call goes to the pool.
+pub async fn take_turn() -> Option<Turn> {
     if !ON_LANE.with(Cell::get) {
         return None;
     }
-    BUSY.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .ok()
-        .map(|_| Turn(()))
+    if let Ok(permit) = TURN.try_acquire() {
+        return Some(Turn(permit));
+    }
+    let wait = wait();
+    if wait.is_zero() {
+        return None;
+    }
+    match tokio::time::timeout(wait, TURN.acquire()).await {
+        Ok(Ok(permit)) => Some(Turn(permit)),
+        _ => None,
+    }
 }
