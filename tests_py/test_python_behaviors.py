@@ -175,10 +175,12 @@ class Where(Dummy):
     sleeps = None  # how many calls may still sleep (None: all)
     woke = []  # the calls that slept, as they end
     foreign = None  # when a list: a call in place has a thread of its own use `source`
+    spin = 0.0  # seconds each call in place computes (holding the GIL: still a quick call)
 
     @classmethod
     def reset(cls, **sleep):
         cls.threads, cls.sleep, cls.sleeps, cls.woke, cls.foreign = [], sleep, None, [], None
+        cls.spin = 0.0
 
     def on_before_handle(self, protocol, source, dest, to_backend):
         cls = type(self)
@@ -190,6 +192,10 @@ class Where(Dummy):
                 cls.sleeps -= 1
             time.sleep(cls.sleep[where])
             cls.woke.append(n)
+        if cls.spin and where == "vaurien-lane":
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < cls.spin:
+                pass
         if cls.foreign is not None and where == "vaurien-lane":
             def use():
                 try:
@@ -993,6 +999,36 @@ def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
     assert done[1] == b"echo:slow1" and done[2] == b"echo:slow2"
     assert fast_at < min(done["at1"], done["at2"]), "the quick exchange waited for a slow hook"
     assert Where.threads[seen:seen + 2] == [LANE, POOL]
+
+
+def test_a_call_that_finds_the_turn_taken_waits_for_it_on_the_lane(start):
+    # Three clients at once on two lane threads, each call in place computing 0.3 ms: calls
+    # keep finding the turn taken. Such a call waits for it (up to 2 ms) instead of going
+    # to the pool.
+    Where.reset()
+    port, client = start("100:py_where")
+    until_in_place(port)
+    seen = len(Where.threads)
+    Where.spin = 0.0003
+    clients, each = 3, 40
+    answers = {}
+
+    def run(k):
+        answers[k] = [exchange(port, b"%d-%d" % (k, i), timeout=30) for i in range(each)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for k in range(clients):
+        assert answers.get(k) == [b"echo:%d-%d" % (k, i) for i in range(each)]
+    calls = Where.threads[seen:]
+    assert len(calls) == clients * each
+    # A turn held longer than the wait (a lane thread preempted on a loaded machine) sends a
+    # call to the pool now and then; without the wait, one call in five to three went there.
+    went = calls.count(POOL)
+    assert went <= len(calls) // 10, "%d of %d calls went to the pool" % (went, len(calls))
 
 
 def test_a_thread_of_a_hook_in_place_gets_ebadf_from_its_sockets(start):

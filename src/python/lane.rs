@@ -8,7 +8,7 @@
 //! `docs/benchmarks.md`, "The Python path"). What must not happen on the lane is waiting:
 //! - one lane thread at a time calls in place ([`take_turn`]); a call that finds the turn
 //!   taken waits for it without holding its thread (which runs its other connections
-//!   meanwhile), and goes to the pool if it has not come within half a millisecond. So a
+//!   meanwhile), and goes to the pool if it has not come within 2 ms. So a
 //!   hook that sleeps or computes holds at most one lane thread, and the others (at least
 //!   one more) carry every other connection, taking over the queue of the held one;
 //! - a hook is called in place only once its calls on the pool were quick 4 times in a row
@@ -57,16 +57,19 @@ pub fn handle() -> Option<tokio::runtime::Handle> {
 /// they came (the task woken by a release runs next on the releasing thread).
 static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
-/// How long a call waits for the turn before it goes to the pool (rounded up to the timer's
-/// millisecond): a hook in place is one that proved quick, so the turn comes back within
-/// microseconds unless that hook now sleeps. `VAURIEN_LANE_WAIT_US` (A/B runs; 0: no wait).
+/// How long a call waits for the turn before it goes to the pool (the timer's resolution is
+/// a millisecond). A hook in place is one that proved quick, so the turn comes back within
+/// microseconds, unless its thread was preempted while it holds the GIL (then the pool could
+/// not run the call sooner either), or the hook now sleeps with the GIL released (the call
+/// is then 2 ms late, once: three such calls send that hook to the pool for good).
+/// `VAURIEN_LANE_WAIT_US` (A/B runs; 0: no wait).
 fn wait() -> Duration {
     static WAIT: OnceLock<Duration> = OnceLock::new();
     *WAIT.get_or_init(|| {
         std::env::var("VAURIEN_LANE_WAIT_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_micros(500), Duration::from_micros)
+            .map_or(Duration::from_millis(2), Duration::from_micros)
     })
 }
 
