@@ -445,11 +445,12 @@ impl Placing {
 impl Target {
     /// Makes the call of `hook` (then `then`, which the class has).
     ///
-    /// In place when this is a lane thread whose turn it is (see [`lane::take_turn`]) and
-    /// both hooks may be ([`PROBATION`] quick calls in a row on the pool, fewer than
-    /// [`STRIKES`] slow ones in a row in place): the call is over when this returns, its
-    /// socket requests served through `wire` on the spot. Otherwise the call is submitted to
-    /// the pool, and [`Started::finish`] serves its requests.
+    /// In place when both hooks may be ([`PROBATION`] quick calls in a row on the pool,
+    /// fewer than [`STRIKES`] slow ones in a row in place) and this lane thread gets the turn
+    /// (awaited for a short while when another lane thread calls in place, see
+    /// [`lane::take_turn`]): the call is over when this returns, its socket requests served
+    /// through `wire` on the spot. Otherwise the call is submitted to the pool, and
+    /// [`Started::finish`] serves its requests.
     async fn submit(&self, hook: Hook, then: Option<Hook>, wire: &mut dyn Wire) -> Started {
         let (method, then_method) = (hook.method(), then.map(Hook::method));
         let place = &self.instance.place;
