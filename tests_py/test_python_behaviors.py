@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import socket
@@ -175,12 +176,10 @@ class Where(Dummy):
     sleeps = None  # how many calls may still sleep (None: all)
     woke = []  # the calls that slept, as they end
     foreign = None  # when a list: a call in place has a thread of its own use `source`
-    spin = 0.0  # seconds each call in place computes (holding the GIL: still a quick call)
 
     @classmethod
     def reset(cls, **sleep):
         cls.threads, cls.sleep, cls.sleeps, cls.woke, cls.foreign = [], sleep, None, [], None
-        cls.spin = 0.0
 
     def on_before_handle(self, protocol, source, dest, to_backend):
         cls = type(self)
@@ -192,10 +191,6 @@ class Where(Dummy):
                 cls.sleeps -= 1
             time.sleep(cls.sleep[where])
             cls.woke.append(n)
-        if cls.spin and where == "vaurien-lane":
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < cls.spin:
-                pass
         if cls.foreign is not None and where == "vaurien-lane":
             def use():
                 try:
@@ -1001,34 +996,74 @@ def test_a_hook_held_in_place_does_not_hold_up_the_other_connections(start):
     assert Where.threads[seen:seen + 2] == [LANE, POOL]
 
 
-def test_a_call_that_finds_the_turn_taken_waits_for_it_on_the_lane(start):
-    # Three clients at once on two lane threads, each call in place computing 0.3 ms: calls
-    # keep finding the turn taken. Such a call waits for it (up to 2 ms) instead of going
-    # to the pool.
-    Where.reset()
-    port, client = start("100:py_where")
-    until_in_place(port)
-    seen = len(Where.threads)
-    Where.spin = 0.0003
-    clients, each = 3, 40
-    answers = {}
+WHO_CHILD = textwrap.dedent("""
+    import json, os, signal, sys, threading, time
+    from vaurien.behaviors import Behavior
+    from vaurien.behaviors.dummy import Dummy
+    from vaurien.util import get_data, start_proxy
 
-    def run(k):
-        answers[k] = [exchange(port, b"%d-%d" % (k, i), timeout=30) for i in range(each)]
+    def thread_name():
+        with open("/proc/self/task/%d/comm" % threading.get_native_id()) as f:
+            return f.read().strip()
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    for k in range(clients):
-        assert answers.get(k) == [b"echo:%d-%d" % (k, i) for i in range(each)]
-    calls = Where.threads[seen:]
-    assert len(calls) == clients * each
-    # A turn held longer than the wait (a lane thread preempted on a loaded machine) sends a
-    # call to the pool now and then; without the wait, one call in five to three went there.
-    went = calls.count(POOL)
-    assert went <= len(calls) // 10, "%d of %d calls went to the pool" % (went, len(calls))
+    class Who(Dummy):
+        # Answers with the name of the thread its hook ran on; "hold" sleeps first (the GIL
+        # released), after it tells the test so by making the file `marker`.
+        name = "py_who"
+
+        def on_before_handle(self, protocol, source, dest, to_backend):
+            data = get_data(source)
+            if data.startswith(b"hold"):
+                open(cfg["marker"], "w").close()
+                time.sleep(1.0)
+            source.sendall(thread_name().encode())
+            source.close()
+            return False
+
+    Behavior.register(Who)
+    cfg = json.loads(sys.argv[1])
+    start_proxy(proxy_host="127.0.0.1", proxy_port=cfg["port"], backend_host="127.0.0.1",
+                backend_port=cfg["backend"], protocol="tcp", http=False,
+                options=["--behavior", "100:py_who"])
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while True:
+        time.sleep(1)
+""")
+
+
+def test_a_call_that_finds_the_turn_taken_waits_for_it_on_the_lane(tmp_path, echo_backend):
+    # One lane thread sleeps in a hook in place, holding the turn (the GIL released). A call
+    # on the other lane thread waits for the turn (here up to 5 s: VAURIEN_LANE_WAIT_US) and
+    # runs in place once the first returns, instead of going to the pool at once.
+    script, marker = tmp_path / "who.py", tmp_path / "holding"
+    script.write_text(WHO_CHILD)
+    port = free_port()
+    env = dict(os.environ, VAURIEN_LANE_WAIT_US="5000000")
+    cfg = json.dumps(dict(port=port, backend=echo_backend.port, marker=str(marker)))
+    child = subprocess.Popen([sys.executable, str(script), cfg], cwd=str(tmp_path), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc=child)
+        for i in range(40):
+            if exchange(port, b"q%d" % i) == LANE.encode():
+                break
+        else:
+            raise AssertionError("never called in place")
+        held = {}
+        holder = threading.Thread(target=lambda: held.update(a=exchange(port, b"hold", 30)))
+        holder.start()
+        assert wait_until(marker.exists, timeout=20), "the hold never began"
+        t0 = time.monotonic()
+        second = exchange(port, b"second", timeout=30)
+        waited = time.monotonic() - t0
+        holder.join(30)
+        assert held.get("a") == LANE.encode()
+        assert second == LANE.encode(), "the second call did not wait for the turn"
+        assert waited > 0.2, "the second call ran while the first held the turn"
+    finally:
+        child.terminate()
+        child.wait(10)
+        child.stderr.close()
 
 
 def test_a_thread_of_a_hook_in_place_gets_ebadf_from_its_sockets(start):
