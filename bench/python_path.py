@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
-import io
 import json
 import os
 import re
@@ -63,10 +61,10 @@ def redis_benchmark(port: int, n: int) -> tuple[float, int]:
     out = subprocess.run(["redis-benchmark", "-h", HOST, "-p", str(port), "-c", "50", "-n", str(n),
                           "-t", "ping_mbulk,set,get", "--csv"],
                          capture_output=True, text=True, timeout=30 + 3 * n / 1000).stdout
-    rows = [r for r in csv.DictReader(io.StringIO(out)) if r.get("rps")]
+    rows = R.parse_redis_csv(out)
     if len(rows) < 3:
         raise SystemExit(f"redis-benchmark: unexpected output {out[-200:]!r}")
-    return len(rows) * n / sum(n / float(r["rps"]) for r in rows), len(rows) * n
+    return len(rows) * n / sum(n / r["rps"] for r in rows.values()), len(rows) * n
 
 
 def measure(subject: str, backend: int, n: int, child: Path) -> dict:

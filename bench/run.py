@@ -612,6 +612,15 @@ class FloorProxy(ProxyKind):
 
 # A child Python process that starts the engine through the Python API with a
 # trivial Python behavior (or the built-in dummy) and waits to be stopped.
+def parse_redis_csv(out: str) -> dict[str, dict]:
+    """redis-benchmark's `--csv` output: {test: {column: value}} for each test with a rate."""
+    rows = {}
+    for rec in csv.DictReader(io.StringIO(out)):
+        if rec.get("test") and rec.get("rps"):
+            rows[rec["test"]] = {k: float(v) for k, v in rec.items() if k != "test"}
+    return rows
+
+
 PY_PROXY_CHILD = r'''
 import inspect, json, signal, sys, time
 cfg = json.loads(sys.argv[1])
@@ -1018,10 +1027,7 @@ class Bench:
         # bounded: a proxy slower than this floor is broken (or stalled)
         floor = floor or (5000 if clients > 1 else 1000)  # requests/s
         out = self.procs.run(argv, timeout=20 + 3 * n / floor, name="redis-benchmark")
-        rows = {}
-        for rec in csv.DictReader(io.StringIO(out)):
-            if rec.get("test") and rec.get("rps"):
-                rows[rec["test"]] = {k: float(v) for k, v in rec.items() if k != "test"}
+        rows = parse_redis_csv(out)
         if len(rows) < 3:
             raise BenchError(f"redis-benchmark: unexpected output: {out.strip()[-200:]!r}")
         return rows
