@@ -152,7 +152,7 @@ DIFFERENCES: Dict[str, Dict[str, object]] = {
         "original": "{'client': [['<1000 random bytes>', 'open', 'now'], 'sent', [b'', 'open', '5s'], 'sent', [b'', 'open', '5s'], ['open', '5s']]}",
         "ours": "{'client': [['<1000 random bytes>', 'open', 'now'], 'sent', [b'250 localhost\\r\\n', 'open', 'now'], 'sent', [b'250 OK\\r\\n', 'open', 'now'], ['eof', '3s']]}"},
     'stream/tcp-keep-alive-stay/dummy': {"why": BUG_SPIN, "v20": False,
-        "original": "{'client': ['sent', ['<204800 random bytes>', 'open', '1s'], ['open', '5s']], 'backend': [b'go\\n']}",
+        "original": "{'client': ['sent', ['<204800 random bytes>', 'open', 'now'], ['open', '5s']], 'backend': [b'go\\n']}",
         "ours": "{'client': ['sent', ['<204800 random bytes>', 'eof', 'now'], ['eof', 'now']], 'backend': [b'go\\n']}"},
     'tcp-keep-alive-stay/error': {"why": BUG_ERROR, "v20": False,
         "original": "{'client': ['sent', [b'', 'eof', '3s'], 'gone', [b'', 'eof', 'now'], ['eof', 'now']], 'backend': [b'hello\\n']}",

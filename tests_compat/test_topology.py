@@ -47,8 +47,11 @@ for mode in TCP_MODES:
     for beh in ("dummy", "delay", "blackout", "hang"):
         SCENARIOS.append(with_backend("greet/%s/%s" % (mode, beh), "greet", [*MODES[mode][1], *BEHAVIORS[beh]], GREET))
 
-# A long answer (200 KB) to one request, then the backend closes.
-LONG = [("send", b"go\n"), ("read", 0.5, 8), ("end", 5)]
+# A long answer (200 KB) to one request, then the backend closes. The read ends after 0.3 s
+# of quiet: with `delay` (1 s before, 1 s after) it takes 2.3 s, in the middle of its whole
+# second (a quiet of 0.5 s put it at 2.50 s, on the edge between "2s" and "3s": it came out
+# either way in both implementations).
+LONG = [("send", b"go\n"), ("read", 0.3, 8), ("end", 5)]
 for mode in TCP_MODES:
     for beh in ("dummy", "delay"):
         SCENARIOS.append(with_backend("stream/%s/%s" % (mode, beh), "stream", [*MODES[mode][1], *BEHAVIORS[beh]], LONG))
