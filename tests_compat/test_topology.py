@@ -29,6 +29,21 @@ def digest(obs: List[Any]) -> List[Any]:
     return out
 
 
+def closed(obs: list) -> list:
+    """A client's observations with an EOF and a reset both counted as "closed": when the proxy
+    drops the client because the backend is gone, the client sees a reset if its request had
+    arrived by then (the kernel resets a socket closed with unread data), else an EOF, in both
+    implementations: a race."""
+    def one(o):
+        if isinstance(o, list) and len(o) == 3 and o[1] in ("eof", "reset"):
+            return [o[0], "closed", o[2]]  # a read: [data, end, timing]
+        if isinstance(o, list) and len(o) == 2 and o[0] in ("eof", "reset"):
+            return ["closed", o[1]]  # the end: [end, timing]
+        return o
+
+    return [one(o) for o in obs]
+
+
 def with_backend(sid: str, kind: str, args: List[str], steps: List[tuple], shape: str = "echo") -> Scenario:
     def run(impl, ctx):
         with backend(kind) as b:
@@ -36,18 +51,8 @@ def with_backend(sid: str, kind: str, args: List[str], steps: List[tuple], shape
                 obs = converse(p.port, steps)
             client = digest(_shape_steps(shape, obs))
             if kind == "close":
-                # The backend closes at once and the proxy drops the client: the client sees a
-                # reset when its request had arrived by then (the kernel resets a socket closed
-                # with unread data), else an EOF, in both implementations: a race (as in
-                # `backend_down`), so both count as "closed".
-                def closed(o):
-                    if isinstance(o, list) and len(o) == 3 and o[1] in ("eof", "reset"):
-                        return [o[0], "closed", o[2]]  # a read: [data, end, timing]
-                    if isinstance(o, list) and len(o) == 2 and o[0] in ("eof", "reset"):
-                        return ["closed", o[1]]  # the end: [end, timing]
-                    return o
-
-                client = [closed(o) for o in client]
+                # The backend closes at once and the proxy drops the client (see `closed`).
+                client = closed(client)
             return {"client": client, "backend": b.received()}
 
     return Scenario(sid, run)
@@ -103,10 +108,8 @@ def backend_down(mode: str) -> Scenario:
                 return {"client": mysql_conversation(p.port)}
             steps = steps_for(kind)[:3] if kind != "smtp" else [("read", 0.2, 5), ("end", 5)]
             obs = _shape_steps(kind, converse(p.port, steps))
-        # The proxy drops the client's connection: the client sees a reset when its request
-        # had arrived by then (the kernel resets a socket closed with unread data), else an
-        # EOF, in both implementations: a race, so both count as "closed".
-        return {"client": [[o[0], "closed" if o[1] in ("eof", "reset") else o[1], *o[2:]] if isinstance(o, list) else o for o in obs]}
+        # The proxy drops the client's connection (see `closed`).
+        return {"client": closed(obs)}
 
     return Scenario("backend-down/%s" % mode, run)
 
